@@ -1,0 +1,301 @@
+/**
+ * GiteaContainer: the rootless Gitea container, configured entirely through GITEA__* variables
+ * (no web installer), run by a SystemdUserUnit, then waited for (GET /api/healthz) and given
+ * its admin account.
+ */
+import { createHash } from "crypto";
+import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
+import { Host } from "./host";
+import { escapeSpecifiers, IniEntries, renderEnvFile, renderIni, systemdQuote } from "./render/unitFile";
+import { renderScript, sh } from "./render/shell";
+import { SystemdUserUnit, unitPaths, UnitStyle } from "./systemdUserUnit";
+
+/** Ports inside the rootless image. */
+export const GITEA_HTTP_PORT = 3000;
+export const GITEA_SSH_PORT = 2222;
+
+export interface GiteaServerSettings {
+  publicHost: string;
+  rootUrl: string;
+  /** The SSH port users clone through: the published one. */
+  sshPort: number;
+  database: "sqlite3";
+}
+
+/** Non-secret Gitea settings; Gitea's image applies GITEA__section__KEY variables at every start. */
+export function giteaEnvironment(s: GiteaServerSettings): Record<string, string> {
+  return {
+    GITEA__security__INSTALL_LOCK: "true",
+    GITEA__server__DOMAIN: s.publicHost,
+    GITEA__server__SSH_DOMAIN: s.publicHost,
+    GITEA__server__ROOT_URL: s.rootUrl,
+    GITEA__server__HTTP_PORT: String(GITEA_HTTP_PORT),
+    GITEA__server__SSH_PORT: String(s.sshPort),
+    GITEA__server__SSH_LISTEN_PORT: String(GITEA_SSH_PORT),
+    GITEA__server__START_SSH_SERVER: "true",
+    GITEA__database__DB_TYPE: s.database,
+  };
+}
+
+export interface GiteaSecrets {
+  secretKey: string;
+  internalToken: string;
+  /** base64url of 32 random bytes, no padding. */
+  jwtSecret: string;
+  runnerRegistrationToken: string;
+}
+
+/** The 0600 environment file's content: the secrets Gitea needs, never put in the unit file. */
+export function renderGiteaSecretEnv(s: GiteaSecrets): string {
+  return renderEnvFile({
+    GITEA__security__SECRET_KEY: s.secretKey,
+    GITEA__security__INTERNAL_TOKEN: s.internalToken,
+    GITEA__oauth2__JWT_SECRET: s.jwtSecret,
+    GITEA_RUNNER_REGISTRATION_TOKEN: s.runnerRegistrationToken,
+  });
+}
+
+export interface ContainerSpec {
+  containerName: string;
+  image: string;
+  ports: Array<{ host: number; container: number }>;
+  volumes: Array<{ name: string; path: string }>;
+  /** Path of the secret environment file as systemd sees it (may use %h). */
+  envFile: string;
+  environment: Record<string, string>;
+}
+
+const UNIT_DESCRIPTION = "Gitea (rootless Podman, managed by gitea-homelab)";
+
+/** [Unit] lines both unit styles share. */
+function unitSection(): IniEntries {
+  return [
+    ["Description", UNIT_DESCRIPTION],
+    ["Wants", "network-online.target"],
+    ["After", "network-online.target"],
+  ];
+}
+
+const installSection = { name: "Install", entries: [["WantedBy", "default.target"]] as IniEntries };
+
+/** Volumes are relabelled (:Z) for SELinux; Podman skips the relabel where SELinux is off. */
+function volumeArg(v: { name: string; path: string }): string {
+  return `${v.name}:${v.path}:Z`;
+}
+
+export function renderGiteaQuadlet(spec: ContainerSpec): string {
+  const container: IniEntries = [
+    ["ContainerName", spec.containerName],
+    ["Image", spec.image],
+    ...spec.ports.map((p): [string, string] => ["PublishPort", `${p.host}:${p.container}`]),
+    ...spec.volumes.map((v): [string, string] => ["Volume", volumeArg(v)]),
+    ["EnvironmentFile", spec.envFile],
+    ...Object.entries(spec.environment).map(([k, v]): [string, string] => ["Environment", systemdQuote(escapeSpecifiers(`${k}=${v}`))]),
+  ];
+  return renderIni([
+    { name: "Unit", entries: unitSection() },
+    { name: "Container", entries: container },
+    // A first start may pull the image; Restart=always brings Gitea back after a crash.
+    { name: "Service", entries: [["Restart", "always"], ["TimeoutStartSec", 900]] },
+    installSection,
+  ]);
+}
+
+/** The classic unit `podman generate systemd --new` would write, for Podman older than 4.4. */
+export function renderGiteaService(spec: ContainerSpec): string {
+  const run = [
+    "/usr/bin/podman",
+    "run",
+    "--cidfile=%t/%n.ctr-id",
+    "--cgroups=no-conmon",
+    "--rm",
+    "--sdnotify=conmon",
+    "--replace",
+    "--detach",
+    `--name=${spec.containerName}`,
+    ...spec.ports.map((p) => `--publish=${p.host}:${p.container}`),
+    ...spec.volumes.map((v) => `--volume=${volumeArg(v)}`),
+    `--env-file=${spec.envFile}`,
+    ...Object.entries(spec.environment).map(([k, v]) => systemdQuote(`--env=${escapeSpecifiers(`${k}=${v}`)}`)),
+    spec.image,
+  ];
+  return renderIni([
+    { name: "Unit", entries: [...unitSection(), ["RequiresMountsFor", "%t/containers"]] },
+    {
+      name: "Service",
+      entries: [
+        ["Environment", "PODMAN_SYSTEMD_UNIT=%n"],
+        ["Restart", "always"],
+        ["TimeoutStartSec", 900],
+        ["TimeoutStopSec", 70],
+        ["ExecStart", run.join(" ")],
+        ["ExecStop", "/usr/bin/podman stop --ignore --time=10 --cidfile=%t/%n.ctr-id"],
+        ["ExecStopPost", "/usr/bin/podman rm --force --ignore --time=10 --cidfile=%t/%n.ctr-id"],
+        ["Type", "notify"],
+        ["NotifyAccess", "all"],
+      ],
+    },
+    installSection,
+  ]);
+}
+
+/** Makes the image present in the user's storage before the unit starts: loaded from a local archive, else pulled. */
+export function renderImageScript(user: string, image: string, archive?: string): string {
+  return renderScript(
+    { purpose: `Image ${image} for ${user}.`, vars: { user, image, archive: archive ?? "" } },
+    sh`
+if as_user "$user" podman image exists "$image"; then
+  echo "image $image present"
+elif [[ -n $archive ]]; then
+  [[ -r $archive ]] || die "image archive $archive does not exist on the host (gitea-homelab:imageArchive)"
+  as_user "$user" podman load --quiet --input "$archive"
+  as_user "$user" podman image exists "$image" || die "$archive does not contain $image (gitea-homelab:image / gitea-homelab:imageArchive)"
+  echo "image $image loaded from $archive"
+else
+  as_user "$user" podman pull --quiet "$image" >/dev/null || die "cannot pull $image (gitea-homelab:image); on a host without internet set gitea-homelab:imageArchive"
+  echo "image $image pulled"
+fi
+`,
+  );
+}
+
+export interface HealthSpec {
+  user: string;
+  service: string;
+  httpPort: number;
+  timeoutSeconds: number;
+}
+
+/** Waits for GET /api/healthz = 200 on the published port; on timeout prints the unit's last journal lines. */
+export function renderHealthScript(s: HealthSpec): string {
+  return renderScript(
+    { purpose: `Wait until Gitea answers /api/healthz on port ${s.httpPort}.`, vars: { user: s.user, service: s.service, url: `http://127.0.0.1:${s.httpPort}/api/healthz`, timeout: s.timeoutSeconds } },
+    sh`
+healthy() { [[ $(curl --silent --output /dev/null --max-time 5 --write-out '%{http_code}' "$url") == 200 ]]; }
+if ! wait_for "$timeout" "$url to answer 200" healthy; then
+  echo "last journal lines of $service:" >&2
+  journalctl --no-pager --lines=40 _UID="$(id -u "$user")" _SYSTEMD_USER_UNIT="$service" >&2 || true
+  die "Gitea did not become healthy within $timeout seconds (gitea-homelab:healthTimeoutSeconds)"
+fi
+echo "Gitea healthy at $url"
+`,
+  );
+}
+
+export interface AdminSpec {
+  user: string;
+  containerName: string;
+  username: string;
+  email: string;
+}
+
+/**
+ * Creates the admin account unless it exists. The password arrives on stdin; `gitea admin user
+ * create` accepts it only as an argument, so it is in that one process's argv inside the
+ * container for the second it runs (the README says so).
+ */
+export function renderAdminScript(s: AdminSpec): string {
+  return renderScript(
+    { purpose: `Gitea admin account ${s.username}.`, vars: { user: s.user, container: s.containerName, admin: s.username, email: s.email } },
+    sh`
+gitea_cli() { as_user "$user" podman exec --interactive "$container" gitea "$@"; }
+list_names() { gitea_cli admin user list "$@" </dev/null | awk 'NR > 1 { print $2 }'; }
+if list_names --admin | grep -qxF -- "$admin"; then
+  echo "admin $admin exists"
+  exit 0
+fi
+if list_names | grep -qxF -- "$admin"; then
+  die "Gitea user $admin exists but is not an admin; make it one in Gitea or pick another gitea-homelab:adminUsername"
+fi
+# shellcheck disable=SC2016 # expanded by the container's shell, from stdin
+as_user "$user" podman exec --interactive "$container" sh -c 'exec gitea admin user create --admin --username "$1" --email "$2" --must-change-password=false --password "$(cat)"' \
+  gitea-homelab "$admin" "$email" >/dev/null
+echo "admin $admin created"
+`,
+  );
+}
+
+export interface GiteaContainerArgs {
+  host: Host;
+  user: pulumi.Input<string>;
+  image: pulumi.Input<string>;
+  /** Absolute path of an image archive on the host, loaded instead of pulling. */
+  imageArchive?: pulumi.Input<string | undefined>;
+  unitStyle: pulumi.Input<UnitStyle>;
+  containerName?: pulumi.Input<string>;
+  httpPort: pulumi.Input<number>;
+  sshPort: pulumi.Input<number>;
+  settings: pulumi.Input<GiteaServerSettings>;
+  secrets: pulumi.Input<GiteaSecrets>;
+  volumes: pulumi.Input<Array<{ name: string; path: string }>>;
+  healthTimeoutSeconds: pulumi.Input<number>;
+  admin: { username: pulumi.Input<string>; email: pulumi.Input<string>; password: pulumi.Input<string> };
+}
+
+export class GiteaContainer extends pulumi.ComponentResource {
+  readonly unit: SystemdUserUnit;
+  readonly healthy: command.remote.Command;
+  readonly admin: command.remote.Command;
+
+  constructor(name: string, args: GiteaContainerArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("gitea-homelab:components:GiteaContainer", name, {}, opts);
+    const containerName = pulumi.output(args.containerName ?? "gitea");
+    const user = pulumi.output(args.user);
+
+    const image = args.host.run(
+      `${name}-image`,
+      { create: pulumi.all([user, args.image, args.imageArchive]).apply(([u, i, a]) => renderImageScript(u, i, a || undefined)) },
+      { parent: this, dependsOn: opts?.dependsOn },
+    );
+
+    const content = pulumi
+      .all([args.unitStyle, containerName, args.image, args.httpPort, args.sshPort, args.volumes, args.settings])
+      .apply(([style, cname, img, httpPort, sshPort, volumes, settings]) => {
+        const spec: ContainerSpec = {
+          containerName: cname,
+          image: img,
+          ports: [
+            { host: httpPort, container: GITEA_HTTP_PORT },
+            { host: sshPort, container: GITEA_SSH_PORT },
+          ],
+          volumes,
+          envFile: `%h/${unitPaths(style, cname).envFile}`,
+          environment: giteaEnvironment(settings),
+        };
+        return style === "quadlet" ? renderGiteaQuadlet(spec) : renderGiteaService(spec);
+      });
+    const secretEnv = pulumi.secret(pulumi.output(args.secrets).apply(renderGiteaSecretEnv));
+
+    this.unit = new SystemdUserUnit(
+      `${name}-service`,
+      { host: args.host, user, name: containerName, style: args.unitStyle, content, environment: secretEnv },
+      { parent: this, dependsOn: [image] },
+    );
+
+    this.healthy = args.host.run(
+      `${name}-health`,
+      {
+        create: pulumi
+          .all([user, this.unit.service, args.httpPort, args.healthTimeoutSeconds])
+          .apply(([u, service, httpPort, timeoutSeconds]) => renderHealthScript({ user: u, service, httpPort, timeoutSeconds })),
+        // Wait again whenever the unit's files change, since that restarts Gitea.
+        triggers: [content, secretEnv.apply((env) => createHash("sha256").update(env).digest("hex"))],
+      },
+      { parent: this, dependsOn: [this.unit] },
+    );
+
+    this.admin = args.host.run(
+      `${name}-admin`,
+      {
+        create: pulumi
+          .all([user, containerName, args.admin.username, args.admin.email])
+          .apply(([u, c, username, email]) => renderAdminScript({ user: u, containerName: c, username, email })),
+        stdin: args.admin.password,
+        secret: true,
+      },
+      { parent: this, dependsOn: [this.healthy] },
+    );
+    this.registerOutputs({});
+  }
+}

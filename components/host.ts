@@ -1,0 +1,183 @@
+/**
+ * Host: the one SSH connection to a machine, the preflight that checks it before anything
+ * changes, and `run`, through which every component sends its scripts (as root, via sudo -n
+ * when the SSH user is not root).
+ */
+import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
+import { asRootCommand, renderScript, sh, shq } from "./render/shell";
+
+export interface HostArgs {
+  host: pulumi.Input<string>;
+  port: pulumi.Input<number>;
+  user: pulumi.Input<string>;
+  /** OpenSSH private key (secret); when unset the SSH agent is used. */
+  privateKey?: pulumi.Input<string | undefined>;
+  /** Pinned host key, "ssh-ed25519 AAAA…". */
+  hostKey?: pulumi.Input<string | undefined>;
+  /** Fail the preflight unless firewalld is installed and running. */
+  requireFirewalld: pulumi.Input<boolean>;
+  /** Fail the preflight unless Podman is new enough for Quadlet (4.4). */
+  requireQuadlet: pulumi.Input<boolean>;
+}
+
+export interface HostCommandSpec {
+  /** Converge script, run on create and on every input change. */
+  create: pulumi.Input<string>;
+  /** Script run on destroy (the stored copy runs, with the stored connection). */
+  delete?: pulumi.Input<string>;
+  /** Data for the script's stdin; made secret when `secret` is set. */
+  stdin?: pulumi.Input<string>;
+  /** The command handles a secret: no logs, stdout/stderr secret in state. */
+  secret?: boolean;
+  /** A change of these replaces the command: the old delete runs, then the new create. */
+  triggers?: pulumi.Input<any[]>;
+}
+
+export interface HostCommandOptions {
+  parent: pulumi.Resource;
+  /** Usually the owning component's own `dependsOn`, passed down. */
+  dependsOn?: pulumi.ResourceOptions["dependsOn"];
+  retainOnDelete?: boolean;
+  /** On replacement run the old delete before the new create (for things that share a name). */
+  deleteBeforeReplace?: boolean;
+}
+
+/** Shell line that fails clearly unless firewalld runs; the preflight and every port script use it. */
+export function firewalldRunningCheck(): string {
+  const advice = "start it with 'systemctl enable --now firewalld' or set gitea-homelab:firewall to none";
+  return `state=$(firewall-cmd --state 2>&1) || die "firewalld is not running ($state): "${shq(advice)}`;
+}
+
+/** Packages the server needs, by the command that shows they are there. */
+const REQUIRED_TOOLS: Array<{ command: string; fedora: string; debian: string }> = [
+  { command: "podman", fedora: "podman", debian: "podman" },
+  { command: "curl", fedora: "curl", debian: "curl" },
+  { command: "newuidmap", fedora: "shadow-utils", debian: "uidmap" },
+  { command: "pasta", fedora: "passt", debian: "passt" },
+];
+
+export interface PreflightOptions {
+  requireFirewalld: boolean;
+  requireQuadlet: boolean;
+}
+
+/**
+ * Checks first (systemd, OS, firewalld, Podman version), then installs what is missing and makes
+ * network-online.target active and wanted at boot, without which every start of a rootless
+ * Quadlet unit waits 90 s (podman issue 22197).
+ */
+export function renderHostPreflightScript(opts: PreflightOptions): string {
+  const tools = REQUIRED_TOOLS.map((t) => `${t.command}:${t.fedora}:${t.debian}`).join(" ");
+  return renderScript(
+    { purpose: "Host preflight: check the host, then install Podman and its helpers.", vars: { require_firewalld: opts.requireFirewalld, require_quadlet: opts.requireQuadlet, tools } },
+    sh`
+[[ -d /run/systemd/system ]] || die "systemd is not running as PID 1 on this host; gitea-homelab needs systemd (check gitea-homelab:host)"
+[[ -r /etc/os-release ]] || die "/etc/os-release is missing; cannot tell which OS this is"
+os_id=$(. /etc/os-release && echo "\${ID:-unknown}")
+os_like=$(. /etc/os-release && echo "\${ID_LIKE:-}")
+case " $os_id $os_like " in
+  *" fedora "* | *" rhel "*) pkg_family=fedora ;;
+  *" debian "* | *" ubuntu "*) pkg_family=debian ;;
+  *) die "unsupported OS '$os_id': gitea-homelab supports Fedora (dnf) and Debian (apt) hosts" ;;
+esac
+
+if [[ $require_firewalld == true ]]; then
+  command -v firewall-cmd >/dev/null || die "firewalld is not installed; install it or set gitea-homelab:firewall to none"
+  ${firewalldRunningCheck()}
+fi
+
+podman_too_old() {
+  local version
+  version=$(podman --version | awk '{print $3}')
+  [[ $(printf '%s\n' 4.4.0 "$version" | sort -V | head -n1) != 4.4.0 ]]
+}
+if [[ $require_quadlet == true ]] && command -v podman >/dev/null && podman_too_old; then
+  die "Podman $(podman --version | awk '{print $3}') has no Quadlet (needs 4.4+); set gitea-homelab:unitStyle to service"
+fi
+
+missing=()
+for tool in $tools; do
+  IFS=: read -r cmd fedora_pkg debian_pkg <<<"$tool"
+  if ! command -v "$cmd" >/dev/null; then
+    if [[ $pkg_family == fedora ]]; then missing+=("$fedora_pkg"); else missing+=("$debian_pkg"); fi
+  fi
+done
+if ((\${#missing[@]} > 0)); then
+  echo "installing: \${missing[*]}"
+  if [[ $pkg_family == fedora ]]; then
+    dnf install -y "\${missing[@]}"
+  else
+    DEBIAN_FRONTEND=noninteractive apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "\${missing[@]}"
+  fi
+fi
+
+if ! systemctl is-active --quiet network-online.target; then
+  echo "network-online.target was inactive: making it wanted at boot and starting it"
+  systemctl add-wants multi-user.target network-online.target
+  timeout 300 systemctl start network-online.target
+fi
+echo "host ready: $os_id, $(podman --version)"
+`,
+  );
+}
+
+function withDependency(first: pulumi.Resource, rest: pulumi.ResourceOptions["dependsOn"]): pulumi.ResourceOptions["dependsOn"] {
+  if (rest === undefined) return [first];
+  return pulumi.output(rest).apply((r) => [first, ...(Array.isArray(r) ? r : [r])]);
+}
+
+export class Host extends pulumi.ComponentResource {
+  /** The connection, one secret value with every field set (pulumi-command issue 447). */
+  readonly connection: pulumi.Output<command.types.input.remote.ConnectionArgs>;
+  readonly preflight: command.remote.Command;
+
+  constructor(name: string, args: HostArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("gitea-homelab:components:Host", name, {}, opts);
+    this.connection = pulumi.secret(
+      pulumi.all([args.host, args.port, args.user, args.privateKey, args.hostKey]).apply(([host, port, user, privateKey, hostKey]) => ({
+        host,
+        port,
+        user,
+        privateKey: privateKey || undefined,
+        hostKey: hostKey || undefined,
+        dialErrorLimit: 10,
+        perDialTimeout: 15,
+      })),
+    );
+    const preflightScript = pulumi
+      .all([args.requireFirewalld, args.requireQuadlet])
+      .apply(([requireFirewalld, requireQuadlet]) => renderHostPreflightScript({ requireFirewalld, requireQuadlet }));
+    this.preflight = this.command(`${name}-preflight`, { create: preflightScript }, { parent: this }, false);
+    this.registerOutputs({ connection: this.connection });
+  }
+
+  /** Runs a script on this host as root, after the preflight. */
+  run(name: string, spec: HostCommandSpec, opts: HostCommandOptions): command.remote.Command {
+    return this.command(name, spec, opts, true);
+  }
+
+  private command(name: string, spec: HostCommandSpec, opts: HostCommandOptions, afterPreflight: boolean): command.remote.Command {
+    const wrap = (script: pulumi.Input<string>) => pulumi.output(script).apply((s) => asRootCommand(s));
+    return new command.remote.Command(
+      name,
+      {
+        connection: this.connection,
+        create: wrap(spec.create),
+        delete: spec.delete === undefined ? undefined : wrap(spec.delete),
+        stdin: spec.stdin === undefined ? undefined : spec.secret ? pulumi.secret(spec.stdin) : spec.stdin,
+        triggers: spec.triggers,
+        logging: spec.secret ? "none" : undefined,
+      },
+      {
+        parent: opts.parent,
+        dependsOn: afterPreflight ? withDependency(this.preflight, opts.dependsOn) : opts.dependsOn,
+        retainOnDelete: opts.retainOnDelete,
+        deleteBeforeReplace: opts.deleteBeforeReplace,
+        additionalSecretOutputs: spec.secret ? ["stdout", "stderr"] : undefined,
+      },
+    );
+  }
+}
+

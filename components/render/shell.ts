@@ -1,0 +1,124 @@
+/**
+ * Pure helpers for the bash scripts the components send to hosts. Every script is built by
+ * `renderScript`, so each one starts the same way (strict mode, the managed-by header, the
+ * shared functions) and passes `bash -n` and shellcheck.
+ */
+
+export const MANAGED_HEADER = "Managed by gitea-homelab: edits are overwritten by `pulumi up`.";
+
+/**
+ * Tag for bash text in TypeScript: backslashes stay as written (like String.raw), `\${…}` is
+ * bash's own expansion and `${…}` interpolates a TypeScript value.
+ */
+export function sh(strings: TemplateStringsArray, ...values: unknown[]): string {
+  const raw = strings.raw.map((part) => part.replace(/\\\$\{/g, "${").replace(/\\`/g, "`"));
+  return String.raw({ raw }, ...values);
+}
+
+/** Quotes a value for bash: the result is always one word, whatever the value holds. */
+export function shq(value: string | number): string {
+  const s = String(value);
+  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(s)) return s;
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** `name=value` assignments, one per line, every value quoted. */
+export function shellVars(vars: Record<string, string | number | boolean>): string {
+  return Object.entries(vars)
+    .map(([name, value]) => {
+      if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new Error(`bad shell variable name: ${name}`);
+      return `${name}=${shq(String(value))}`;
+    })
+    .join("\n");
+}
+
+/** A heredoc that writes `content` verbatim; the delimiter is chosen so the content cannot end it. */
+export function heredoc(content: string): { open: string; body: string } {
+  let delimiter = "GITEA_HOMELAB_EOF";
+  while (content.split("\n").includes(delimiter)) delimiter += "_";
+  const body = content.endsWith("\n") ? content : `${content}\n`;
+  return { open: `<<'${delimiter}'`, body: `${body}${delimiter}` };
+}
+
+/** Functions every script may call. Kept small: each script only uses what it needs, shellcheck allows unused functions. */
+const COMMON_FUNCTIONS = sh`
+die() {
+  echo "gitea-homelab: $*" >&2
+  exit 1
+}
+
+# Runs a command as a rootless user with that user's runtime dir and bus, which podman and
+# systemctl --user need and which runuser from root does not set.
+as_user() {
+  local user=$1
+  shift
+  local uid
+  uid=$(id -u "$user") || die "user $user does not exist"
+  (cd / && runuser -u "$user" -- env XDG_RUNTIME_DIR="/run/user/$uid" \
+    DBUS_SESSION_BUS_ADDRESS="unix:path=/run/user/$uid/bus" "$@")
+}
+
+# Installs a file only when its content or mode differs; sets changed=1 when it did.
+# Usage: install_file SRC DEST MODE OWNER GROUP
+install_file() {
+  local src=$1 dest=$2 mode=$3 owner=$4 group=$5
+  if [[ -f $dest ]] && cmp -s "$src" "$dest" && [[ $(stat -c '%a %U %G' "$dest") == "$mode $owner $group" ]]; then
+    return 0
+  fi
+  install -m "$mode" -o "$owner" -g "$group" "$src" "$dest"
+  changed=1
+}
+
+# Waits until a command succeeds. Usage: wait_for SECONDS DESCRIPTION CMD...
+wait_for() {
+  local timeout=$1 what=$2
+  shift 2
+  local deadline=$((SECONDS + timeout))
+  until "$@"; do
+    if ((SECONDS >= deadline)); then
+      echo "gitea-homelab: timed out after $timeout seconds waiting for $what" >&2
+      return 1
+    fi
+    sleep 2
+  done
+}
+`;
+
+export interface ScriptOptions {
+  /** One line saying what the script is for; becomes its first comment. */
+  purpose: string;
+  /** Variables set at the top, quoted; the body refers to them instead of repeating values. */
+  vars?: Record<string, string | number | boolean>;
+}
+
+/** Assembles a complete, strict bash script from a body. */
+export function renderScript(opts: ScriptOptions, body: string): string {
+  const parts = [
+    "#!/usr/bin/env bash",
+    `# ${MANAGED_HEADER}`,
+    `# ${opts.purpose}`,
+    "set -euo pipefail",
+    "# shellcheck disable=SC2034 # install_file sets it; not every script reads it\nchanged=0",
+    COMMON_FUNCTIONS.trim(),
+  ];
+  if (opts.vars && Object.keys(opts.vars).length > 0) parts.push(shellVars(opts.vars));
+  parts.push(body.trim());
+  return `${parts.join("\n\n")}\n`;
+}
+
+/**
+ * The command line sent over SSH: runs `script` as root, directly when the SSH user is root,
+ * else through `sudo -n` (never a password prompt), failing with a message that names the
+ * setting to fix. The script travels as an argument so that stdin stays free for secrets.
+ */
+export function asRootCommand(script: string): string {
+  const launcher = [
+    'if [ "$(id -u)" -eq 0 ]; then exec bash -c "$1" gitea-homelab; fi',
+    "if ! sudo -n true 2>/dev/null; then",
+    '  echo "gitea-homelab: SSH user $(id -un) needs passwordless sudo on this host (NOPASSWD in sudoers), or set gitea-homelab:user to root" >&2',
+    "  exit 64",
+    "fi",
+    'exec sudo -n bash -c "$1" gitea-homelab',
+  ].join("\n");
+  return `bash -c ${shq(launcher)} gitea-homelab ${shq(script)}`;
+}

@@ -1,0 +1,101 @@
+/**
+ * RootlessUser: the account Gitea runs as, with subordinate id ranges that overlap no one
+ * else's, and linger so its systemd manager (and so the container) runs without a login.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
+import { Host } from "./host";
+import { renderScript, sh } from "./render/shell";
+
+export interface RootlessUserArgs {
+  host: Host;
+  username: pulumi.Input<string>;
+  /** Delete the account and its home on destroy (default: keep them, only disable linger). */
+  removeOnDestroy?: pulumi.Input<boolean>;
+  /** How long to wait for the user's systemd manager after enabling linger. */
+  readyTimeoutSeconds?: pulumi.Input<number>;
+}
+
+/** Size of the subordinate uid/gid range, as useradd gives by default. */
+export const SUBID_COUNT = 65536;
+
+export function renderRootlessUserScript(username: string, readyTimeoutSeconds: number): string {
+  return renderScript(
+    { purpose: `Rootless user ${username}: account, subuid/subgid, linger, running user manager.`, vars: { user: username, subid_count: SUBID_COUNT, ready_timeout: readyTimeoutSeconds } },
+    sh`
+if ! id -u "$user" >/dev/null 2>&1; then
+  useradd --create-home --shell /bin/bash "$user"
+  echo "created user $user"
+fi
+
+# Gives the user a subordinate range in FILE unless it has one, starting after every existing
+# range so no two users share ids.
+ensure_subids() {
+  local file=$1 flag=$2
+  touch "$file"
+  if awk -F: -v u="$user" '$1 == u { found = 1 } END { exit !found }' "$file"; then
+    return 0
+  fi
+  local start
+  start=$(awk -F: 'NF == 3 && $2 ~ /^[0-9]+$/ && $3 ~ /^[0-9]+$/ { end = $2 + $3; if (end > max) max = end } END { if (max < 100000) max = 100000; print max }' "$file")
+  usermod "$flag" "$start-$((start + subid_count - 1))" "$user"
+  echo "allocated $file range $start-$((start + subid_count - 1)) to $user"
+}
+ensure_subids /etc/subuid --add-subuids
+ensure_subids /etc/subgid --add-subgids
+
+loginctl enable-linger "$user"
+uid=$(id -u "$user")
+user_manager_running() {
+  local state
+  state=$(systemctl --user -M "$user@" is-system-running 2>/dev/null) || true
+  [[ $state == running || $state == degraded ]]
+}
+wait_for "$ready_timeout" "the systemd user manager of $user (user@$uid.service)" user_manager_running
+echo "user $user (uid $uid) ready, linger on"
+`,
+  );
+}
+
+export function renderRootlessUserDeleteScript(username: string, removeUser: boolean): string {
+  return renderScript(
+    { purpose: `Rootless user ${username}: disable linger${removeUser ? ", remove the account and its home" : "; the account and its home stay"}.`, vars: { user: username, remove_user: removeUser } },
+    sh`
+if ! id -u "$user" >/dev/null 2>&1; then
+  echo "user $user is already gone"
+  exit 0
+fi
+loginctl disable-linger "$user"
+if [[ $remove_user == true ]]; then
+  loginctl terminate-user "$user" 2>/dev/null || true
+  wait_for 60 "the processes of $user to end" bash -c '! pgrep -u "$1" >/dev/null' _ "$user" || pkill -KILL -u "$user" || true
+  userdel --remove "$user"
+  echo "removed user $user and its home"
+else
+  echo "linger disabled; user $user and its home are kept"
+fi
+`,
+  );
+}
+
+export class RootlessUser extends pulumi.ComponentResource {
+  readonly username: pulumi.Output<string>;
+  readonly ready: command.remote.Command;
+
+  constructor(name: string, args: RootlessUserArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("gitea-homelab:components:RootlessUser", name, {}, opts);
+    this.username = pulumi.output(args.username);
+    const timeout = pulumi.output(args.readyTimeoutSeconds ?? 120);
+    this.ready = args.host.run(
+      `${name}-account`,
+      {
+        create: pulumi.all([this.username, timeout]).apply(([u, t]) => renderRootlessUserScript(u, t)),
+        delete: pulumi.all([this.username, pulumi.output(args.removeOnDestroy ?? false)]).apply(([u, r]) => renderRootlessUserDeleteScript(u, r)),
+        // Another user is another account: replace, so the old one's linger is disabled.
+        triggers: [this.username],
+      },
+      { parent: this, dependsOn: opts?.dependsOn },
+    );
+    this.registerOutputs({ username: this.username });
+  }
+}

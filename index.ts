@@ -1,0 +1,4 @@
+// Entry point: builds the stack's role (see program.ts) and exports its outputs.
+import { main } from "./program";
+
+export = main();

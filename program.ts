@@ -1,0 +1,25 @@
+/**
+ * Chooses what this stack builds: `role` config, else the stack's name (server, wsl).
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { ConfigError, PROJECT } from "./stacks/config";
+import { serverStack } from "./stacks/server";
+
+const ROLES: Record<string, () => Record<string, unknown>> = {
+  server: serverStack,
+};
+
+export function resolveRole(configured: string | undefined, stackName: string): string {
+  const role = configured?.trim() || stackName;
+  if (!(role in ROLES)) {
+    throw new ConfigError([
+      `${PROJECT}:role: ${configured?.trim() ? `${JSON.stringify(role)} is not a role` : `stack ${JSON.stringify(stackName)} is not named after a role; set it`}; supported roles: ${Object.keys(ROLES).join(", ")}`,
+    ]);
+  }
+  return role;
+}
+
+export function main(): Record<string, unknown> {
+  const role = resolveRole(new pulumi.Config(PROJECT).get("role"), pulumi.getStack());
+  return ROLES[role]();
+}

@@ -1,0 +1,98 @@
+/**
+ * The server role: a bare Fedora (or Debian) host becomes a firewalled, rootless Gitea that
+ * survives reboots, with its admin account and a runner registration token already made.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import { FirewallPort } from "../components/firewallPort";
+import { GiteaContainer } from "../components/giteaContainer";
+import { Host } from "../components/host";
+import { PodmanVolume } from "../components/podmanVolume";
+import { RootlessUser } from "../components/rootlessUser";
+import { urlHost } from "./config";
+import { readServerConfig, ServerSecrets, ServerSettings } from "./serverConfig";
+
+/** The volumes Gitea's rootless image keeps its state in. */
+export const GITEA_VOLUMES = [
+  { name: "gitea-data", path: "/var/lib/gitea" },
+  { name: "gitea-config", path: "/etc/gitea" },
+];
+
+export function sshCloneBase(publicHost: string, sshPort: number): string {
+  return `ssh://git@${urlHost(publicHost)}:${sshPort}/`;
+}
+
+/** Gitea wants the oauth2 JWT secret as unpadded base64url. */
+export function toBase64Url(base64: string): string {
+  return base64.replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+export function buildServerStack(settings: ServerSettings, secrets: ServerSecrets) {
+  const host = new Host("server", {
+    host: settings.connection.host,
+    port: settings.connection.port,
+    user: settings.connection.user,
+    hostKey: settings.connection.hostKey,
+    privateKey: secrets.privateKey,
+    requireFirewalld: settings.firewall === "firewalld",
+    requireQuadlet: settings.unitStyle === "quadlet",
+  });
+
+  const user = new RootlessUser("gitea-user", { host, username: settings.rootlessUser, removeOnDestroy: settings.removeUserOnDestroy });
+  const volumes = GITEA_VOLUMES.map(
+    (v) => new PodmanVolume(v.name, { host, owner: user.username, volumeName: v.name, destroyData: settings.destroyData }, { dependsOn: [user] }),
+  );
+
+  const alphanumeric = { special: false, upper: true, lower: true, numeric: true };
+  const secretKey = new random.RandomPassword("gitea-secret-key", { length: 64, ...alphanumeric });
+  const internalToken = new random.RandomPassword("gitea-internal-token", { length: 64, ...alphanumeric });
+  const jwtSecret = new random.RandomBytes("gitea-jwt-secret", { length: 32 });
+  const runnerToken = new random.RandomPassword("gitea-runner-registration-token", { length: 48, ...alphanumeric });
+  const generatedAdminPassword = new random.RandomPassword("gitea-admin-password", { length: 24, ...alphanumeric });
+  const adminPassword = pulumi.secret(pulumi.all([secrets.adminPassword, generatedAdminPassword.result]).apply(([configured, generated]) => configured ?? generated));
+
+  const gitea = new GiteaContainer(
+    "gitea",
+    {
+      host,
+      user: user.username,
+      image: settings.image,
+      imageArchive: settings.imageArchive,
+      unitStyle: settings.unitStyle,
+      httpPort: settings.httpPort,
+      sshPort: settings.sshPort,
+      settings: { publicHost: settings.publicHost, rootUrl: settings.rootUrl, sshPort: settings.sshPort, database: settings.database },
+      secrets: pulumi.all([secretKey.result, internalToken.result, jwtSecret.base64, runnerToken.result]).apply(([sk, it, jwt, rt]) => ({
+        secretKey: sk,
+        internalToken: it,
+        jwtSecret: toBase64Url(jwt),
+        runnerRegistrationToken: rt,
+      })),
+      volumes: GITEA_VOLUMES,
+      healthTimeoutSeconds: settings.healthTimeoutSeconds,
+      admin: { username: settings.adminUsername, email: settings.adminEmail, password: adminPassword },
+    },
+    { dependsOn: volumes },
+  );
+
+  if (settings.firewall === "firewalld") {
+    for (const [name, port] of [["gitea-http", settings.httpPort], ["gitea-ssh", settings.sshPort]] as const) {
+      new FirewallPort(name, { host, port, zone: settings.firewallZone }, { dependsOn: [gitea.unit] });
+    }
+  }
+
+  return {
+    giteaUrl: settings.rootUrl,
+    sshCloneBase: sshCloneBase(settings.publicHost, settings.sshPort),
+    adminUsername: settings.adminUsername,
+    adminPassword,
+    runnerRegistrationToken: pulumi.secret(runnerToken.result),
+    image: settings.image,
+    ...(settings.rootUrlNote ? { rootUrlNote: settings.rootUrlNote } : {}),
+  };
+}
+
+export function serverStack() {
+  const { settings, secrets } = readServerConfig();
+  return buildServerStack(settings, secrets);
+}

@@ -1,0 +1,202 @@
+/**
+ * The server stack's settings: every config key, its default and its validation, in one place.
+ * `validateServerConfig` is pure (tests call it directly); `readServerConfig` feeds it Pulumi config.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import {
+  CONNECTION_KEYS,
+  ConfigError,
+  ConfigReader,
+  ConnectionSettings,
+  HOSTNAME_OR_IP,
+  LINUX_USERNAME,
+  PROJECT,
+  RawConfig,
+  readConnection,
+  readRawConfig,
+  urlHost,
+} from "./config";
+import { UNIT_STYLES } from "../components/systemdUserUnit";
+
+export const FIREWALLS = ["firewalld", "none"] as const;
+export const DATABASES = ["sqlite3"] as const;
+
+/** Defaults; Pulumi.yaml declares the same ones (a unit test keeps the two equal). */
+export const SERVER_DEFAULTS = {
+  port: 22,
+  user: "root",
+  httpPort: 4111,
+  sshPort: 3333,
+  rootlessUser: "rootless",
+  image: "docker.gitea.com/gitea:1.27.3-rootless",
+  unitStyle: "quadlet" as (typeof UNIT_STYLES)[number],
+  firewall: "firewalld" as (typeof FIREWALLS)[number],
+  adminUsername: "gitea-admin",
+  database: "sqlite3" as (typeof DATABASES)[number],
+  healthTimeoutSeconds: 600,
+  destroyData: false,
+  removeUserOnDestroy: false,
+};
+
+/** Names Gitea refuses as user names (a subset of its reserved list that people actually try). */
+const GITEA_RESERVED_NAMES = ["admin", "api", "assets", "explore", "user", "org", "repo", "login", "ghost", "gitea-actions"];
+
+export interface ServerSettings {
+  connection: ConnectionSettings;
+  /** The name users reach Gitea by: DOMAIN, SSH_DOMAIN and the default ROOT_URL host. */
+  publicHost: string;
+  httpPort: number;
+  sshPort: number;
+  rootUrl: string;
+  /** Set when ROOT_URL was given and differs from the published host and port (a reverse proxy). */
+  rootUrlNote?: string;
+  rootlessUser: string;
+  image: string;
+  imageArchive?: string;
+  unitStyle: (typeof UNIT_STYLES)[number];
+  firewall: (typeof FIREWALLS)[number];
+  firewallZone?: string;
+  adminUsername: string;
+  adminEmail: string;
+  database: (typeof DATABASES)[number];
+  healthTimeoutSeconds: number;
+  destroyData: boolean;
+  removeUserOnDestroy: boolean;
+}
+
+export const SERVER_KEYS = [
+  ...CONNECTION_KEYS,
+  "publicHost",
+  "httpPort",
+  "sshPort",
+  "rootUrl",
+  "rootlessUser",
+  "image",
+  "imageArchive",
+  "unitStyle",
+  "firewall",
+  "firewallZone",
+  "adminUsername",
+  "adminEmail",
+  "database",
+  "healthTimeoutSeconds",
+  "destroyData",
+  "removeUserOnDestroy",
+] as const;
+
+/** The ROOT_URL Gitea gets when none is configured: the public host and published HTTP port. */
+export function defaultRootUrl(publicHost: string, httpPort: number): string {
+  return `http://${urlHost(publicHost)}:${httpPort}/`;
+}
+
+function validateRootUrl(r: ConfigReader, explicit: string, derived: string): { rootUrl: string; note?: string } {
+  let url: URL;
+  try {
+    url = new URL(explicit);
+  } catch {
+    r.problem("rootUrl", `must be an absolute http(s) URL like https://git.example.com/, got ${JSON.stringify(explicit)}`);
+    return { rootUrl: derived };
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    r.problem("rootUrl", `must use http or https, got ${JSON.stringify(explicit)}`);
+    return { rootUrl: derived };
+  }
+  // Gitea compares ROOT_URL with what browsers use; a trailing slash keeps links consistent.
+  const rootUrl = url.href.endsWith("/") ? url.href : `${url.href}/`;
+  const note =
+    rootUrl === derived
+      ? undefined
+      : `ROOT_URL ${rootUrl} differs from the published address ${derived}: Gitea is expected behind a reverse proxy that forwards ${rootUrl} to ${derived}`;
+  return { rootUrl, note };
+}
+
+export function validateServerConfig(raw: RawConfig): { settings: ServerSettings; problems: string[]; warnings: string[] } {
+  const r = new ConfigReader(raw);
+  const d = SERVER_DEFAULTS;
+  const connection = readConnection(r);
+  const publicHost = r.matching("publicHost", r.string("publicHost", connection.host), HOSTNAME_OR_IP, "a hostname or IP address");
+  const httpPort = r.port("httpPort", d.httpPort);
+  const sshPort = r.port("sshPort", d.sshPort);
+  if (httpPort === sshPort) r.problem("sshPort", `must differ from httpPort (both are ${httpPort})`);
+
+  const derived = defaultRootUrl(publicHost, httpPort);
+  const explicitRootUrl = r.optional("rootUrl");
+  const { rootUrl, note } = explicitRootUrl === undefined ? { rootUrl: derived, note: undefined } : validateRootUrl(r, explicitRootUrl, derived);
+
+  const rootlessUser = r.matching("rootlessUser", r.string("rootlessUser", d.rootlessUser), LINUX_USERNAME, "a Linux user name (lower case, up to 31 characters)");
+  if (rootlessUser === "root") r.problem("rootlessUser", "must not be root: Gitea runs rootless");
+
+  const image = r.string("image", d.image);
+  const lastSegment = image.split("/").pop() ?? "";
+  if (/\s/.test(image) || !(lastSegment.includes(":") || image.includes("@sha256:"))) {
+    r.problem("image", `must name a tag or digest, e.g. ${d.image}, got ${JSON.stringify(image)}`);
+  } else if (/:(nightly|latest|main|dev)[^:/]*$/.test(image)) {
+    r.warn("image", `${image} is a moving tag; pin a release such as ${d.image} so every up runs the same Gitea`);
+  }
+  const imageArchive = r.optional("imageArchive");
+  if (imageArchive !== undefined) r.matching("imageArchive", imageArchive, /^\/[^\s'"\\]*$/, "an absolute path on the host without spaces or quotes");
+
+  const unitStyle = r.oneOf("unitStyle", d.unitStyle, UNIT_STYLES);
+  const firewall = r.oneOf("firewall", d.firewall, FIREWALLS);
+  const firewallZone = r.optional("firewallZone");
+  if (firewallZone !== undefined) r.matching("firewallZone", firewallZone, /^[A-Za-z0-9_-]{1,17}$/, "a firewalld zone name");
+
+  const adminUsername = r.string("adminUsername", d.adminUsername);
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,38}$/.test(adminUsername) || /[._-]{2}|[._-]$/.test(adminUsername)) {
+    r.problem("adminUsername", `must be a Gitea user name (letters, digits, single . _ - between them, up to 39 characters), got ${JSON.stringify(adminUsername)}`);
+  } else if (GITEA_RESERVED_NAMES.includes(adminUsername.toLowerCase())) {
+    r.problem("adminUsername", `${JSON.stringify(adminUsername)} is reserved by Gitea; pick another, e.g. ${d.adminUsername}`);
+  }
+  const adminEmail = r.matching(
+    "adminEmail",
+    r.required("adminEmail", "the Gitea admin's e-mail address"),
+    /^[^\s@'"\\]+@[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/,
+    "an e-mail address",
+  );
+  const database = r.oneOf("database", d.database, DATABASES);
+  const healthTimeoutSeconds = r.int("healthTimeoutSeconds", d.healthTimeoutSeconds, 10, 3600);
+  const destroyData = r.bool("destroyData", d.destroyData);
+  const removeUserOnDestroy = r.bool("removeUserOnDestroy", d.removeUserOnDestroy);
+
+  const settings: ServerSettings = {
+    connection,
+    publicHost,
+    httpPort,
+    sshPort,
+    rootUrl,
+    rootUrlNote: note,
+    rootlessUser,
+    image,
+    imageArchive,
+    unitStyle,
+    firewall,
+    firewallZone,
+    adminUsername,
+    adminEmail,
+    database,
+    healthTimeoutSeconds,
+    destroyData,
+    removeUserOnDestroy,
+  };
+  return { settings, problems: r.problems, warnings: r.warnings };
+}
+
+/** The server stack's secret config; each is undefined when unset. */
+export interface ServerSecrets {
+  privateKey: pulumi.Output<string | undefined>;
+  adminPassword: pulumi.Output<string | undefined>;
+}
+
+export function readServerConfig(config = new pulumi.Config(PROJECT)): { settings: ServerSettings; secrets: ServerSecrets } {
+  const { settings, problems, warnings } = validateServerConfig(readRawConfig(SERVER_KEYS, config));
+  for (const w of warnings) pulumi.log.warn(w);
+  if (problems.length > 0) throw new ConfigError(problems);
+  const blankToUndefined = (v: string | undefined) => (v === undefined || v.trim() === "" ? undefined : v);
+  return {
+    settings,
+    secrets: {
+      privateKey: pulumi.output(config.getSecret("privateKey")).apply(blankToUndefined),
+      adminPassword: pulumi.output(config.getSecret("adminPassword")).apply(blankToUndefined),
+    },
+  };
+}

@@ -1,0 +1,143 @@
+/**
+ * Runs the program under Pulumi's mocks and records every registered resource with what the
+ * engine would see: parent, dependencies, resource options and which inputs are secret. The SDK's
+ * `newResource` mock hook gets none of those, so the recorder subclasses its MockMonitor.
+ */
+import * as pulumi from "@pulumi/pulumi";
+// Internal modules of the SDK, the same ones `setMocks` uses.
+import { MockMonitor } from "@pulumi/pulumi/runtime/mocks";
+import * as settings from "@pulumi/pulumi/runtime/settings";
+import * as state from "@pulumi/pulumi/runtime/state";
+
+const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
+const SIG_KEY = "4dabf18193072939515e22adb298388d";
+
+export interface RecordedResource {
+  type: string;
+  name: string;
+  urn: string;
+  parent: string;
+  dependencies: string[];
+  inputs: Record<string, any>;
+  /** Inputs that are secret or hold a secret somewhere inside. */
+  secretInputs: string[];
+  retainOnDelete: boolean;
+  deleteBeforeReplace: boolean;
+  additionalSecretOutputs: string[];
+}
+
+function isSecretValue(v: unknown): boolean {
+  return typeof v === "object" && v !== null && (v as Record<string, unknown>)[SIG_KEY] === SECRET_SIG;
+}
+
+function containsSecret(v: unknown): boolean {
+  if (isSecretValue(v)) return true;
+  return typeof v === "object" && v !== null && Object.values(v).some(containsSecret);
+}
+
+/** Fake provider results: random resources get fixed values recognisable in assertions. */
+export function mockState(type: string, name: string, inputs: Record<string, any>): Record<string, any> {
+  switch (type) {
+    case "random:index/randomPassword:RandomPassword":
+      return { ...inputs, result: `generated-${name}-${"x".repeat(Math.max(0, (inputs.length ?? 16) - name.length - 10))}` };
+    case "random:index/randomBytes:RandomBytes":
+      return { ...inputs, base64: "a+b/c+d/e+f/g+h/i+j/k+l/m+n/o+p/q+r/s+t/u+v=", hex: "00" };
+    case "command:remote:Command":
+      return { ...inputs, stdout: "", stderr: "" };
+    default:
+      return inputs;
+  }
+}
+
+/** Mock inputs keep secrets wrapped; tests compare plain values and check secretness separately. */
+function unwrapSecrets(v: any): any {
+  if (isSecretValue(v)) return unwrapSecrets(v.value);
+  if (Array.isArray(v)) return v.map(unwrapSecrets);
+  if (typeof v === "object" && v !== null) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, unwrapSecrets(x)]));
+  return v;
+}
+
+class RecordingMonitor extends MockMonitor {
+  constructor(
+    mocks: pulumi.runtime.Mocks,
+    private readonly record: RecordedResource[],
+  ) {
+    super(mocks);
+  }
+
+  async registerResource(req: any, callback: (err: any, res: any) => void): Promise<void> {
+    const raw = req.getObject()?.toJavaScript() ?? {};
+    const deps: string[] = req.getDependenciesList();
+    this.record.push({
+      type: req.getType(),
+      name: req.getName(),
+      urn: "",
+      parent: req.getParent(),
+      dependencies: deps,
+      inputs: {},
+      secretInputs: Object.keys(raw).filter((k) => containsSecret(raw[k])),
+      retainOnDelete: req.getRetainondelete?.() ?? false,
+      deleteBeforeReplace: req.getDeletebeforereplace?.() ?? false,
+      additionalSecretOutputs: req.getAdditionalsecretoutputsList?.() ?? [],
+    });
+    const entry = this.record[this.record.length - 1];
+    return super.registerResource(req, (err: any, res: any) => {
+      if (res) entry.urn = res.getUrn();
+      callback(err, res);
+    });
+  }
+}
+
+export interface ProgramRun {
+  resources: RecordedResource[];
+  outputs: Record<string, unknown>;
+  /** Resolves an output (or plain value) of the program. */
+  value<T>(o: unknown): Promise<T>;
+  isSecret(o: unknown): Promise<boolean>;
+  byName(name: string): RecordedResource;
+  ofType(type: string): RecordedResource[];
+}
+
+/**
+ * Sets mocks and config, then runs `load` (which must `await import()` the code under test and
+ * build the stack) and waits for every registration.
+ */
+export async function runWithMocks(
+  config: Record<string, string>,
+  load: () => Promise<Record<string, unknown>>,
+  opts: { stack?: string; secretKeys?: string[]; preview?: boolean } = {},
+): Promise<ProgramRun> {
+  const resources: RecordedResource[] = [];
+  const mocks: pulumi.runtime.Mocks = {
+    newResource: (args) => {
+      const resource = resources.find((r) => r.type === args.type && r.name === args.name && Object.keys(r.inputs).length === 0);
+      if (resource) resource.inputs = unwrapSecrets(args.inputs);
+      return { id: `${args.name}-id`, state: mockState(args.type, args.name, unwrapSecrets(args.inputs)) };
+    },
+    call: (args) => args.inputs,
+  };
+  const stack = opts.stack ?? "server";
+  await pulumi.runtime.setMocks(mocks, "gitea-homelab", stack, opts.preview ?? false);
+  // Swap in the recorder without resetting what setMocks enabled (secrets, resource references).
+  state.getStore().settings.monitor = new RecordingMonitor(mocks, resources);
+  const prefixed = Object.fromEntries(Object.entries(config).map(([k, v]) => [k.includes(":") ? k : `gitea-homelab:${k}`, v]));
+  pulumi.runtime.setAllConfig(prefixed, (opts.secretKeys ?? []).map((k) => (k.includes(":") ? k : `gitea-homelab:${k}`)));
+
+  const outputs = await load();
+  const value = <T>(o: unknown) => new Promise<T>((resolve) => pulumi.output(o as any).apply((v: any) => resolve(v as T)));
+  await Promise.all(Object.values(outputs).map((o) => value(o)));
+  await settings.waitForRPCs();
+
+  return {
+    resources,
+    outputs,
+    value,
+    isSecret: async (o) => (pulumi.Output.isInstance(o) ? await (o as any).isSecret : false),
+    byName(name) {
+      const found = resources.filter((r) => r.name === name);
+      if (found.length !== 1) throw new Error(`expected one resource named ${name}, found ${found.length}: ${resources.map((r) => r.name).join(", ")}`);
+      return found[0];
+    },
+    ofType: (type) => resources.filter((r) => r.type === type),
+  };
+}

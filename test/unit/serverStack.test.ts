@@ -1,0 +1,147 @@
+import { beforeAll, describe, expect, it } from "vitest";
+import type { ProgramRun, RecordedResource } from "../helpers/pulumiMocks";
+import { runWithMocks } from "../helpers/pulumiMocks";
+
+const CONFIG = {
+  host: "192.0.2.10",
+  user: "operator",
+  hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleExampleExampleExampleExampleExample",
+  adminEmail: "admin@example.com",
+  privateKey: "-----BEGIN OPENSSH PRIVATE KEY-----\nnot-a-real-key\n-----END OPENSSH PRIVATE KEY-----\n",
+};
+
+const COMMAND = "command:remote:Command";
+let run: ProgramRun;
+
+function commandNamed(name: string): RecordedResource {
+  return run.byName(name);
+}
+
+function dependsOnTransitively(from: RecordedResource, to: RecordedResource): boolean {
+  const seen = new Set<string>();
+  const queue = [from.urn];
+  while (queue.length > 0) {
+    const urn = queue.pop()!;
+    if (urn === to.urn) return true;
+    if (seen.has(urn)) continue;
+    seen.add(urn);
+    const r = run.resources.find((x) => x.urn === urn);
+    if (r) queue.push(...r.dependencies);
+  }
+  return false;
+}
+
+beforeAll(async () => {
+  run = await runWithMocks(
+    CONFIG,
+    async () => {
+      const { main } = await import("../../program");
+      return main();
+    },
+    { secretKeys: ["privateKey"] },
+  );
+});
+
+describe("server stack resource graph", () => {
+  it("registers each component under its own type, children parented to it", () => {
+    const types = run.resources.map((r) => r.type);
+    for (const t of ["Host", "RootlessUser", "PodmanVolume", "GiteaContainer", "SystemdUserUnit", "FirewallPort"]) {
+      expect(types).toContain(`gitea-homelab:components:${t}`);
+    }
+    expect(run.ofType("gitea-homelab:components:PodmanVolume").map((r) => r.name).sort()).toEqual(["gitea-config", "gitea-data"]);
+    expect(run.ofType("gitea-homelab:components:FirewallPort").map((r) => r.name).sort()).toEqual(["gitea-http", "gitea-ssh"]);
+    const component = (name: string) => run.resources.find((r) => r.name === name && r.type.startsWith("gitea-homelab:"))!;
+    expect(commandNamed("server-preflight").parent).toBe(component("server").urn);
+    expect(commandNamed("gitea-user-account").parent).toBe(component("gitea-user").urn);
+    expect(commandNamed("gitea-data-volume").parent).toBe(component("gitea-data").urn);
+    expect(commandNamed("gitea-service-unit").parent).toBe(component("gitea-service").urn);
+    expect(component("gitea-service").parent).toBe(component("gitea").urn);
+    expect(commandNamed("gitea-health").parent).toBe(component("gitea").urn);
+    expect(commandNamed("gitea-http-port").parent).toBe(component("gitea-http").urn);
+  });
+
+  it("orders the work: preflight, user, volumes, image, unit, health, admin, firewall", () => {
+    const preflight = commandNamed("server-preflight");
+    const account = commandNamed("gitea-user-account");
+    const unit = commandNamed("gitea-service-unit");
+    for (const name of ["gitea-user-account", "gitea-data-volume", "gitea-config-volume", "gitea-image", "gitea-service-unit", "gitea-http-port"]) {
+      expect(dependsOnTransitively(commandNamed(name), preflight), name).toBe(true);
+    }
+    expect(dependsOnTransitively(commandNamed("gitea-data-volume"), account)).toBe(true);
+    expect(dependsOnTransitively(unit, commandNamed("gitea-data-volume"))).toBe(true);
+    expect(dependsOnTransitively(unit, commandNamed("gitea-config-volume"))).toBe(true);
+    expect(dependsOnTransitively(unit, commandNamed("gitea-image"))).toBe(true);
+    expect(dependsOnTransitively(commandNamed("gitea-health"), unit)).toBe(true);
+    expect(dependsOnTransitively(commandNamed("gitea-admin"), commandNamed("gitea-health"))).toBe(true);
+    expect(dependsOnTransitively(commandNamed("gitea-http-port"), unit)).toBe(true);
+    // and not the other way round
+    expect(dependsOnTransitively(account, unit)).toBe(false);
+  });
+
+  it("keeps the volumes on destroy by default and closes ports before reopening", () => {
+    expect(commandNamed("gitea-data-volume").retainOnDelete).toBe(true);
+    expect(commandNamed("gitea-config-volume").retainOnDelete).toBe(true);
+    expect(commandNamed("gitea-service-unit").retainOnDelete).toBe(false);
+    expect(commandNamed("gitea-http-port").deleteBeforeReplace).toBe(true);
+  });
+
+  it("sends every command through one secret connection with every field set", () => {
+    const commands = run.ofType(COMMAND);
+    expect(commands.map((c) => c.name).sort()).toEqual(["gitea-admin", "gitea-config-volume", "gitea-data-volume", "gitea-health", "gitea-http-port", "gitea-image", "gitea-service-unit", "gitea-ssh-port", "gitea-user-account", "server-preflight"]);
+    for (const c of commands) {
+      expect(c.secretInputs, c.name).toContain("connection");
+      expect(c.inputs.connection).toEqual({
+        host: "192.0.2.10",
+        port: 22,
+        user: "operator",
+        privateKey: CONFIG.privateKey,
+        hostKey: CONFIG.hostKey,
+        dialErrorLimit: 10,
+        perDialTimeout: 15,
+      });
+      expect(c.inputs.create, c.name).toMatch(/^bash -c /);
+      expect(c.inputs.environment, c.name).toBeUndefined();
+    }
+  });
+
+  it("marks commands that handle secrets: secret stdin, no logging, secret stdout/stderr", () => {
+    for (const name of ["gitea-service-unit", "gitea-admin"]) {
+      const c = commandNamed(name);
+      expect(c.secretInputs, name).toContain("stdin");
+      expect(c.inputs.logging, name).toBe("none");
+      expect(c.additionalSecretOutputs, name).toEqual(expect.arrayContaining(["stderr", "stdout"]));
+    }
+    expect(commandNamed("gitea-admin").inputs.stdin).toMatch(/^generated-gitea-admin-password/);
+    // commands without secrets keep their output visible
+    expect(commandNamed("gitea-image").additionalSecretOutputs).not.toContain("stdout");
+    expect(commandNamed("gitea-image").inputs.logging).toBeUndefined();
+  });
+
+  it("puts no secret in a script, a unit file or a trigger", () => {
+    const secretValues = ["generated-gitea-secret-key", "generated-gitea-internal-token", "generated-gitea-runner-registration-token", "generated-gitea-admin-password", "a-b_c-d_e-f"];
+    for (const c of run.ofType(COMMAND)) {
+      const visible = JSON.stringify([c.inputs.create, c.inputs.delete]);
+      for (const s of secretValues) expect(visible, `${c.name} shows ${s}`).not.toContain(s);
+    }
+    const unitScript = commandNamed("gitea-service-unit").inputs.create as string;
+    expect(unitScript).toContain("GITEA__server__ROOT_URL=http://192.0.2.10:4111/");
+    expect(unitScript).toContain("EnvironmentFile=%h/.config/gitea-homelab/gitea.env");
+    const unitStdin = commandNamed("gitea-service-unit").inputs.stdin as string;
+    expect(unitStdin).toMatch(/^GITEA__security__SECRET_KEY=generated-gitea-secret-key/m);
+    expect(unitStdin).toMatch(/^GITEA__oauth2__JWT_SECRET=a-b_c-d_e-f_g-h_i-j_k-l_m-n_o-p_q-r_s-t_u-v$/m);
+    expect(unitStdin).toMatch(/^GITEA_RUNNER_REGISTRATION_TOKEN=generated-gitea-runner-registration-token/m);
+    expect(commandNamed("gitea-health").secretInputs).toContain("triggers");
+  });
+
+  it("exports the outputs, secrets as secrets", async () => {
+    const o = run.outputs;
+    expect(await run.value(o.giteaUrl)).toBe("http://192.0.2.10:4111/");
+    expect(await run.value(o.sshCloneBase)).toBe("ssh://git@192.0.2.10:3333/");
+    expect(await run.value(o.adminUsername)).toBe("gitea-admin");
+    expect(await run.value(o.image)).toBe("docker.gitea.com/gitea:1.27.3-rootless");
+    expect(await run.isSecret(o.adminPassword)).toBe(true);
+    expect(await run.isSecret(o.runnerRegistrationToken)).toBe(true);
+    expect((await run.value<string>(o.runnerRegistrationToken)).length).toBeGreaterThanOrEqual(32);
+    expect(o.rootUrlNote).toBeUndefined();
+  });
+});
