@@ -74,7 +74,9 @@ export function renderHostPreflightScript(opts: PreflightOptions): string {
     sh`
 [[ -d /run/systemd/system ]] || die "systemd is not running as PID 1 on this host; gitea-homelab needs systemd (check gitea-homelab:host)"
 [[ -r /etc/os-release ]] || die "/etc/os-release is missing; cannot tell which OS this is"
+# shellcheck source=/dev/null
 os_id=$(. /etc/os-release && echo "\${ID:-unknown}")
+# shellcheck source=/dev/null
 os_like=$(. /etc/os-release && echo "\${ID_LIKE:-}")
 case " $os_id $os_like " in
   *" fedora "* | *" rhel "*) pkg_family=fedora ;;

@@ -68,7 +68,8 @@ fi
 loginctl disable-linger "$user"
 if [[ $remove_user == true ]]; then
   loginctl terminate-user "$user" 2>/dev/null || true
-  wait_for 60 "the processes of $user to end" bash -c '! pgrep -u "$1" >/dev/null' _ "$user" || pkill -KILL -u "$user" || true
+  no_processes() { ! pgrep -u "$user" >/dev/null; }
+  wait_for 60 "the processes of $user to end" no_processes || pkill -KILL -u "$user" || true
   userdel --remove "$user"
   echo "removed user $user and its home"
 else

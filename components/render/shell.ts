@@ -66,6 +66,7 @@ install_file() {
     return 0
   fi
   install -m "$mode" -o "$owner" -g "$group" "$src" "$dest"
+  # shellcheck disable=SC2034 # read by the scripts that call install_file
   changed=1
 }
 
@@ -94,10 +95,7 @@ export interface ScriptOptions {
 /** Assembles a complete, strict bash script from a body. */
 export function renderScript(opts: ScriptOptions, body: string): string {
   const parts = [
-    "#!/usr/bin/env bash",
-    `# ${MANAGED_HEADER}`,
-    `# ${opts.purpose}`,
-    "set -euo pipefail",
+    ["#!/usr/bin/env bash", `# ${MANAGED_HEADER}`, `# ${opts.purpose}`, "set -euo pipefail"].join("\n"),
     "# shellcheck disable=SC2034 # install_file sets it; not every script reads it\nchanged=0",
     COMMON_FUNCTIONS.trim(),
   ];

@@ -1,0 +1,92 @@
+import { readFileSync } from "fs";
+import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { SERVER_DEFAULTS, SERVER_KEYS, validateServerConfig } from "../../stacks/serverConfig";
+import { resolveRole } from "../../program";
+
+const MINIMAL = { host: "gitea.lan", adminEmail: "admin@example.com" };
+
+describe("validateServerConfig", () => {
+  it("fills the tutorial's defaults and derives ROOT_URL from the public host and HTTP port", () => {
+    const { settings, problems } = validateServerConfig(MINIMAL);
+    expect(problems).toEqual([]);
+    expect(settings.httpPort).toBe(4111);
+    expect(settings.sshPort).toBe(3333);
+    expect(settings.rootlessUser).toBe("rootless");
+    expect(settings.publicHost).toBe("gitea.lan");
+    expect(settings.rootUrl).toBe("http://gitea.lan:4111/");
+    expect(settings.rootUrlNote).toBeUndefined();
+    expect(settings.image).not.toMatch(/nightly|latest/);
+  });
+
+  it("reports every problem at once, each naming its key", () => {
+    const { problems } = validateServerConfig({
+      host: "",
+      port: "0",
+      httpPort: "70000",
+      sshPort: "abc",
+      rootUrl: "ftp://x",
+      rootlessUser: "Bad User",
+      image: "docker.gitea.com/gitea",
+      adminUsername: "admin",
+      adminEmail: "not-an-email",
+      unitStyle: "docker",
+      firewall: "ufw",
+      destroyData: "yes",
+      hostKey: "AAAA",
+    });
+    const keys = problems.map((p) => p.split(":")[1]);
+    expect(keys.sort()).toEqual(
+      ["host", "port", "httpPort", "sshPort", "rootUrl", "rootlessUser", "image", "adminUsername", "adminEmail", "unitStyle", "firewall", "destroyData", "hostKey"].sort(),
+    );
+    expect(problems.find((p) => p.startsWith("gitea-homelab:host:"))).toMatch(/required/);
+    expect(problems.find((p) => p.startsWith("gitea-homelab:image:"))).toMatch(/tag/);
+  });
+
+  it("rejects equal ports and a root rootless user", () => {
+    const { problems } = validateServerConfig({ ...MINIMAL, httpPort: "3000", sshPort: "3000", rootlessUser: "root" });
+    expect(problems).toEqual([expect.stringMatching(/^gitea-homelab:sshPort: must differ from httpPort/), expect.stringMatching(/^gitea-homelab:rootlessUser: must not be root/)]);
+  });
+
+  it("accepts an explicit ROOT_URL behind a proxy and says so instead of failing", () => {
+    const { settings, problems } = validateServerConfig({ ...MINIMAL, rootUrl: "https://git.example.com" });
+    expect(problems).toEqual([]);
+    expect(settings.rootUrl).toBe("https://git.example.com/");
+    expect(settings.rootUrlNote).toMatch(/reverse proxy.*http:\/\/gitea\.lan:4111\//);
+    expect(validateServerConfig({ ...MINIMAL, rootUrl: "http://gitea.lan:4111/" }).settings.rootUrlNote).toBeUndefined();
+  });
+
+  it("warns about a missing host key and a moving image tag", () => {
+    const { warnings } = validateServerConfig({ ...MINIMAL, image: "docker.io/gitea/gitea:nightly-rootless" });
+    expect(warnings).toEqual([expect.stringMatching(/^gitea-homelab:hostKey: .*not checked/), expect.stringMatching(/^gitea-homelab:image: .*moving tag/)]);
+  });
+
+  it("brackets IPv6 hosts in URLs", () => {
+    expect(validateServerConfig({ ...MINIMAL, host: "2001:db8::10" }).settings.rootUrl).toBe("http://[2001:db8::10]:4111/");
+  });
+});
+
+describe("Pulumi.yaml", () => {
+  const project = parse(readFileSync(`${__dirname}/../../Pulumi.yaml`, "utf8"));
+  it("declares every server key with the code's defaults", () => {
+    const declared = project.config as Record<string, { type: string; default?: unknown; description: string }>;
+    for (const key of SERVER_KEYS) expect(declared[key], key).toBeDefined();
+    for (const [key, value] of Object.entries(SERVER_DEFAULTS)) expect(declared[key].default, key).toEqual(value);
+    for (const [key, decl] of Object.entries(declared)) expect(decl.description, key).toBeTruthy();
+  });
+
+  it("has an example server stack that validates", () => {
+    const stack = parse(readFileSync(`${__dirname}/../../Pulumi.server.yaml`, "utf8")).config as Record<string, unknown>;
+    const raw = Object.fromEntries(Object.entries(stack).map(([k, v]) => [k.replace(/^gitea-homelab:/, ""), String(v)]));
+    expect(validateServerConfig(raw).problems).toEqual([]);
+  });
+});
+
+describe("resolveRole", () => {
+  it("uses the role key, else the stack name, and names the key when neither is a role", () => {
+    expect(resolveRole(undefined, "server")).toBe("server");
+    expect(resolveRole("server", "prod")).toBe("server");
+    expect(() => resolveRole(undefined, "prod")).toThrow(/gitea-homelab:role: .*supported roles: server/);
+    expect(() => resolveRole("mail", "server")).toThrow(/"mail" is not a role/);
+  });
+});
