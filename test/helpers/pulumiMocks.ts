@@ -6,8 +6,9 @@
 import * as pulumi from "@pulumi/pulumi";
 // Internal modules of the SDK, the same ones `setMocks` uses.
 import { MockMonitor } from "@pulumi/pulumi/runtime/mocks";
-import * as settings from "@pulumi/pulumi/runtime/settings";
-import * as state from "@pulumi/pulumi/runtime/state";
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- @internal functions, absent from the typings
+const settings: { waitForRPCs(): Promise<void> } = require("@pulumi/pulumi/runtime/settings");
+const state: { getStore(): { settings: { monitor: unknown } } } = require("@pulumi/pulumi/runtime/state");
 
 const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
 const SIG_KEY = "4dabf18193072939515e22adb298388d";
