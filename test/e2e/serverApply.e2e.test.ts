@@ -1,0 +1,85 @@
+/**
+ * The server stack's scripts on a real Debian 13 VM (systemd, Podman, firewalld, sshd), with
+ * the Gitea stand-in image loaded from an archive: a fresh up, checked on the host itself, then
+ * the recorded delete scripts. Needs GITEA_HOMELAB_VM_RUNDIR (a VM booted by test/e2e/vm/start-vm.sh
+ * with guest port 4111 forwarded).
+ */
+import { readFileSync } from "fs";
+import { join } from "path";
+import { describe, expect, it } from "vitest";
+import { applyOnce, ExecutedCommand } from "./harness/applyOnce";
+import { Connection, sshRun } from "./harness/ssh";
+
+const rundir = process.env.GITEA_HOMELAB_VM_RUNDIR;
+
+function vmEnv(dir: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const line of readFileSync(join(dir, "vm.env"), "utf8").split("\n")) {
+    const m = /^([A-Z0-9_]+)=(.*)$/.exec(line);
+    if (m) env[m[1]] = m[2].replace(/^'(.*)'$/, "$1").replace(/^"(.*)"$/, "$1");
+  }
+  return env;
+}
+
+describe.runIf(rundir)("server stack on the Debian 13 VM", () => {
+  const env = vmEnv(rundir!);
+  const privateKey = readFileSync(env.VM_SSH_KEY, "utf8");
+  const operator: Connection = { host: "127.0.0.1", port: Number(env.VM_SSH_PORT), user: env.VM_SSH_USER, privateKey, hostKey: env.VM_HOST_KEY };
+  const onHost = async (cmd: string) => (await sshRun(operator, `sudo -n bash -c ${JSON.stringify(cmd)}`)).stdout.trim();
+  let executed: ExecutedCommand[] = [];
+  const log: string[] = [];
+
+  it("converges a fresh host", async () => {
+    const result = await applyOnce(
+      {
+        host: "127.0.0.1",
+        port: env.VM_SSH_PORT,
+        user: env.VM_SSH_USER,
+        privateKey,
+        hostKey: env.VM_HOST_KEY,
+        publicHost: "gitea.test",
+        adminEmail: "admin@gitea.test",
+        image: "localhost/gitea-standin:1.27.3-rootless",
+        imageArchive: "/opt/gitea-homelab-test/gitea-standin.tar",
+      },
+      (line) => {
+        log.push(line);
+        process.stdout.write(`${line}\n`);
+      },
+    );
+    executed = result.executed;
+    expect(executed.map((e) => e.result.code)).toEqual(executed.map(() => 0));
+    expect(await onHost("loginctl show-user rootless --property=Linger --value")).toBe("yes");
+    expect(await onHost("systemctl --user -M rootless@ is-active gitea.service")).toBe("active");
+    expect(await onHost("firewall-cmd --list-ports")).toMatch(/4111\/tcp.*3333\/tcp|3333\/tcp.*4111\/tcp/);
+    expect(await onHost("stat -c '%a %U' ~rootless/.config/gitea-homelab/gitea.env")).toBe("600 rootless");
+    const recorded = await onHost("cd / && runuser -u rootless -- env XDG_RUNTIME_DIR=/run/user/$(id -u rootless) podman exec gitea cat /var/lib/gitea/standin/env.txt");
+    expect(recorded).toContain("GITEA__server__ROOT_URL=http://gitea.test:4111/");
+    expect(recorded).toContain("GITEA__server__SSH_PORT=3333");
+    expect(recorded).toMatch(/^GITEA__security__SECRET_KEY=\S{64}$/m);
+    expect(recorded).toMatch(/^GITEA_RUNNER_REGISTRATION_TOKEN=\S{48}$/m);
+    const unitFile = await onHost("cat ~rootless/.config/containers/systemd/gitea.container");
+    expect(unitFile).not.toMatch(/SECRET_KEY|REGISTRATION_TOKEN/);
+    const secretKey = /^GITEA__security__SECRET_KEY=(\S+)$/m.exec(recorded)![1];
+    expect(await onHost("ps -eo args")).not.toContain(secretKey);
+    expect(log.join("\n")).not.toContain(secretKey);
+    const admins = await onHost("cd / && runuser -u rootless -- env XDG_RUNTIME_DIR=/run/user/$(id -u rootless) podman exec gitea gitea admin user list --admin");
+    expect(admins).toContain("gitea-admin");
+    const res = await fetch(`http://127.0.0.1:${env.VM_FWD_4111}/api/healthz`);
+    expect(res.status).toBe(200);
+  });
+
+  it("tears down with the delete scripts and keeps the volumes", async () => {
+    for (const e of [...executed].reverse()) {
+      if (!e.deleteCommand || e.name.endsWith("-volume")) continue;
+      const r = await sshRun(e.connection, e.deleteCommand);
+      process.stdout.write(`< ${e.name}: exit ${r.code}\n${r.stdout}${r.stderr}`);
+      expect(r.code, e.name).toBe(0);
+    }
+    expect(await onHost("loginctl show-user rootless --property=Linger --value 2>/dev/null || echo no")).toMatch(/no/);
+    expect(await onHost("firewall-cmd --list-ports")).not.toMatch(/4111|3333/);
+    expect(await onHost("test -e ~rootless/.config/containers/systemd/gitea.container && echo present || echo gone")).toBe("gone");
+    // Linger is off, so the user's runtime dir is gone: look at the volumes on disk.
+    expect(await onHost("ls ~rootless/.local/share/containers/storage/volumes | sort | tr '\\n' ' '")).toBe("gitea-config gitea-data ");
+  });
+});
