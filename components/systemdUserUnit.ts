@@ -75,7 +75,8 @@ fi
 userctl() { systemctl --user -M "$user@" "$@"; }
 userctl daemon-reload
 if [[ $style == quadlet ]]; then
-  userctl cat "$service" >/dev/null 2>&1 ||
+  # (systemctl cat refuses to work with -M, so ask for the load state)
+  [[ $(userctl show --property=LoadState --value "$service") == loaded ]] ||
     die "Quadlet generated no $service from ~$user/$unit_file; run '/usr/libexec/podman/quadlet -dryrun -user' as $user to see why"
 else
   userctl enable --quiet "$service"

@@ -51,7 +51,7 @@ export function mockState(type: string, name: string, inputs: Record<string, any
 }
 
 /** Mock inputs keep secrets wrapped; tests compare plain values and check secretness separately. */
-function unwrapSecrets(v: any): any {
+export function unwrapSecrets(v: any): any {
   if (isSecretValue(v)) return unwrapSecrets(v.value);
   if (Array.isArray(v)) return v.map(unwrapSecrets);
   if (typeof v === "object" && v !== null) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, unwrapSecrets(x)]));

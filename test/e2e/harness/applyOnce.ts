@@ -4,8 +4,9 @@
  * after its dependencies, so the order is the engine's). `destroy` runs the recorded `delete`
  * scripts in reverse order, skipping retained resources.
  */
+import { randomBytes, randomInt } from "crypto";
 import * as pulumi from "@pulumi/pulumi";
-import { mockState } from "../../helpers/pulumiMocks";
+import { mockState, unwrapSecrets } from "../../helpers/pulumiMocks";
 import { Connection, RunResult, sshRun } from "./ssh";
 
 export interface ExecutedCommand {
@@ -16,12 +17,15 @@ export interface ExecutedCommand {
   retain: boolean;
 }
 
-export async function applyOnce(config: Record<string, string>, log: (line: string) => void): Promise<{ executed: ExecutedCommand[]; outputs: Record<string, unknown> }> {
-  const executed: ExecutedCommand[] = [];
+/** Runs the program once; `executed` receives each command as it runs, also when one fails. */
+export async function applyOnce(config: Record<string, string>, log: (line: string) => void, executed: ExecutedCommand[] = []): Promise<{ executed: ExecutedCommand[]; outputs: Record<string, unknown> }> {
   let failure: Error | undefined;
   await pulumi.runtime.setMocks(
     {
-      newResource: async (args) => {
+      newResource: async (mockArgs) => {
+        const args = { ...mockArgs, inputs: unwrapSecrets(mockArgs.inputs) };
+        const random = randomState(args.type, args.inputs);
+        if (random) return { id: `${args.name}-id`, state: random };
         if (args.type !== "command:remote:Command" || failure) return { id: `${args.name}-id`, state: mockState(args.type, args.name, args.inputs) };
         const connection = args.inputs.connection as Connection;
         log(`> ${args.name}`);
@@ -45,6 +49,20 @@ export async function applyOnce(config: Record<string, string>, log: (line: stri
   await require("@pulumi/pulumi/runtime/settings").waitForRPCs();
   if (failure) throw failure;
   return { executed, outputs };
+}
+
+/** Real random values, as the random provider would make (alphanumeric passwords, raw bytes). */
+function randomState(type: string, inputs: Record<string, any>): Record<string, any> | undefined {
+  if (type === "random:index/randomPassword:RandomPassword") {
+    const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    const result = Array.from({ length: inputs.length }, () => alphabet[randomInt(alphabet.length)]).join("");
+    return { ...inputs, result };
+  }
+  if (type === "random:index/randomBytes:RandomBytes") {
+    const bytes = randomBytes(inputs.length);
+    return { ...inputs, base64: bytes.toString("base64"), hex: bytes.toString("hex") };
+  }
+  return undefined;
 }
 
 function indent(text: string): string {
