@@ -109,14 +109,15 @@ if ! id -u "$user" >/dev/null 2>&1; then
 fi
 home=$(getent passwd "$user" | cut -d: -f6)
 userctl() { systemctl --user -M "$user@" "$@"; }
-if userctl is-system-running >/dev/null 2>&1 || userctl list-units >/dev/null 2>&1; then
+# Without linger the user's manager may not run; then there is nothing to stop or reload.
+manager_running=false
+userctl list-units >/dev/null 2>&1 && manager_running=true
+if [[ $manager_running == true ]]; then
   userctl stop "$service" 2>/dev/null || true
   [[ $style == quadlet ]] || userctl disable --quiet "$service" 2>/dev/null || true
-  rm -f "$home/$unit_file" "$home/$env_file"
-  userctl daemon-reload
-else
-  rm -f "$home/$unit_file" "$home/$env_file"
 fi
+rm -f "$home/$unit_file" "$home/$env_file"
+[[ $manager_running == false ]] || userctl daemon-reload
 echo "$service removed"
 `,
   );

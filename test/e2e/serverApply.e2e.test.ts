@@ -29,25 +29,40 @@ describe.runIf(rundir)("server stack on the Debian 13 VM", () => {
   const executed: ExecutedCommand[] = [];
   const log: string[] = [];
 
+  const config = {
+    host: "127.0.0.1",
+    port: env.VM_SSH_PORT,
+    user: env.VM_SSH_USER,
+    privateKey,
+    hostKey: env.VM_HOST_KEY,
+    publicHost: "gitea.test",
+    adminEmail: "admin@gitea.test",
+    image: "localhost/gitea-standin:1.27.3-rootless",
+    imageArchive: "/opt/gitea-homelab-test/gitea-standin.tar",
+  };
+  const print = (line: string) => {
+    log.push(line);
+    process.stdout.write(`${line}\n`);
+  };
+  const rootlessExists = () => onHost("id -u rootless >/dev/null 2>&1 && echo yes || echo no");
+
+  it("refuses a user without passwordless sudo, naming the setting, and changes nothing", async () => {
+    await expect(applyOnce({ ...config, user: "nosudo" }, print)).rejects.toThrow(/SSH user nosudo needs passwordless sudo .*gitea-homelab:user/);
+    expect(await rootlessExists()).toBe("no");
+  });
+
+  it("refuses a host whose firewalld is stopped, and changes nothing", async () => {
+    await onHost("systemctl stop firewalld");
+    try {
+      await expect(applyOnce(config, print)).rejects.toThrow(/firewalld is not running.*gitea-homelab:firewall/);
+      expect(await rootlessExists()).toBe("no");
+    } finally {
+      await onHost("systemctl start firewalld");
+    }
+  });
+
   it("converges a fresh host", async () => {
-    await applyOnce(
-      {
-        host: "127.0.0.1",
-        port: env.VM_SSH_PORT,
-        user: env.VM_SSH_USER,
-        privateKey,
-        hostKey: env.VM_HOST_KEY,
-        publicHost: "gitea.test",
-        adminEmail: "admin@gitea.test",
-        image: "localhost/gitea-standin:1.27.3-rootless",
-        imageArchive: "/opt/gitea-homelab-test/gitea-standin.tar",
-      },
-      (line) => {
-        log.push(line);
-        process.stdout.write(`${line}\n`);
-      },
-      executed,
-    );
+    await applyOnce(config, print, executed);
     expect(executed.map((e) => e.result.code)).toEqual(executed.map(() => 0));
     expect(await onHost("loginctl show-user rootless --property=Linger --value")).toBe("yes");
     expect(await onHost("systemctl --user -M rootless@ is-active gitea.service")).toBe("active");
