@@ -5,7 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { ConfigError, PROJECT } from "./stacks/config";
 import { serverStack } from "./stacks/server";
 
-const ROLES: Record<string, () => Record<string, unknown>> = {
+const ROLES: Record<string, () => Promise<Record<string, unknown>>> = {
   server: serverStack,
 };
 
@@ -19,7 +19,7 @@ export function resolveRole(configured: string | undefined, stackName: string): 
   return role;
 }
 
-export function main(): Record<string, unknown> {
+export async function main(): Promise<Record<string, unknown>> {
   const role = resolveRole(new pulumi.Config(PROJECT).get("role"), pulumi.getStack());
   return ROLES[role]();
 }

@@ -9,7 +9,8 @@ import { GiteaContainer } from "../components/giteaContainer";
 import { Host } from "../components/host";
 import { PodmanVolume } from "../components/podmanVolume";
 import { RootlessUser } from "../components/rootlessUser";
-import { urlHost } from "./config";
+import { ConfigError, urlHost } from "./config";
+import { probeSsh } from "./reachability";
 import { readServerConfig, ServerSecrets, ServerSettings } from "./serverConfig";
 
 /** The volumes Gitea's rootless image keeps its state in. */
@@ -92,7 +93,10 @@ export function buildServerStack(settings: ServerSettings, secrets: ServerSecret
   };
 }
 
-export function serverStack() {
+export async function serverStack() {
   const { settings, secrets } = readServerConfig();
+  const { host, port } = settings.connection;
+  const reachable = await probeSsh(host, port);
+  if (!reachable.ok) throw new ConfigError([reachable.problem!]);
   return buildServerStack(settings, secrets);
 }

@@ -4,6 +4,7 @@
  * the recorded delete scripts. Needs GITEA_HOMELAB_VM_RUNDIR (a VM booted by test/e2e/vm/start-vm.sh
  * with guest port 4111 forwarded).
  */
+import { execFileSync } from "child_process";
 import { readFileSync } from "fs";
 import { join } from "path";
 import { describe, expect, it } from "vitest";
@@ -85,18 +86,52 @@ describe.runIf(rundir)("server stack on the Debian 13 VM", () => {
     expect(res.status).toBe(200);
   });
 
-  it("tears down with the delete scripts and keeps the volumes", async () => {
-    expect(executed.length, "commands ran in the first test").toBeGreaterThan(0);
+  it("comes back after a reboot without anyone logging in", async () => {
+    execFileSync("bash", [join(__dirname, "vm/reboot-vm.sh"), rundir!], { stdio: "inherit" });
+    const deadline = Date.now() + 300_000;
+    let status = 0;
+    while (Date.now() < deadline && status !== 200) {
+      status = await fetch(`http://127.0.0.1:${env.VM_FWD_4111}/api/healthz`).then((r) => r.status, () => 0);
+      if (status !== 200) await new Promise((r) => setTimeout(r, 3000));
+    }
+    expect(status).toBe(200);
+    expect(await onHost("systemctl --user -M rootless@ is-active gitea.service")).toBe("active");
+  });
+
+  /** Runs the recorded delete scripts newest first, as destroy does; volumes only when not retained. */
+  async function destroy(withVolumes: boolean): Promise<void> {
+    expect(executed.length, "commands ran before").toBeGreaterThan(0);
     for (const e of [...executed].reverse()) {
-      if (!e.deleteCommand || e.name.endsWith("-volume")) continue;
+      if (!e.deleteCommand || (e.name.endsWith("-volume") && !withVolumes)) continue;
       const r = await sshRun(e.connection, e.deleteCommand);
       process.stdout.write(`< ${e.name}: exit ${r.code}\n${r.stdout}${r.stderr}`);
       expect(r.code, e.name).toBe(0);
     }
+    executed.length = 0;
+  }
+
+  it("tears down with the delete scripts and keeps the volumes", async () => {
+    await destroy(false);
     expect(await onHost("loginctl show-user rootless --property=Linger --value 2>/dev/null || echo no")).toMatch(/no/);
-    expect(await onHost("firewall-cmd --list-ports")).not.toMatch(/4111|3333/);
+    expect(await onHost("firewall-cmd --list-ports; firewall-cmd --permanent --list-ports")).not.toMatch(/4111|3333/);
     expect(await onHost("test -e ~rootless/.config/containers/systemd/gitea.container && echo present || echo gone")).toBe("gone");
     // Linger is off, so the user's runtime dir is gone: look at the volumes on disk.
-    expect(await onHost("ls ~rootless/.local/share/containers/storage/volumes | sort | tr '\\n' ' '")).toBe("gitea-config gitea-data");
+    expect(await onHost("ls ~rootless/.local/share/containers/storage/volumes | grep gitea | tr '\\n' ' '")).toBe("gitea-config gitea-data");
+  });
+
+  it("converges again as a classic service unit and finds the old data", async () => {
+    await applyOnce({ ...config, unitStyle: "service", destroyData: "true", removeUserOnDestroy: "true" }, print, executed);
+    expect(await onHost("systemctl --user -M rootless@ is-enabled gitea.service")).toBe("enabled");
+    expect(await onHost("systemctl --user -M rootless@ is-active gitea.service")).toBe("active");
+    expect(executed.find((e) => e.name === "gitea-admin")!.result.stdout).toContain("admin gitea-admin exists");
+    const starts = await onHost("cd / && runuser -u rootless -- env XDG_RUNTIME_DIR=/run/user/$(id -u rootless) podman exec gitea grep -c start /var/lib/gitea/standin/starts.log");
+    expect(Number(starts)).toBeGreaterThanOrEqual(3);
+  });
+
+  it("destroys the data and the account when told to", async () => {
+    await destroy(true);
+    expect(await rootlessExists()).toBe("no");
+    expect(await onHost("test -e /home/rootless && echo present || echo gone")).toBe("gone");
+    expect(await onHost("grep -c '^rootless:' /etc/subuid || true")).toBe("0");
   });
 });

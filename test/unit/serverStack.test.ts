@@ -1,9 +1,10 @@
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { listen } from "../helpers/fakeSshd";
 import type { ProgramRun, RecordedResource } from "../helpers/pulumiMocks";
 import { runWithMocks } from "../helpers/pulumiMocks";
 
-const CONFIG = {
-  host: "192.0.2.10",
+const CONFIG: Record<string, string> = {
+  host: "127.0.0.1",
   user: "operator",
   hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleExampleExampleExampleExampleExample",
   adminEmail: "admin@example.com",
@@ -31,7 +32,11 @@ function dependsOnTransitively(from: RecordedResource, to: RecordedResource): bo
   return false;
 }
 
+let sshd: Awaited<ReturnType<typeof listen>>;
 beforeAll(async () => {
+  // The stack checks that the host answers SSH before registering anything.
+  sshd = await listen("SSH-2.0-OpenSSH_9.9\r\n");
+  CONFIG.port = String(sshd.port);
   run = await runWithMocks(
     CONFIG,
     async () => {
@@ -41,6 +46,7 @@ beforeAll(async () => {
     { secretKeys: ["privateKey"] },
   );
 });
+afterAll(() => sshd.close());
 
 describe("server stack resource graph", () => {
   it("registers each component under its own type, children parented to it", () => {
@@ -91,8 +97,8 @@ describe("server stack resource graph", () => {
     for (const c of commands) {
       expect(c.secretInputs, c.name).toContain("connection");
       expect(c.inputs.connection).toEqual({
-        host: "192.0.2.10",
-        port: 22,
+        host: "127.0.0.1",
+        port: sshd.port,
         user: "operator",
         privateKey: CONFIG.privateKey,
         hostKey: CONFIG.hostKey,
@@ -124,7 +130,7 @@ describe("server stack resource graph", () => {
       for (const s of secretValues) expect(visible, `${c.name} shows ${s}`).not.toContain(s);
     }
     const unitScript = commandNamed("gitea-service-unit").inputs.create as string;
-    expect(unitScript).toContain("GITEA__server__ROOT_URL=http://192.0.2.10:4111/");
+    expect(unitScript).toContain("GITEA__server__ROOT_URL=http://127.0.0.1:4111/");
     expect(unitScript).toContain("EnvironmentFile=%h/.config/gitea-homelab/gitea.env");
     const unitStdin = commandNamed("gitea-service-unit").inputs.stdin as string;
     expect(unitStdin).toMatch(/^GITEA__security__SECRET_KEY=generated-gitea-secret-key/m);
@@ -135,8 +141,8 @@ describe("server stack resource graph", () => {
 
   it("exports the outputs, secrets as secrets", async () => {
     const o = run.outputs;
-    expect(await run.value(o.giteaUrl)).toBe("http://192.0.2.10:4111/");
-    expect(await run.value(o.sshCloneBase)).toBe("ssh://git@192.0.2.10:3333/");
+    expect(await run.value(o.giteaUrl)).toBe("http://127.0.0.1:4111/");
+    expect(await run.value(o.sshCloneBase)).toBe("ssh://git@127.0.0.1:3333/");
     expect(await run.value(o.adminUsername)).toBe("gitea-admin");
     expect(await run.value(o.image)).toBe("docker.gitea.com/gitea:1.27.3-rootless");
     expect(await run.isSecret(o.adminPassword)).toBe(true);

@@ -43,7 +43,7 @@ export async function applyOnce(config: Record<string, string>, log: (line: stri
   );
   pulumi.runtime.setAllConfig(Object.fromEntries(Object.entries(config).map(([k, v]) => [`gitea-homelab:${k}`, v])), ["gitea-homelab:privateKey"]);
   const { main } = await import("../../../program");
-  const outputs = main();
+  const outputs = await main();
   await Promise.all(Object.values(outputs).map((o) => new Promise((resolve) => pulumi.output(o as any).apply(resolve))));
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   await require("@pulumi/pulumi/runtime/settings").waitForRPCs();
