@@ -141,7 +141,8 @@ export class SystemdUserUnit extends pulumi.ComponentResource {
         secret: hasEnvironment,
         triggers: [spec.apply((s) => `${s.user}/${s.style}/${s.name}`)],
       },
-      { parent: this, dependsOn: opts?.dependsOn },
+      // Both styles make the same service and share the env file: remove the old before the new.
+      { parent: this, dependsOn: opts?.dependsOn, deleteBeforeReplace: true },
     );
     this.registerOutputs({ service: this.service });
   }

@@ -40,6 +40,7 @@ export async function probeSsh(host: string, port: number, timeoutMs = 10_000): 
         finish(banner.startsWith("SSH-") ? { ok: true } : { ok: false, problem: `${PROJECT}:port: ${host}:${port} answers but is not an SSH server (it said ${JSON.stringify(banner.trim().slice(0, 40))})` });
       }
     });
+    socket.on("end", () => finish({ ok: false, problem: `${PROJECT}:port: ${host}:${port} closed the connection without an SSH greeting; is ${port} sshd's port?` }));
     socket.on("error", (err: NodeJS.ErrnoException) =>
       finish({
         ok: false,

@@ -22,6 +22,13 @@ describe("probeSsh", () => {
     expect(r.problem).toMatch(/^gitea-homelab:port: 127\.0\.0\.1:\d+ answers but is not an SSH server/);
   });
 
+  it("names the port when the connection closes without a greeting", async () => {
+    const s = await listen("");
+    servers.push(s);
+    const r = await probeSsh("127.0.0.1", s.port);
+    expect(r.problem).toMatch(/^gitea-homelab:port: 127\.0\.0\.1:\d+ closed the connection without an SSH greeting/);
+  });
+
   it("names the port when nothing listens", async () => {
     const s = await listen("");
     const port = s.port;

@@ -89,6 +89,8 @@ describe("server stack resource graph", () => {
     expect(commandNamed("gitea-config-volume").retainOnDelete).toBe(true);
     expect(commandNamed("gitea-service-unit").retainOnDelete).toBe(false);
     expect(commandNamed("gitea-http-port").deleteBeforeReplace).toBe(true);
+    expect(commandNamed("gitea-service-unit").deleteBeforeReplace).toBe(true);
+    expect(commandNamed("gitea-health").deleteBeforeReplace).toBe(false);
   });
 
   it("sends every command through one secret connection with every field set", () => {

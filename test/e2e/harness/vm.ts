@@ -1,0 +1,67 @@
+/** The test VM booted by test/e2e/vm/start-vm.sh: its vm.env, and root commands on it as the operator. */
+import { execFileSync } from "child_process";
+import { readFileSync } from "fs";
+import { join } from "path";
+import { Connection, sshRun } from "./ssh";
+
+export interface TestVm {
+  rundir: string;
+  env: Record<string, string>;
+  operator: Connection;
+  /** Runs a bash command as root on the VM and returns its trimmed stdout. */
+  root(cmd: string): Promise<string>;
+  /** Runs a command as a rootless user with its runtime dir. */
+  asUser(user: string, cmd: string): Promise<string>;
+  /** The host port that reaches guest port `port`. */
+  forwarded(port: number): number;
+  reboot(): void;
+}
+
+export function readVmEnv(rundir: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const line of readFileSync(join(rundir, "vm.env"), "utf8").split("\n")) {
+    const m = /^([A-Z0-9_]+)=(.*)$/.exec(line);
+    if (m) env[m[1]] = m[2].replace(/^'(.*)'$/, "$1");
+  }
+  return env;
+}
+
+export function testVm(rundir: string): TestVm {
+  const env = readVmEnv(rundir);
+  const operator: Connection = {
+    host: "127.0.0.1",
+    port: Number(env.VM_SSH_PORT),
+    user: env.VM_SSH_USER,
+    privateKey: readFileSync(env.VM_SSH_KEY, "utf8"),
+    hostKey: env.VM_HOST_KEY,
+  };
+  const root = async (cmd: string) => (await sshRun(operator, `sudo -n bash -c ${JSON.stringify(cmd)}`)).stdout.trim();
+  return {
+    rundir,
+    env,
+    operator,
+    root,
+    asUser: (user, cmd) => root(`cd / && runuser -u ${user} -- env XDG_RUNTIME_DIR=/run/user/$(id -u ${user}) ${cmd}`),
+    forwarded(port) {
+      const p = env[`VM_FWD_${port}`];
+      if (!p) throw new Error(`guest port ${port} is not forwarded; start the VM with it`);
+      return Number(p);
+    },
+    reboot: () => execFileSync("bash", [join(__dirname, "../vm/reboot-vm.sh"), rundir], { stdio: "inherit" }),
+  };
+}
+
+/** Polls `url` until it answers `status`, up to `timeoutMs`; returns the last status seen (0: no answer). */
+export async function waitForStatus(url: string, status: number, timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  let seen = 0;
+  while (Date.now() < deadline) {
+    seen = await fetch(url, { signal: AbortSignal.timeout(5000) }).then(
+      (r) => r.status,
+      () => 0,
+    );
+    if (seen === status) return seen;
+    await new Promise((r) => setTimeout(r, 3000));
+  }
+  return seen;
+}

@@ -1,0 +1,182 @@
+/**
+ * The whole server lifecycle on a real Debian 13 VM (systemd, Podman, firewalld, sshd), driven
+ * by the engine stand-in, with the Gitea stand-in image loaded from an archive. Every check
+ * looks at the host itself. Needs GITEA_HOMELAB_VM_RUNDIR: a VM booted by test/e2e/vm/start-vm.sh
+ * with guest ports 4111, 3333 and 4112 forwarded (test/e2e/run.sh does that).
+ */
+import { join } from "path";
+import { rmSync } from "fs";
+import { beforeAll, describe, expect, it } from "vitest";
+import { DeploymentError, Engine, RunReport } from "./harness/engine";
+import { TestVm, testVm, waitForStatus } from "./harness/vm";
+
+const rundir = process.env.GITEA_HOMELAB_VM_RUNDIR;
+
+describe.runIf(rundir)("server stack lifecycle on the Debian 13 VM", () => {
+  let vm: TestVm;
+  let engine: Engine;
+  const log: string[] = [];
+  let config: Record<string, string>;
+
+  const gitea = (args: string) => vm.asUser("rootless", `podman exec gitea ${args}`);
+  const rootlessExists = () => vm.root("id -u rootless >/dev/null 2>&1 && echo yes || echo no");
+  const openPorts = () => vm.root("echo runtime: $(firewall-cmd --list-ports) permanent: $(firewall-cmd --permanent --list-ports)");
+  const commandsRun = (r: RunReport) => r.commands.map((c) => `${c.operation} ${c.resource}`).sort();
+  async function failingUp(overrides: Record<string, string>): Promise<DeploymentError> {
+    const err = await engine.up({ ...config, ...overrides }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(DeploymentError);
+    return err as DeploymentError;
+  }
+
+  beforeAll(() => {
+    vm = testVm(rundir!);
+    const stateFile = join(rundir!, "engine-state.json");
+    rmSync(stateFile, { force: true });
+    engine = new Engine(stateFile, (line) => {
+      log.push(line);
+      process.stdout.write(`${line}\n`);
+    });
+    config = {
+      host: "127.0.0.1",
+      port: vm.env.VM_SSH_PORT,
+      user: vm.env.VM_SSH_USER,
+      privateKey: vm.operator.privateKey!,
+      hostKey: vm.env.VM_HOST_KEY,
+      publicHost: "gitea.test",
+      adminEmail: "admin@gitea.test",
+      image: "localhost/gitea-standin:1.27.3-rootless",
+      imageArchive: "/opt/gitea-homelab-test/gitea-standin.tar",
+    };
+  });
+
+  describe("6. bad input fails clearly, changes nothing, and a fixed up converges (below)", () => {
+    it("an SSH port where nothing answers SSH names the port", async () => {
+      const err = await failingUp({ port: String(vm.forwarded(4112)) });
+      expect(err.message).toMatch(/gitea-homelab:port: 127\.0\.0\.1:\d+ (closed the connection without an SSH greeting|answers but is not an SSH server)/);
+      expect(err.report.sshSessions).toBe(0);
+    });
+
+    it("a user without passwordless sudo names the setting", async () => {
+      const err = await failingUp({ user: "nosudo" });
+      expect(err.message).toMatch(/SSH user nosudo needs passwordless sudo .*gitea-homelab:user/);
+      expect(await rootlessExists()).toBe("no");
+    });
+
+    it("a stopped firewalld names the setting", async () => {
+      await vm.root("systemctl stop firewalld");
+      try {
+        const err = await failingUp({});
+        expect(err.message).toMatch(/firewalld is not running.*gitea-homelab:firewall/);
+        expect(await rootlessExists()).toBe("no");
+      } finally {
+        await vm.root("systemctl start firewalld");
+      }
+    });
+  });
+
+  describe("1-3. up, up again, change the HTTP port", () => {
+    let first: RunReport;
+
+    it("1. a fresh up converges the host", async () => {
+      first = await engine.up(config);
+      expect(commandsRun(first)).toEqual(
+        [
+          "server-preflight",
+          "gitea-user-account",
+          "gitea-data-volume",
+          "gitea-config-volume",
+          "gitea-image",
+          "gitea-service-unit",
+          "gitea-health",
+          "gitea-admin",
+          "gitea-http-port",
+          "gitea-ssh-port",
+        ]
+          .map((n) => `create ${n}`)
+          .sort(),
+      );
+      expect(await waitForStatus(`http://127.0.0.1:${vm.forwarded(4111)}/api/healthz`, 200, 60_000)).toBe(200);
+      expect(await openPorts()).toMatch(/^runtime: (?=.*4111\/tcp)(?=.*3333\/tcp).* permanent: (?=.*4111\/tcp)(?=.*3333\/tcp)/);
+      expect(await vm.root("loginctl show-user rootless --property=Linger --value")).toBe("yes");
+      expect(await vm.root("systemctl --user -M rootless@ is-active gitea.service")).toBe("active");
+      expect(await vm.root("systemctl --user -M rootless@ is-enabled gitea.service")).toMatch(/^(enabled|generated)$/);
+      expect(await vm.asUser("rootless", "podman volume ls --format '{{.Name}}' | sort | tr '\\n' ' '")).toBe("gitea-config gitea-data");
+      expect(await gitea("gitea admin user list --admin")).toMatch(/\bgitea-admin\b/);
+
+      const recorded = await gitea("cat /var/lib/gitea/standin/env.txt");
+      expect(recorded).toContain("GITEA__server__ROOT_URL=http://gitea.test:4111/");
+      expect(recorded).toContain("GITEA__server__SSH_PORT=3333");
+      expect(recorded).toContain("GITEA__server__DOMAIN=gitea.test");
+      expect(recorded).toContain("GITEA__security__INSTALL_LOCK=true");
+      const secret = (key: string) => new RegExp(`^${key}=(\\S+)$`, "m").exec(recorded)?.[1] ?? "";
+      const secrets = [secret("GITEA__security__SECRET_KEY"), secret("GITEA__security__INTERNAL_TOKEN"), secret("GITEA__oauth2__JWT_SECRET"), secret("GITEA_RUNNER_REGISTRATION_TOKEN")];
+      expect(secrets.map((s) => s.length)).toEqual([64, 64, 43, 48]);
+      secrets.push(engine.stored("gitea-admin-password")!.outputs.result);
+      const visible = [
+        await vm.root("cat ~rootless/.config/containers/systemd/gitea.container"),
+        await vm.root("ps -eo args"),
+        await vm.root("journalctl --no-pager -n 2000"),
+        log.join("\n"),
+      ].join("\n");
+      for (const s of secrets) expect(visible).not.toContain(s);
+      expect(await vm.root("stat -c '%a %U' ~rootless/.config/gitea-homelab/gitea.env")).toBe("600 rootless");
+    });
+
+    it("2. a second up with the same config runs no remote command", async () => {
+      const second = await engine.up(config);
+      expect(second.commands).toEqual([]);
+      expect(second.sshSessions).toBe(0);
+    });
+
+    it("3. a new HTTP port runs only what it affects: old port closed, new one open and answering", async () => {
+      const moved = await engine.up({ ...config, httpPort: "4112" });
+      expect(commandsRun(moved)).toEqual(["delete gitea-http-port", "replace gitea-health", "replace gitea-http-port", "update gitea-service-unit"]);
+      expect(await openPorts()).toMatch(/^runtime: (?!.*4111)(?=.*4112\/tcp).* permanent: (?!.*4111)(?=.*4112\/tcp)/);
+      expect(await waitForStatus(`http://127.0.0.1:${vm.forwarded(4112)}/api/healthz`, 200, 60_000)).toBe(200);
+      expect(await gitea("cat /var/lib/gitea/standin/env.txt")).toContain("GITEA__server__ROOT_URL=http://gitea.test:4112/");
+      config = { ...config, httpPort: "4112" };
+    });
+  });
+
+  it("4. after a reboot the container is back without anyone logging in", async () => {
+    vm.reboot();
+    expect(await waitForStatus(`http://127.0.0.1:${vm.forwarded(4112)}/api/healthz`, 200, 300_000)).toBe(200);
+    expect(await vm.root("loginctl list-sessions --no-legend | grep -c rootless || true")).toBe("0");
+    expect(await vm.root("systemctl --user -M rootless@ is-active gitea.service")).toBe("active");
+  });
+
+  describe("5. destroy", () => {
+    it("removes the unit, closes the ports and disables linger, but keeps the volumes", async () => {
+      await gitea("sh -c 'echo kept > /var/lib/gitea/standin/marker'");
+      await engine.destroy();
+      expect(await vm.root("test -e ~rootless/.config/containers/systemd/gitea.container && echo present || echo gone")).toBe("gone");
+      expect(await vm.root("test -e ~rootless/.config/gitea-homelab/gitea.env && echo present || echo gone")).toBe("gone");
+      expect(await openPorts()).toBe("runtime: permanent:");
+      expect(await vm.root("loginctl show-user rootless --property=Linger --value 2>/dev/null || echo no")).toBe("no");
+      expect(await vm.root("ls ~rootless/.local/share/containers/storage/volumes | grep gitea | tr '\\n' ' '")).toBe("gitea-config gitea-data");
+    });
+
+    it("a later up finds the old data", async () => {
+      const again = await engine.up(config);
+      expect(again.commands.every((c) => c.exitCode === 0)).toBe(true);
+      expect(await gitea("cat /var/lib/gitea/standin/marker")).toBe("kept");
+      expect(await gitea("gitea admin user list --admin")).toMatch(/\bgitea-admin\b/);
+    });
+
+    it("with destroyData and removeUserOnDestroy removes the volumes and the account (after switching to a classic unit)", async () => {
+      const switched = await engine.up({ ...config, unitStyle: "service", destroyData: "true", removeUserOnDestroy: "true" });
+      expect(commandsRun(switched)).toContain("replace gitea-service-unit");
+      expect(await vm.root("systemctl --user -M rootless@ is-enabled gitea.service")).toBe("enabled");
+      expect(await vm.root("test -e ~rootless/.config/containers/systemd/gitea.container && echo present || echo gone")).toBe("gone");
+      expect(await waitForStatus(`http://127.0.0.1:${vm.forwarded(4112)}/api/healthz`, 200, 60_000)).toBe(200);
+      await engine.destroy();
+      expect(await rootlessExists()).toBe("no");
+      expect(await vm.root("test -e /home/rootless && echo present || echo gone")).toBe("gone");
+      expect(await vm.root("grep -c '^rootless:' /etc/subuid || true")).toBe("0");
+      expect(await openPorts()).toBe("runtime: permanent:");
+    });
+  });
+});
