@@ -55,7 +55,8 @@ describe.runIf(rundir)("server stack lifecycle on the Debian 13 VM", () => {
   describe("6. bad input fails clearly, changes nothing, and a fixed up converges (below)", () => {
     it("an SSH port where nothing answers SSH names the port", async () => {
       const err = await failingUp({ port: String(vm.forwarded(4112)) });
-      expect(err.message).toMatch(/gitea-homelab:port: 127\.0\.0\.1:\d+ (closed the connection without an SSH greeting|answers but is not an SSH server)/);
+      // A port firewalld drops stays silent; one it rejects or forwards elsewhere closes at once.
+      expect(err.message).toMatch(/gitea-homelab:(port|host): 127\.0\.0\.1:\d+ (closed the connection without an SSH greeting|did not answer within .*gitea-homelab:port)/);
       expect(err.report.sshSessions).toBe(0);
     });
 
@@ -132,19 +133,20 @@ describe.runIf(rundir)("server stack lifecycle on the Debian 13 VM", () => {
     });
 
     it("3. a new HTTP port runs only what it affects: old port closed, new one open and answering", async () => {
-      const moved = await engine.up({ ...config, httpPort: "4112" });
+      config = { ...config, httpPort: "4112" };
+      const moved = await engine.up(config);
       expect(commandsRun(moved)).toEqual(["delete gitea-http-port", "replace gitea-health", "replace gitea-http-port", "update gitea-service-unit"]);
       expect(await openPorts()).toMatch(/^runtime: (?!.*4111)(?=.*4112\/tcp).* permanent: (?!.*4111)(?=.*4112\/tcp)/);
       expect(await waitForStatus(`http://127.0.0.1:${vm.forwarded(4112)}/api/healthz`, 200, 60_000)).toBe(200);
       expect(await gitea("cat /var/lib/gitea/standin/env.txt")).toContain("GITEA__server__ROOT_URL=http://gitea.test:4112/");
-      config = { ...config, httpPort: "4112" };
     });
   });
 
   it("4. after a reboot the container is back without anyone logging in", async () => {
     vm.reboot();
     expect(await waitForStatus(`http://127.0.0.1:${vm.forwarded(4112)}/api/healthz`, 200, 300_000)).toBe(200);
-    expect(await vm.root("loginctl list-sessions --no-legend | grep -c rootless || true")).toBe("0");
+    // systemd 256+ lists the lingering user manager as a session of class "manager"; no login session.
+    expect(await vm.root("loginctl list-sessions --no-legend | grep rootless | grep -vc manager || true")).toBe("0");
     expect(await vm.root("systemctl --user -M rootless@ is-active gitea.service")).toBe("active");
   });
 

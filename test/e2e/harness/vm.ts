@@ -2,6 +2,7 @@
 import { execFileSync } from "child_process";
 import { readFileSync } from "fs";
 import { join } from "path";
+import { shq } from "../../../components/render/shell";
 import { Connection, sshRun } from "./ssh";
 
 export interface TestVm {
@@ -35,7 +36,7 @@ export function testVm(rundir: string): TestVm {
     privateKey: readFileSync(env.VM_SSH_KEY, "utf8"),
     hostKey: env.VM_HOST_KEY,
   };
-  const root = async (cmd: string) => (await sshRun(operator, `sudo -n bash -c ${JSON.stringify(cmd)}`)).stdout.trim();
+  const root = async (cmd: string) => (await sshRun(operator, `sudo -n bash -c ${shq(cmd)}`)).stdout.trim();
   return {
     rundir,
     env,
