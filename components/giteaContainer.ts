@@ -191,9 +191,9 @@ export interface AdminSpec {
 }
 
 /**
- * Creates the admin account unless it exists. The password arrives on stdin; `gitea admin user
- * create` accepts it only as an argument, so it is in that one process's argv inside the
- * container for the second it runs (the README says so).
+ * Creates the admin account, or sets the password of the existing one. The password arrives on
+ * stdin; `gitea admin user create/change-password` accept it only as an argument, so it is in
+ * that one process's argv inside the container for the second it runs (the README says so).
  */
 export function renderAdminScript(s: AdminSpec): string {
   return renderScript(
@@ -201,16 +201,22 @@ export function renderAdminScript(s: AdminSpec): string {
     sh`
 gitea_cli() { as_user "$user" podman exec --interactive "$container" gitea "$@"; }
 list_names() { gitea_cli admin user list "$@" </dev/null | awk 'NR > 1 { print $2 }'; }
+# The password goes from stdin into the container's shell, never onto the SSH command line.
+with_password() {
+  # shellcheck disable=SC2016 # expanded by the container's shell
+  as_user "$user" podman exec --interactive "$container" sh -c 'exec gitea admin user "$@" --password "$(cat)"' gitea-homelab "$@" >/dev/null
+}
 if list_names --admin | grep -qxF -- "$admin"; then
-  echo "admin $admin exists"
+  # Runs only when the account is (re)made or its settings change, e.g. an up after destroy
+  # that finds the old data: the adminPassword output must stay true.
+  with_password change-password --username "$admin"
+  echo "admin $admin exists; password set to the stack's adminPassword"
   exit 0
 fi
 if list_names | grep -qxF -- "$admin"; then
   die "Gitea user $admin exists but is not an admin; make it one in Gitea or pick another gitea-homelab:adminUsername"
 fi
-# shellcheck disable=SC2016 # expanded by the container's shell, from stdin
-as_user "$user" podman exec --interactive "$container" sh -c 'exec gitea admin user create --admin --username "$1" --email "$2" --must-change-password=false --password "$(cat)"' \
-  gitea-homelab "$admin" "$email" >/dev/null
+with_password create --admin --username "$admin" --email "$email" --must-change-password=false
 echo "admin $admin created"
 `,
   );

@@ -4,6 +4,7 @@
  * looks at the host itself. Needs GITEA_HOMELAB_VM_RUNDIR: a VM booted by test/e2e/vm/start-vm.sh
  * with guest ports 4111, 3333 and 4112 forwarded (test/e2e/run.sh does that).
  */
+import { createHash } from "crypto";
 import { join } from "path";
 import { rmSync } from "fs";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -166,6 +167,10 @@ describe.runIf(rundir)("server stack lifecycle on the Debian 13 VM", () => {
       expect(again.commands.every((c) => c.exitCode === 0)).toBe(true);
       expect(await gitea("cat /var/lib/gitea/standin/marker")).toBe("kept");
       expect(await gitea("gitea admin user list --admin")).toMatch(/\bgitea-admin\b/);
+      // The admin made before destroy now has the password this stack outputs (the stand-in keeps its sha256).
+      const password: string = engine.stored("gitea-admin-password")!.outputs.result;
+      const stored = await gitea("awk -F: '$2 == \"gitea-admin\" { print $7 }' /var/lib/gitea/standin/users.txt");
+      expect(stored).toBe(createHash("sha256").update(password).digest("hex"));
     });
 
     it("with destroyData and removeUserOnDestroy removes the volumes and the account (after switching to a classic unit)", async () => {
