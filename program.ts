@@ -4,9 +4,11 @@
 import * as pulumi from "@pulumi/pulumi";
 import { ConfigError, PROJECT } from "./stacks/config";
 import { serverStack } from "./stacks/server";
+import { wslStack } from "./stacks/wsl";
 
 const ROLES: Record<string, () => Promise<Record<string, unknown>>> = {
   server: serverStack,
+  wsl: wslStack,
 };
 
 export function resolveRole(configured: string | undefined, stackName: string): string {

@@ -19,6 +19,8 @@ export interface HostArgs {
   requireFirewalld: pulumi.Input<boolean>;
   /** Fail the preflight unless Podman is new enough for Quadlet (4.4). */
   requireQuadlet: pulumi.Input<boolean>;
+  /** What to tell the user when systemd is not PID 1 (default: check the host setting). */
+  systemdAdvice?: pulumi.Input<string>;
 }
 
 export interface HostCommandSpec {
@@ -60,7 +62,10 @@ const REQUIRED_TOOLS: Array<{ command: string; fedora: string; debian: string }>
 export interface PreflightOptions {
   requireFirewalld: boolean;
   requireQuadlet: boolean;
+  systemdAdvice?: string;
 }
+
+export const DEFAULT_SYSTEMD_ADVICE = "gitea-homelab needs a host whose PID 1 is systemd (check gitea-homelab:host)";
 
 /**
  * Checks first (systemd, OS, firewalld, Podman version), then installs what is missing and makes
@@ -70,9 +75,12 @@ export interface PreflightOptions {
 export function renderHostPreflightScript(opts: PreflightOptions): string {
   const tools = REQUIRED_TOOLS.map((t) => `${t.command}:${t.fedora}:${t.debian}`).join(" ");
   return renderScript(
-    { purpose: "Host preflight: check the host, then install Podman and its helpers.", vars: { require_firewalld: opts.requireFirewalld, require_quadlet: opts.requireQuadlet, tools } },
+    {
+      purpose: "Host preflight: check the host, then install Podman and its helpers.",
+      vars: { require_firewalld: opts.requireFirewalld, require_quadlet: opts.requireQuadlet, tools, systemd_advice: opts.systemdAdvice ?? DEFAULT_SYSTEMD_ADVICE },
+    },
     sh`
-[[ -d /run/systemd/system ]] || die "systemd is not running as PID 1 on this host; gitea-homelab needs systemd (check gitea-homelab:host)"
+[[ -d /run/systemd/system ]] || die "systemd is not running as PID 1 on this host: $systemd_advice"
 [[ -r /etc/os-release ]] || die "/etc/os-release is missing; cannot tell which OS this is"
 # shellcheck source=/dev/null
 os_id=$(. /etc/os-release && echo "\${ID:-unknown}")
@@ -149,8 +157,8 @@ export class Host extends pulumi.ComponentResource {
       })),
     );
     const preflightScript = pulumi
-      .all([args.requireFirewalld, args.requireQuadlet])
-      .apply(([requireFirewalld, requireQuadlet]) => renderHostPreflightScript({ requireFirewalld, requireQuadlet }));
+      .all([args.requireFirewalld, args.requireQuadlet, args.systemdAdvice])
+      .apply(([requireFirewalld, requireQuadlet, systemdAdvice]) => renderHostPreflightScript({ requireFirewalld, requireQuadlet, systemdAdvice }));
     this.preflight = this.command(`${name}-preflight`, { create: preflightScript }, { parent: this }, false);
     this.registerOutputs({ connection: this.connection });
   }

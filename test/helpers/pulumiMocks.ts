@@ -106,13 +106,24 @@ export interface ProgramRun {
 export async function runWithMocks(
   config: Record<string, string>,
   load: () => Promise<Record<string, unknown>>,
-  opts: { stack?: string; secretKeys?: string[]; preview?: boolean } = {},
+  opts: {
+    stack?: string;
+    secretKeys?: string[];
+    preview?: boolean;
+    /** Outputs of referenced stacks, by stack name; `secret` lists the secret ones. */
+    stackReferences?: Record<string, { outputs: Record<string, unknown>; secret: string[] }>;
+  } = {},
 ): Promise<ProgramRun> {
   const resources: RecordedResource[] = [];
   const mocks: pulumi.runtime.Mocks = {
     newResource: (args) => {
       const resource = resources.find((r) => r.type === args.type && r.name === args.name && Object.keys(r.inputs).length === 0);
       if (resource) resource.inputs = unwrapSecrets(args.inputs);
+      if (args.type === "pulumi:pulumi:StackReference") {
+        const ref = opts.stackReferences?.[args.inputs.name];
+        if (!ref) throw new Error(`no mocked stack ${args.inputs.name}`);
+        return { id: args.inputs.name, state: { name: args.inputs.name, outputs: ref.outputs, secretOutputNames: ref.secret } };
+      }
       return { id: `${args.name}-id`, state: mockState(args.type, args.name, unwrapSecrets(args.inputs)) };
     },
     call: (args) => args.inputs,

@@ -1,0 +1,237 @@
+/**
+ * ActRunner: a Gitea Actions runner as a system service whose jobs run in Podman. One install
+ * path (`binaryPath`) is the source of every other path to the binary, the unit's ExecStart
+ * included. Registration happens once per instance/name/labels, recorded by a fingerprint kept
+ * beside `.runner`.
+ */
+import { createHash } from "crypto";
+import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
+import { stringify } from "yaml";
+import { Host } from "./host";
+import { heredoc, MANAGED_HEADER, renderScript, sh } from "./render/shell";
+import { IniEntries, renderIni } from "./render/unitFile";
+
+export const PODMAN_SOCKET = "unix:///run/podman/podman.sock";
+
+export interface RunnerSettings {
+  /** Where the binary is installed; the unit runs exactly this. */
+  binaryPath: string;
+  /** Download URL and its sha256, or a file already on the host (`sourcePath`). */
+  source: { url: string; sha256: string } | { sourcePath: string };
+  configDir: string;
+  stateDir: string;
+  name: string;
+  labels: string[];
+  capacity: number;
+  timeout: string;
+  instanceUrl: string;
+  serviceName: string;
+}
+
+export function runnerPaths(s: Pick<RunnerSettings, "configDir" | "stateDir">) {
+  return { config: `${s.configDir}/config.yaml`, runnerFile: `${s.stateDir}/.runner`, fingerprint: `${s.stateDir}/.runner.fingerprint` };
+}
+
+/** config.yaml, from the keys `act_runner generate-config` writes. */
+export function renderRunnerConfig(s: RunnerSettings): string {
+  const doc = {
+    log: { level: "info" },
+    runner: {
+      file: runnerPaths(s).runnerFile,
+      capacity: s.capacity,
+      timeout: s.timeout,
+      insecure: false,
+      fetch_timeout: "5s",
+      fetch_interval: "2s",
+      labels: s.labels,
+    },
+    cache: { enabled: true },
+    container: {
+      // Podman's Docker-compatible API does not map the "bridge" network name.
+      network: "",
+      privileged: false,
+      docker_host: PODMAN_SOCKET,
+      force_pull: false,
+    },
+    host: { workdir_parent: `${s.stateDir}/host-work` },
+  };
+  return `# ${MANAGED_HEADER}\n${stringify(doc)}`;
+}
+
+export function renderRunnerUnit(s: RunnerSettings): string {
+  const unit: IniEntries = [
+    ["Description", "Gitea Actions runner (managed by gitea-homelab)"],
+    ["Documentation", "https://docs.gitea.com/usage/actions/act-runner"],
+    ["Requires", "podman.socket"],
+    ["After", "podman.socket network-online.target"],
+    ["Wants", "network-online.target"],
+  ];
+  return renderIni([
+    { name: "Unit", entries: unit },
+    {
+      name: "Service",
+      entries: [
+        ["ExecStart", `${s.binaryPath} daemon --config ${runnerPaths(s).config}`],
+        ["WorkingDirectory", s.stateDir],
+        ["Environment", `DOCKER_HOST=${PODMAN_SOCKET}`],
+        ["Restart", "always"],
+        ["RestartSec", 10],
+      ],
+    },
+    { name: "Install", entries: [["WantedBy", "multi-user.target"]] },
+  ]);
+}
+
+/** What a registration depends on: a change of any of these registers again. */
+export function registrationFingerprint(s: Pick<RunnerSettings, "instanceUrl" | "name" | "labels">): string {
+  return createHash("sha256").update(JSON.stringify([s.instanceUrl, s.name, s.labels])).digest("hex");
+}
+
+/** Installs the binary (checked against its sha256 when downloaded), podman.socket, config.yaml and the unit; restarts on change. */
+export function renderRunnerInstallScript(s: RunnerSettings): string {
+  const config = heredoc(renderRunnerConfig(s));
+  const unit = heredoc(renderRunnerUnit(s));
+  const source = "url" in s.source ? { url: s.source.url, sha256: s.source.sha256, source_path: "" } : { url: "", sha256: "", source_path: s.source.sourcePath };
+  return renderScript(
+    {
+      purpose: `Gitea Actions runner ${s.name}: binary, podman.socket, config, ${s.serviceName}.`,
+      vars: { binary: s.binaryPath, config_dir: s.configDir, state_dir: s.stateDir, service: s.serviceName, ...source },
+    },
+    sh`
+systemctl enable --now --quiet podman.socket
+install -d -m 755 "$config_dir" "$(dirname "$binary")"
+install -d -m 700 "$state_dir"
+tmp=$(mktemp)
+trap 'rm -f "$tmp"' EXIT
+
+if [[ -n $source_path ]]; then
+  [[ -f $source_path ]] || die "runner binary $source_path does not exist on the host (gitea-homelab:runnerSourcePath)"
+  cp "$source_path" "$tmp"
+else
+  curl --fail --silent --show-error --location --output "$tmp" "$url" || die "cannot download $url (gitea-homelab:runnerUrl); on a host without internet set gitea-homelab:runnerSourcePath"
+  echo "$sha256  $tmp" | sha256sum --check --quiet - || die "$url does not match gitea-homelab:runnerSha256"
+fi
+install_file "$tmp" "$binary" 755 root root
+
+cat >"$tmp" ${config.open}
+${config.body}
+install_file "$tmp" "$config_dir/config.yaml" 644 root root
+
+cat >"$tmp" ${unit.open}
+${unit.body}
+install_file "$tmp" "/etc/systemd/system/$service" 644 root root
+
+systemctl daemon-reload
+systemctl enable --quiet "$service"
+if systemctl is-active --quiet "$service"; then
+  if ((changed)); then
+    systemctl restart "$service"
+    echo "$service restarted (binary, config or unit changed)"
+  else
+    echo "$service active, unchanged"
+  fi
+else
+  # Before the first registration there is no .runner: the unit starts once register made it.
+  if [[ -f $state_dir/.runner ]]; then
+    systemctl start "$service"
+    echo "$service started"
+  else
+    echo "$service installed; it starts after registration"
+  fi
+fi
+`,
+  );
+}
+
+/**
+ * Registers unless `.runner` exists with the same fingerprint. The token arrives on stdin;
+ * `register` accepts it only as an argument, so it is in that process's argv while it runs
+ * (the README says so). Bounded, since register retries forever against an unreachable Gitea.
+ */
+export function renderRunnerRegisterScript(s: RunnerSettings, timeoutSeconds: number): string {
+  const paths = runnerPaths(s);
+  return renderScript(
+    {
+      purpose: `Register runner ${s.name} with ${s.instanceUrl}.`,
+      vars: {
+        binary: s.binaryPath,
+        config: paths.config,
+        runner_file: paths.runnerFile,
+        fingerprint_file: paths.fingerprint,
+        fingerprint: registrationFingerprint(s),
+        instance: s.instanceUrl,
+        name: s.name,
+        labels: s.labels.join(","),
+        service: s.serviceName,
+        timeout_seconds: timeoutSeconds,
+      },
+    },
+    sh`
+if [[ -f $runner_file && $(cat "$fingerprint_file" 2>/dev/null) == "$fingerprint" ]]; then
+  echo "runner $name already registered with $instance"
+else
+  token=$(cat)
+  [[ -n $token ]] || die "no registration token (gitea-homelab:registrationToken or the server stack's runnerRegistrationToken)"
+  systemctl stop "$service" 2>/dev/null || true
+  rm -f "$runner_file"
+  cd "$(dirname "$runner_file")"
+  if ! timeout "$timeout_seconds" "$binary" register --no-interactive --config "$config" \
+    --instance "$instance" --name "$name" --labels "$labels" --token "$token" >/dev/null; then
+    die "registering with $instance failed or timed out after $timeout_seconds seconds; is Gitea reachable from this host at that URL (gitea-homelab:instanceUrl)?"
+  fi
+  [[ -f $runner_file ]] || die "register succeeded but wrote no $runner_file"
+  echo "$fingerprint" >"$fingerprint_file"
+  echo "runner $name registered with $instance"
+fi
+systemctl is-active --quiet "$service" || systemctl start "$service"
+systemctl is-active --quiet "$service" || die "$service is not running; see journalctl -u $service"
+`,
+  );
+}
+
+export function renderRunnerRemoveScript(s: RunnerSettings): string {
+  return renderScript(
+    { purpose: `Remove runner ${s.name}: unit, config, registration.`, vars: { binary: s.binaryPath, service: s.serviceName, config_dir: s.configDir, state_dir: s.stateDir } },
+    sh`
+systemctl disable --now --quiet "$service" 2>/dev/null || true
+rm -f "/etc/systemd/system/$service"
+systemctl daemon-reload
+rm -rf "$config_dir" "$state_dir"
+rm -f "$binary"
+echo "runner removed from this host; Gitea lists it as offline until an admin deletes it"
+`,
+  );
+}
+
+export interface ActRunnerArgs {
+  host: Host;
+  settings: pulumi.Input<RunnerSettings>;
+  registrationToken: pulumi.Input<string>;
+  registerTimeoutSeconds?: pulumi.Input<number>;
+}
+
+export class ActRunner extends pulumi.ComponentResource {
+  readonly installed: command.remote.Command;
+  readonly registered: command.remote.Command;
+
+  constructor(name: string, args: ActRunnerArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("gitea-homelab:components:ActRunner", name, {}, opts);
+    const settings = pulumi.output(args.settings);
+    this.installed = args.host.run(
+      `${name}-install`,
+      { create: settings.apply(renderRunnerInstallScript), delete: settings.apply(renderRunnerRemoveScript) },
+      { parent: this, dependsOn: opts?.dependsOn },
+    );
+    this.registered = args.host.run(
+      `${name}-register`,
+      {
+        create: pulumi.all([settings, args.registerTimeoutSeconds ?? 120]).apply(([s, t]) => renderRunnerRegisterScript(s, t)),
+        stdin: args.registrationToken,
+        secret: true,
+      },
+      { parent: this, dependsOn: [this.installed] },
+    );
+    this.registerOutputs({});
+  }
+}

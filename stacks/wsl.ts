@@ -1,0 +1,72 @@
+/**
+ * The wsl role: a Fedora WSL2 VM (or any systemd host) becomes a registered, running Gitea
+ * Actions runner whose jobs run in Podman, with the instance URL and token taken from the
+ * server stack (or from config for a Gitea this program did not make).
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { ActRunner, RunnerSettings } from "../components/actRunner";
+import { Host } from "../components/host";
+import { ConfigError, PROJECT } from "./config";
+import { probeSsh } from "./reachability";
+import { instanceUrlProblem, readWslConfig, WSL_SYSTEMD_ADVICE, WslSecrets, WslSettings } from "./wslConfig";
+
+export function buildWslStack(settings: WslSettings, secrets: WslSecrets) {
+  let instanceUrl: pulumi.Output<string>;
+  let token: pulumi.Output<string>;
+  if (settings.instance.kind === "stack") {
+    const server = new pulumi.StackReference(settings.instance.serverStack);
+    const serverStack = settings.instance.serverStack;
+    instanceUrl = server.getOutput("giteaUrl").apply((url: unknown) => {
+      if (typeof url !== "string") throw new ConfigError([`${PROJECT}:serverStack: stack ${serverStack} has no giteaUrl output; run its up first, or set gitea-homelab:instanceUrl`]);
+      const problem = instanceUrlProblem(url);
+      if (problem) throw new ConfigError([`${PROJECT}:serverStack: giteaUrl of ${serverStack} ${problem}; set gitea-homelab:publicHost there`]);
+      return url;
+    });
+    token = pulumi.secret(server.getOutput("runnerRegistrationToken").apply((t: unknown) => String(t ?? "")));
+  } else {
+    instanceUrl = pulumi.output(settings.instance.instanceUrl);
+    token = pulumi.secret(secrets.registrationToken.apply((t) => t ?? ""));
+  }
+
+  const host = new Host("wsl", {
+    host: settings.connection.host,
+    port: settings.connection.port,
+    user: settings.connection.user,
+    hostKey: settings.connection.hostKey,
+    privateKey: secrets.privateKey,
+    requireFirewalld: false,
+    requireQuadlet: false,
+    systemdAdvice: WSL_SYSTEMD_ADVICE,
+  });
+
+  const runnerSettings = instanceUrl.apply(
+    (url): RunnerSettings => ({
+      binaryPath: settings.binaryPath,
+      source: settings.source,
+      configDir: "/etc/act_runner",
+      stateDir: "/var/lib/act_runner",
+      name: settings.runnerName,
+      labels: settings.labels,
+      capacity: settings.capacity,
+      timeout: settings.timeout,
+      instanceUrl: url,
+      serviceName: "act_runner.service",
+    }),
+  );
+  new ActRunner("runner", { host, settings: runnerSettings, registrationToken: token, registerTimeoutSeconds: settings.registerTimeoutSeconds });
+
+  return {
+    runnerName: settings.runnerName,
+    labels: settings.labels,
+    instanceUrl,
+    binaryVersion: "sourcePath" in settings.source ? `${settings.version} (from ${settings.source.sourcePath})` : settings.version,
+    runnerRecordOnDestroy: "pulumi destroy removes the runner from this host; Gitea keeps listing it as offline until an admin deletes it under Site Administration > Actions > Runners",
+  };
+}
+
+export async function wslStack() {
+  const { settings, secrets } = readWslConfig();
+  const reachable = await probeSsh(settings.connection.host, settings.connection.port);
+  if (!reachable.ok) throw new ConfigError([reachable.problem!]);
+  return buildWslStack(settings, secrets);
+}

@@ -1,0 +1,151 @@
+/**
+ * The wsl stack's settings: the runner host, where the Gitea instance and its registration
+ * token come from, and the runner binary. Pure validation; `readWslConfig` feeds it Pulumi config.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { CONNECTION_KEYS, ConfigError, ConfigReader, ConnectionSettings, PROJECT, RawConfig, readConnection, readRawConfig } from "./config";
+
+export const WSL_DEFAULTS = {
+  serverStack: "organization/gitea-homelab/server",
+  runnerName: "wsl-runner",
+  runnerLabels: "ubuntu-latest:docker://docker.gitea.com/runner-images:ubuntu-latest",
+  runnerCapacity: 1,
+  runnerTimeout: "3h",
+  runnerBinaryName: "act_runner",
+  runnerVersion: "0.2.13",
+  runnerInstallDir: "/usr/local/bin",
+  registerTimeoutSeconds: 120,
+};
+
+export const WSL_KEYS = [
+  ...CONNECTION_KEYS,
+  "serverStack",
+  "instanceUrl",
+  "runnerName",
+  "runnerLabels",
+  "runnerCapacity",
+  "runnerTimeout",
+  "runnerBinaryName",
+  "runnerVersion",
+  "runnerUrl",
+  "runnerSha256",
+  "runnerSourcePath",
+  "runnerInstallDir",
+  "registerTimeoutSeconds",
+] as const;
+
+/** What to do when systemd is not PID 1 inside WSL: nothing inside the VM can fix that. */
+export const WSL_SYSTEMD_ADVICE =
+  "in WSL put '[boot]' and 'systemd=true' in /etc/wsl.conf, then run 'wsl --shutdown' in Windows and start the VM again; " +
+  "also set 'vmIdleTimeout=-1' under [wsl2] in %UserProfile%\\.wslconfig, or WSL stops the VM and the runner with it";
+
+/** Job containers reach Gitea by this URL, so it must not point at themselves. */
+export function instanceUrlProblem(url: string): string | undefined {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return `must be an absolute http(s) URL, got ${JSON.stringify(url)}`;
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") return `must use http or https, got ${JSON.stringify(url)}`;
+  const host = parsed.hostname.replace(/^\[|\]$/g, "");
+  if (host === "localhost" || host.endsWith(".localhost") || /^127\./.test(host) || host === "::1" || host === "0.0.0.0") {
+    return `must not be ${host}: the runner and its job containers would reach themselves; use Gitea's ROOT_URL (e.g. http://192.168.1.10:4111/)`;
+  }
+  return undefined;
+}
+
+export function defaultRunnerUrl(binaryName: string, version: string): string {
+  return `https://dl.gitea.com/${binaryName}/${version}/${binaryName}-${version}-linux-amd64`;
+}
+
+export interface WslSettings {
+  connection: ConnectionSettings;
+  /** Where the instance URL and token come from. */
+  instance: { kind: "stack"; serverStack: string } | { kind: "config"; instanceUrl: string };
+  runnerName: string;
+  labels: string[];
+  capacity: number;
+  timeout: string;
+  binaryName: string;
+  version: string;
+  binaryPath: string;
+  source: { url: string; sha256: string } | { sourcePath: string };
+  registerTimeoutSeconds: number;
+}
+
+export function validateWslConfig(raw: RawConfig): { settings: WslSettings; problems: string[]; warnings: string[] } {
+  const r = new ConfigReader(raw);
+  const d = WSL_DEFAULTS;
+  const connection = readConnection(r);
+
+  const instanceUrl = r.optional("instanceUrl");
+  let instance: WslSettings["instance"];
+  if (instanceUrl !== undefined) {
+    const problem = instanceUrlProblem(instanceUrl);
+    if (problem) r.problem("instanceUrl", problem);
+    instance = { kind: "config", instanceUrl: instanceUrl.endsWith("/") ? instanceUrl : `${instanceUrl}/` };
+  } else {
+    const serverStack = r.matching("serverStack", r.string("serverStack", d.serverStack), /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+){0,2}$/, "a stack name like organization/gitea-homelab/server");
+    instance = { kind: "stack", serverStack };
+  }
+
+  const runnerName = r.matching("runnerName", r.string("runnerName", d.runnerName), /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, "a runner name (letters, digits, . _ -)");
+  const labels = r
+    .string("runnerLabels", d.runnerLabels)
+    .split(",")
+    .map((l) => l.trim())
+    .filter((l) => l !== "");
+  if (labels.length === 0) r.problem("runnerLabels", "needs at least one label");
+  for (const label of labels) r.matching("runnerLabels", label, /^[A-Za-z0-9._-]+(:(host|docker:\/\/[^\s,'"\\]+))?$/, 'labels like "ubuntu-latest:docker://IMAGE" or "NAME:host"');
+  const capacity = r.int("runnerCapacity", d.runnerCapacity, 1, 64);
+  const timeout = r.matching("runnerTimeout", r.string("runnerTimeout", d.runnerTimeout), /^(\d+h)?(\d+m)?(\d+s)?$/, 'a duration like "3h" or "90m"');
+  const binaryName = r.matching("runnerBinaryName", r.string("runnerBinaryName", d.runnerBinaryName), /^[A-Za-z0-9._-]+$/, "a file name");
+  const version = r.matching("runnerVersion", r.string("runnerVersion", d.runnerVersion), /^[0-9A-Za-z.+-]+$/, "a version like 0.2.13");
+  const installDir = r.matching("runnerInstallDir", r.string("runnerInstallDir", d.runnerInstallDir), /^\/[^\s'"\\]*$/, "an absolute directory");
+
+  const sourcePath = r.optional("runnerSourcePath");
+  let source: WslSettings["source"];
+  if (sourcePath !== undefined) {
+    r.matching("runnerSourcePath", sourcePath, /^\/[^\s'"\\]*$/, "an absolute path on the runner host");
+    source = { sourcePath };
+  } else {
+    const url = r.string("runnerUrl", defaultRunnerUrl(binaryName, version));
+    if (!/^https?:\/\/\S+$/.test(url)) r.problem("runnerUrl", `must be an http(s) URL, got ${JSON.stringify(url)}`);
+    const sha256 = (r.optional("runnerSha256") ?? "").toLowerCase();
+    if (!/^[0-9a-f]{64}$/.test(sha256)) {
+      r.problem("runnerSha256", `must be the sha256 of ${url} (64 hex digits; the release publishes it beside the binary), or set gitea-homelab:runnerSourcePath to a binary already on the host`);
+    }
+    source = { url, sha256 };
+  }
+  const registerTimeoutSeconds = r.int("registerTimeoutSeconds", d.registerTimeoutSeconds, 10, 3600);
+
+  return {
+    settings: { connection, instance, runnerName, labels, capacity, timeout, binaryName, version, binaryPath: `${installDir.replace(/\/$/, "")}/${binaryName}`, source, registerTimeoutSeconds },
+    problems: r.problems,
+    warnings: r.warnings,
+  };
+}
+
+export interface WslSecrets {
+  privateKey: pulumi.Output<string | undefined>;
+  registrationToken: pulumi.Output<string | undefined>;
+}
+
+export function readWslConfig(config = new pulumi.Config(PROJECT)): { settings: WslSettings; secrets: WslSecrets } {
+  const raw = readRawConfig(WSL_KEYS, config);
+  const { settings, problems, warnings } = validateWslConfig(raw);
+  for (const w of warnings) pulumi.log.warn(w);
+  const blankToUndefined = (v: string | undefined) => (v === undefined || v.trim() === "" ? undefined : v);
+  // Presence only, read raw: Config.get would warn about reading a secret.
+  const hasToken = (pulumi.runtime.getConfig(`${PROJECT}:registrationToken`) ?? "").trim() !== "";
+  if (settings.instance.kind === "config" && !hasToken) problems.push(`${PROJECT}:registrationToken: is required with gitea-homelab:instanceUrl (set it with --secret)`);
+  if (problems.length > 0) throw new ConfigError(problems);
+  return {
+    settings,
+    secrets: {
+      privateKey: pulumi.output(config.getSecret("privateKey")).apply(blankToUndefined),
+      registrationToken: pulumi.output(config.getSecret("registrationToken")).apply(blankToUndefined),
+    },
+  };
+}

@@ -1,0 +1,68 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { listen } from "../helpers/fakeSshd";
+import type { ProgramRun } from "../helpers/pulumiMocks";
+import { runWithMocks } from "../helpers/pulumiMocks";
+
+const TOKEN = "T0kenT0kenT0kenT0kenT0kenT0kenT0kenT0ken";
+let run: ProgramRun;
+let sshd: Awaited<ReturnType<typeof listen>>;
+
+beforeAll(async () => {
+  sshd = await listen("SSH-2.0-OpenSSH_9.9\r\n");
+  run = await runWithMocks(
+    { host: "127.0.0.1", port: String(sshd.port), user: "root", runnerSourcePath: "/root/act_runner", runnerLabels: "ubuntu-latest:docker://node:20,self:host" },
+    async () => (await import("../../program")).main(),
+    {
+      stack: "wsl",
+      stackReferences: { "organization/gitea-homelab/server": { outputs: { giteaUrl: "http://192.168.1.10:4111/", runnerRegistrationToken: TOKEN }, secret: ["runnerRegistrationToken"] } },
+    },
+  );
+});
+afterAll(() => sshd.close());
+
+describe("wsl stack", () => {
+  it("builds a Host and an ActRunner: install, then register, both after the preflight", () => {
+    const runner = run.resources.find((r) => r.type === "gitea-homelab:components:ActRunner")!;
+    const install = run.byName("runner-install");
+    const register = run.byName("runner-register");
+    expect(install.parent).toBe(runner.urn);
+    expect(register.dependencies).toContain(install.urn);
+    expect(install.dependencies).toContain(run.byName("wsl-preflight").urn);
+    expect(run.ofType("gitea-homelab:components:FirewallPort")).toEqual([]);
+  });
+
+  it("tells a user without systemd what to put in wsl.conf", () => {
+    const preflight = run.byName("wsl-preflight").inputs.create as string;
+    expect(preflight).toContain("systemd=true");
+    expect(preflight).toContain("wsl --shutdown");
+    expect(preflight).toContain("vmIdleTimeout=-1");
+    expect(preflight).toContain("require_firewalld=false");
+  });
+
+  it("registers with the server stack's URL and secret token, the token only on stdin", () => {
+    const register = run.byName("runner-register");
+    expect(register.inputs.create).toContain("instance=http://192.168.1.10:4111/");
+    expect(register.inputs.create).not.toContain(TOKEN);
+    expect(run.byName("runner-install").inputs.create).not.toContain(TOKEN);
+    expect(register.inputs.stdin).toBe(TOKEN);
+    expect(register.secretInputs).toContain("stdin");
+    expect(register.inputs.logging).toBe("none");
+    expect(register.additionalSecretOutputs).toEqual(expect.arrayContaining(["stdout", "stderr"]));
+  });
+
+  it("installs from the host's file to one path the unit runs", () => {
+    const install = run.byName("runner-install").inputs.create as string;
+    expect(install).toContain("source_path=/root/act_runner");
+    expect(install).toContain("binary=/usr/local/bin/act_runner");
+    expect(install).toContain("ExecStart=/usr/local/bin/act_runner daemon --config /etc/act_runner/config.yaml");
+    expect(install).toContain("systemctl enable --now --quiet podman.socket");
+  });
+
+  it("exports the runner's name, labels, instance and version", async () => {
+    expect(await run.value(run.outputs.runnerName)).toBe("wsl-runner");
+    expect(await run.value(run.outputs.labels)).toEqual(["ubuntu-latest:docker://node:20", "self:host"]);
+    expect(await run.value(run.outputs.instanceUrl)).toBe("http://192.168.1.10:4111/");
+    expect(await run.value(run.outputs.binaryVersion)).toMatch(/^0\.2\.13/);
+    expect(await run.value(run.outputs.runnerRecordOnDestroy)).toMatch(/offline/);
+  });
+});
