@@ -6,7 +6,7 @@
 import { rmSync } from "fs";
 import { join } from "path";
 import { Engine, RunReport } from "./harness/engine";
-import { testVm } from "./harness/vm";
+import { serverConfig, testVm } from "./harness/vm";
 
 async function main(): Promise<void> {
   const rundir = process.env.GITEA_HOMELAB_VM_RUNDIR;
@@ -15,17 +15,7 @@ async function main(): Promise<void> {
   const stateFile = join(rundir, "bench-state.json");
   rmSync(stateFile, { force: true });
   const engine = new Engine(stateFile);
-  const config = {
-    host: "127.0.0.1",
-    port: vm.env.VM_SSH_PORT,
-    user: vm.env.VM_SSH_USER,
-    privateKey: vm.operator.privateKey!,
-    hostKey: vm.env.VM_HOST_KEY,
-    publicHost: "gitea.test",
-    adminEmail: "admin@gitea.test",
-    image: "localhost/gitea-standin:1.27.3-rootless",
-    imageArchive: "/opt/gitea-homelab-test/gitea-standin.tar",
-  };
+  const config = serverConfig(vm);
   const rows: Array<[string, RunReport]> = [];
   rows.push(["1 fresh up", await engine.up(config)]);
   rows.push(["2 up, no change", await engine.up(config)]);

@@ -6,10 +6,9 @@
  */
 import { createHash } from "crypto";
 import { join } from "path";
-import { rmSync } from "fs";
 import { beforeAll, describe, expect, it } from "vitest";
-import { DeploymentError, Engine, RunReport } from "./harness/engine";
-import { TestVm, testVm, waitForStatus } from "./harness/vm";
+import { DeploymentError, Engine, freshEngine, RunReport } from "./harness/engine";
+import { serverConfig, TestVm, testVm, waitForStatus } from "./harness/vm";
 
 const rundir = process.env.GITEA_HOMELAB_VM_RUNDIR;
 
@@ -34,23 +33,8 @@ describe.runIf(rundir)("server stack lifecycle on the Debian 13 VM", () => {
 
   beforeAll(() => {
     vm = testVm(rundir!);
-    const stateFile = join(rundir!, "engine-state.json");
-    rmSync(stateFile, { force: true });
-    engine = new Engine(stateFile, (line) => {
-      log.push(line);
-      process.stdout.write(`${line}\n`);
-    });
-    config = {
-      host: "127.0.0.1",
-      port: vm.env.VM_SSH_PORT,
-      user: vm.env.VM_SSH_USER,
-      privateKey: vm.operator.privateKey!,
-      hostKey: vm.env.VM_HOST_KEY,
-      publicHost: "gitea.test",
-      adminEmail: "admin@gitea.test",
-      image: "localhost/gitea-standin:1.27.3-rootless",
-      imageArchive: "/opt/gitea-homelab-test/gitea-standin.tar",
-    };
+    engine = freshEngine(join(rundir!, "engine-state.json"), log);
+    config = serverConfig(vm);
   });
 
   describe("6. bad input fails clearly, changes nothing, and a fixed up converges (below)", () => {

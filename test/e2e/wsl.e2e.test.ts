@@ -5,12 +5,12 @@
  * StackReference path is covered by the unit tests.
  */
 import { randomBytes } from "crypto";
-import { readFileSync, rmSync } from "fs";
+import { readFileSync } from "fs";
 import { join } from "path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { Engine } from "./harness/engine";
+import { Engine, freshEngine } from "./harness/engine";
 import { sshRun } from "./harness/ssh";
-import { TestVm, testVm } from "./harness/vm";
+import { connectionConfig, TestVm, testVm } from "./harness/vm";
 
 const rundir = process.env.GITEA_HOMELAB_VM_RUNDIR;
 const STANDIN = "/opt/gitea-homelab-test/act_runner-standin";
@@ -23,26 +23,17 @@ describe.runIf(rundir)("wsl stack on the VM", () => {
   const token = randomBytes(24).toString("hex");
 
   const registrations = async () => Number(await vm.root("wc -l </var/log/act_runner-standin/registrations.log 2>/dev/null || echo 0"));
-  const serviceState = () => vm.root("echo $(systemctl is-active act_runner.service) $(systemctl is-enabled act_runner.service 2>/dev/null || echo absent)");
+  const serviceState = () => vm.root("echo $(systemctl is-active act_runner.service) $(systemctl is-enabled act_runner.service 2>/dev/null)");
 
   beforeAll(async () => {
     vm = testVm(rundir!);
-    const stateFile = join(rundir!, "engine-state-wsl.json");
-    rmSync(stateFile, { force: true });
-    engine = new Engine(stateFile, (line) => {
-      log.push(line);
-      process.stdout.write(`${line}\n`);
-    });
+    engine = freshEngine(join(rundir!, "engine-state-wsl.json"), log);
     const standin = readFileSync(join(__dirname, "standin/act_runner/act_runner-standin"), "utf8");
     const copied = await sshRun(vm.operator, `sudo -n install -D -m 755 /dev/stdin ${STANDIN}`, standin);
     expect(copied.code).toBe(0);
     await vm.root("rm -f /var/log/act_runner-standin/registrations.log");
     config = {
-      host: "127.0.0.1",
-      port: vm.env.VM_SSH_PORT,
-      user: vm.env.VM_SSH_USER,
-      privateKey: vm.operator.privateKey!,
-      hostKey: vm.env.VM_HOST_KEY,
+      ...connectionConfig(vm),
       // The VM's own address on its network: not localhost, as the stack demands.
       instanceUrl: "http://10.0.2.15:4111/",
       registrationToken: token,
@@ -59,7 +50,7 @@ describe.runIf(rundir)("wsl stack on the VM", () => {
     expect(await registrations()).toBe(1);
     expect(await vm.root("grep -c 'token_sha256=' /var/log/act_runner-standin/registrations.log")).toBe("1");
     expect(await vm.root("cat /var/lib/act_runner/.runner")).toContain('"address": "http://10.0.2.15:4111/"');
-    expect(await vm.root("grep -E 'docker_host|file:' /etc/act_runner/config.yaml | tr -s ' '")).toBe(" file: /var/lib/act_runner/.runner\n docker_host: unix:///run/podman/podman.sock");
+    expect(await vm.root("grep -E 'docker_host|file:' /etc/act_runner/config.yaml | tr -s ' '")).toBe("file: /var/lib/act_runner/.runner\n docker_host: unix:///run/podman/podman.sock");
     expect(await vm.root("journalctl -u act_runner.service --no-pager")).toContain("act_runner-standin daemon: config=/etc/act_runner/config.yaml");
     const visible = [await vm.root("cat /etc/act_runner/config.yaml /etc/systemd/system/act_runner.service /var/lib/act_runner/.runner"), await vm.root("ps -eo args"), log.join("\n")].join("\n");
     expect(visible).not.toContain(token);
@@ -93,7 +84,7 @@ describe.runIf(rundir)("wsl stack on the VM", () => {
 
   it("destroy leaves nothing behind", async () => {
     await engine.destroy();
-    expect(await serviceState()).toMatch(/^inactive absent$/);
+    expect(await serviceState()).toMatch(/^inactive( not-found)?$/);
     expect(await vm.root("ls -d /etc/act_runner /var/lib/act_runner /usr/local/bin/act_runner /etc/systemd/system/act_runner.service 2>/dev/null | wc -l")).toBe("0");
   });
 });

@@ -14,7 +14,7 @@
  * Each run reports every command executed, every SSH session and its duration, bytes sent.
  */
 import { randomBytes, randomInt } from "crypto";
-import { existsSync, readFileSync, writeFileSync } from "fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "fs";
 import * as pulumi from "@pulumi/pulumi";
 import { MockMonitor } from "@pulumi/pulumi/runtime/mocks";
 import { unwrapSecrets } from "../../helpers/pulumiMocks";
@@ -273,4 +273,13 @@ export class Engine {
 
 function indent(text: string): string {
   return text.trim() === "" ? "" : `${text.trimEnd().replace(/^/gm, "    ")}\n`;
+}
+
+/** An engine with fresh state in `stateFile` that echoes its log and keeps it in `log`. */
+export function freshEngine(stateFile: string, log: string[]): Engine {
+  rmSync(stateFile, { force: true });
+  return new Engine(stateFile, (line) => {
+    log.push(line);
+    process.stdout.write(`${line}\n`);
+  });
 }

@@ -66,3 +66,25 @@ export async function waitForStatus(url: string, status: number, timeoutMs: numb
   }
   return seen;
 }
+
+/** Stack config that connects to the VM as its sudo operator, with the pinned host key. */
+export function connectionConfig(vm: TestVm): Record<string, string> {
+  return {
+    host: "127.0.0.1",
+    port: vm.env.VM_SSH_PORT,
+    user: vm.env.VM_SSH_USER,
+    privateKey: vm.operator.privateKey!,
+    hostKey: vm.env.VM_HOST_KEY,
+  };
+}
+
+/** The server stack's config for the VM, with the Gitea stand-in image loaded from its archive. */
+export function serverConfig(vm: TestVm): Record<string, string> {
+  return {
+    ...connectionConfig(vm),
+    publicHost: "gitea.test",
+    adminEmail: "admin@gitea.test",
+    image: "localhost/gitea-standin:1.27.3-rootless",
+    imageArchive: "/opt/gitea-homelab-test/gitea-standin.tar",
+  };
+}
