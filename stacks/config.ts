@@ -92,6 +92,11 @@ export class ConfigReader {
   }
 }
 
+/** A secret config value, undefined when unset or blank (Pulumi.yaml declares it with default ""). */
+export function readSecret(config: pulumi.Config, key: string): pulumi.Output<string | undefined> {
+  return pulumi.output(config.getSecret(key)).apply((v) => (v === undefined || v.trim() === "" ? undefined : v));
+}
+
 /** Reads the given keys of this project's config as raw strings (secrets stay out of it). */
 export function readRawConfig(keys: readonly string[], config = new pulumi.Config(PROJECT)): RawConfig {
   const raw: RawConfig = {};

@@ -14,6 +14,7 @@ import {
   RawConfig,
   readConnection,
   readRawConfig,
+  readSecret,
   urlHost,
 } from "./config";
 import { UNIT_STYLES } from "../components/systemdUserUnit";
@@ -191,12 +192,5 @@ export function readServerConfig(config = new pulumi.Config(PROJECT)): { setting
   const { settings, problems, warnings } = validateServerConfig(readRawConfig(SERVER_KEYS, config));
   for (const w of warnings) pulumi.log.warn(w);
   if (problems.length > 0) throw new ConfigError(problems);
-  const blankToUndefined = (v: string | undefined) => (v === undefined || v.trim() === "" ? undefined : v);
-  return {
-    settings,
-    secrets: {
-      privateKey: pulumi.output(config.getSecret("privateKey")).apply(blankToUndefined),
-      adminPassword: pulumi.output(config.getSecret("adminPassword")).apply(blankToUndefined),
-    },
-  };
+  return { settings, secrets: { privateKey: readSecret(config, "privateKey"), adminPassword: readSecret(config, "adminPassword") } };
 }

@@ -3,7 +3,7 @@
  * token come from, and the runner binary. Pure validation; `readWslConfig` feeds it Pulumi config.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { CONNECTION_KEYS, ConfigError, ConfigReader, ConnectionSettings, PROJECT, RawConfig, readConnection, readRawConfig } from "./config";
+import { CONNECTION_KEYS, ConfigError, ConfigReader, ConnectionSettings, PROJECT, RawConfig, readConnection, readRawConfig, readSecret } from "./config";
 
 export const WSL_DEFAULTS = {
   serverStack: "organization/gitea-homelab/server",
@@ -136,16 +136,12 @@ export function readWslConfig(config = new pulumi.Config(PROJECT)): { settings: 
   const raw = readRawConfig(WSL_KEYS, config);
   const { settings, problems, warnings } = validateWslConfig(raw);
   for (const w of warnings) pulumi.log.warn(w);
-  const blankToUndefined = (v: string | undefined) => (v === undefined || v.trim() === "" ? undefined : v);
   // Presence only, read raw: Config.get would warn about reading a secret.
   const hasToken = (pulumi.runtime.getConfig(`${PROJECT}:registrationToken`) ?? "").trim() !== "";
   if (settings.instance.kind === "config" && !hasToken) problems.push(`${PROJECT}:registrationToken: is required with gitea-homelab:instanceUrl (set it with --secret)`);
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     settings,
-    secrets: {
-      privateKey: pulumi.output(config.getSecret("privateKey")).apply(blankToUndefined),
-      registrationToken: pulumi.output(config.getSecret("registrationToken")).apply(blankToUndefined),
-    },
+    secrets: { privateKey: readSecret(config, "privateKey"), registrationToken: readSecret(config, "registrationToken") },
   };
 }

@@ -1,4 +1,4 @@
-import { spawnSync } from "child_process";
+import { readFileSync } from "fs";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import {
@@ -11,8 +11,8 @@ import {
   RunnerSettings,
 } from "../../components/actRunner";
 import { MANAGED_HEADER } from "../../components/render/shell";
+import { expectCleanScript } from "../helpers/scripts";
 import { instanceUrlProblem, validateWslConfig, WSL_DEFAULTS, WSL_KEYS } from "../../stacks/wslConfig";
-import { readFileSync } from "fs";
 
 const SETTINGS: RunnerSettings = {
   binaryPath: "/opt/runner/bin/forgejo-like",
@@ -64,12 +64,8 @@ describe("runner rendering", () => {
     register: renderRunnerRegisterScript(SETTINGS, 120),
     remove: renderRunnerRemoveScript(SETTINGS),
   };
-  it.each(Object.entries(scripts))("%s passes bash -n and shellcheck", (_name, script) => {
-    expect(script).toContain("\nset -euo pipefail\n");
-    expect(spawnSync("bash", ["-n"], { input: script }).status).toBe(0);
-    const lint = spawnSync("shellcheck", ["--shell=bash", "--severity=style", "-"], { input: script });
-    expect(lint.error, "shellcheck must be installed").toBeUndefined();
-    expect(lint.stdout.toString()).toBe("");
+  it.each(Object.entries(scripts))("%s is strict, marked as managed, and passes bash -n and shellcheck", (_name, script) => {
+    expectCleanScript(script);
   });
 
   it("bounds registration and checks the download", () => {

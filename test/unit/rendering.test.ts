@@ -15,6 +15,7 @@ import { renderHostPreflightScript } from "../../components/host";
 import { renderVolumeCreateScript, renderVolumeDeleteScript } from "../../components/podmanVolume";
 import { asRootCommand, heredoc, MANAGED_HEADER, renderScript, sh, shq } from "../../components/render/shell";
 import { renderIni } from "../../components/render/unitFile";
+import { expectCleanScript } from "../helpers/scripts";
 import { renderRootlessUserDeleteScript, renderRootlessUserScript } from "../../components/rootlessUser";
 import { renderUnitInstallScript, renderUnitRemoveScript } from "../../components/systemdUserUnit";
 
@@ -127,14 +128,7 @@ const SCRIPTS: Record<string, string> = {
 
 describe("generated scripts", () => {
   it.each(Object.entries(SCRIPTS))("%s is strict, marked as managed, and passes bash -n and shellcheck", (_name, script) => {
-    expect(script.startsWith(`#!/usr/bin/env bash\n# ${MANAGED_HEADER}\n`)).toBe(true);
-    expect(script).toContain("\nset -euo pipefail\n");
-    const syntax = spawnSync("bash", ["-n"], { input: script });
-    expect(syntax.stderr.toString()).toBe("");
-    const lint = spawnSync("shellcheck", ["--shell=bash", "--severity=style", "-"], { input: script });
-    expect(lint.error, "shellcheck must be installed (apt-get install shellcheck)").toBeUndefined();
-    expect(lint.stdout.toString()).toBe("");
-    expect(lint.status).toBe(0);
+    expectCleanScript(script);
   });
 
   it("runs the unit script's heredoc verbatim, so the file on the host is what was rendered", () => {
