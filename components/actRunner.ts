@@ -96,7 +96,7 @@ export function renderRunnerInstallScript(s: RunnerSettings): string {
   return renderScript(
     {
       purpose: `Gitea Actions runner ${s.name}: binary, podman.socket, config, ${s.serviceName}.`,
-      vars: { binary: s.binaryPath, config_dir: s.configDir, state_dir: s.stateDir, service: s.serviceName, ...source },
+      vars: { binary: s.binaryPath, config_dir: s.configDir, state_dir: s.stateDir, runner_file: runnerPaths(s).runnerFile, service: s.serviceName, ...source },
     },
     sh`
 systemctl enable --now --quiet podman.socket
@@ -124,21 +124,11 @@ install_file "$tmp" "/etc/systemd/system/$service" 644 root root
 
 systemctl daemon-reload
 systemctl enable --quiet "$service"
-if systemctl is-active --quiet "$service"; then
-  if ((changed)); then
-    systemctl restart "$service"
-    echo "$service restarted (binary, config or unit changed)"
-  else
-    echo "$service active, unchanged"
-  fi
+# Before the first registration there is no .runner: the unit starts once register made it.
+if systemctl is-active --quiet "$service" || [[ -f $runner_file ]]; then
+  converge_service systemctl "$service"
 else
-  # Before the first registration there is no .runner: the unit starts once register made it.
-  if [[ -f $state_dir/.runner ]]; then
-    systemctl start "$service"
-    echo "$service started"
-  else
-    echo "$service installed; it starts after registration"
-  fi
+  echo "$service installed; it starts after registration"
 fi
 `,
   );

@@ -82,18 +82,7 @@ else
   userctl enable --quiet "$service"
 fi
 
-# Starting a unit that is already active can block (podman issue 22197): only start or restart when needed.
-if userctl is-active --quiet "$service"; then
-  if ((changed)); then
-    userctl restart "$service"
-    echo "$service restarted (configuration changed)"
-  else
-    echo "$service active, unchanged"
-  fi
-else
-  userctl start "$service"
-  echo "$service started"
-fi
+converge_service userctl "$service"
 `,
   );
 }

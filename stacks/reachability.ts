@@ -5,7 +5,7 @@
  */
 import { lookup } from "dns/promises";
 import { Socket } from "net";
-import { PROJECT } from "./config";
+import { ConfigError, ConnectionSettings, PROJECT } from "./config";
 
 export interface SshProbeResult {
   ok: boolean;
@@ -52,4 +52,10 @@ export async function probeSsh(host: string, port: number, timeoutMs = 10_000): 
     );
     socket.connect(port, address);
   });
+}
+
+/** Throws a ConfigError naming the key to fix unless the host answers SSH. */
+export async function requireSsh(connection: Pick<ConnectionSettings, "host" | "port">): Promise<void> {
+  const reachable = await probeSsh(connection.host, connection.port);
+  if (!reachable.ok) throw new ConfigError([reachable.problem!]);
 }

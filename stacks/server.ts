@@ -9,8 +9,8 @@ import { GiteaContainer } from "../components/giteaContainer";
 import { Host } from "../components/host";
 import { PodmanVolume } from "../components/podmanVolume";
 import { RootlessUser } from "../components/rootlessUser";
-import { ConfigError, urlHost } from "./config";
-import { probeSsh } from "./reachability";
+import { urlHost } from "./config";
+import { requireSsh } from "./reachability";
 import { readServerConfig, ServerSecrets, ServerSettings } from "./serverConfig";
 
 /** The volumes Gitea's rootless image keeps its state in. */
@@ -95,8 +95,6 @@ export function buildServerStack(settings: ServerSettings, secrets: ServerSecret
 
 export async function serverStack() {
   const { settings, secrets } = readServerConfig();
-  const { host, port } = settings.connection;
-  const reachable = await probeSsh(host, port);
-  if (!reachable.ok) throw new ConfigError([reachable.problem!]);
+  await requireSsh(settings.connection);
   return buildServerStack(settings, secrets);
 }

@@ -7,7 +7,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { ActRunner, RunnerSettings } from "../components/actRunner";
 import { Host } from "../components/host";
 import { ConfigError, PROJECT } from "./config";
-import { probeSsh } from "./reachability";
+import { requireSsh } from "./reachability";
 import { instanceUrlProblem, readWslConfig, WSL_SYSTEMD_ADVICE, WslSecrets, WslSettings } from "./wslConfig";
 
 export function buildWslStack(settings: WslSettings, secrets: WslSecrets) {
@@ -66,7 +66,6 @@ export function buildWslStack(settings: WslSettings, secrets: WslSecrets) {
 
 export async function wslStack() {
   const { settings, secrets } = readWslConfig();
-  const reachable = await probeSsh(settings.connection.host, settings.connection.port);
-  if (!reachable.ok) throw new ConfigError([reachable.problem!]);
+  await requireSsh(settings.connection);
   return buildWslStack(settings, secrets);
 }

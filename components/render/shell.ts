@@ -70,6 +70,24 @@ install_file() {
   changed=1
 }
 
+# Restarts SERVICE when this script changed its files (changed=1), starts it when inactive,
+# and leaves an active, unchanged one alone: starting an active rootless Quadlet unit can block
+# (podman issue 22197). CTL is systemctl or a function wrapping it.
+converge_service() {
+  local ctl=$1 service=$2
+  if "$ctl" is-active --quiet "$service"; then
+    if ((changed)); then
+      "$ctl" restart "$service"
+      echo "$service restarted (its files changed)"
+    else
+      echo "$service active, unchanged"
+    fi
+  else
+    "$ctl" start "$service"
+    echo "$service started"
+  fi
+}
+
 # Waits until a command succeeds. Usage: wait_for SECONDS DESCRIPTION CMD...
 wait_for() {
   local timeout=$1 what=$2
