@@ -5,6 +5,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { firewalldRunningCheck, Host } from "./host";
+import { Facts, ProbeSection } from "./render/probe";
 import { renderScript, sh } from "./render/shell";
 
 export interface FirewallPortArgs {
@@ -61,6 +62,53 @@ echo "firewalld zone $zone: $port closed"
   );
 }
 
+/** Read-only: is the port open at runtime and in the permanent config of its zone? */
+export function renderPortProbe(key: string, spec: FirewallPortSpec): ProbeSection {
+  return {
+    key,
+    vars: { port: `${spec.port}/${spec.protocol}`, zone: spec.zone ?? "" },
+    // Two firewall-cmd calls per port: each costs a Python start-up on the host.
+    body: sh`
+if ! command -v firewall-cmd >/dev/null; then
+  echo firewalld=missing
+  return 0
+fi
+zone_args=()
+[[ -z $zone ]] || zone_args=(--zone="$zone")
+status=0
+runtime=$(firewall-cmd "\${zone_args[@]}" --list-ports 2>/dev/null) || status=$?
+if ((status == 252)); then
+  echo firewalld=stopped
+  return 0
+fi
+((status == 0)) || return 1
+echo firewalld=running
+echo "zone=$zone"
+permanent=$(firewall-cmd --permanent "\${zone_args[@]}" --list-ports 2>/dev/null) || return 1
+if [[ " $runtime " == *" $port "* ]]; then echo runtime=open; else echo runtime=closed; fi
+if [[ " $permanent " == *" $port "* ]]; then echo permanent=open; else echo permanent=closed; fi
+`,
+  };
+}
+
+/** How the probed port differs from open-at-runtime-and-permanently; empty when it does not. */
+export function portDrift(spec: FirewallPortSpec, facts: Facts | undefined): string[] {
+  const what = `firewall ${spec.port}/${spec.protocol}`;
+  if (facts === undefined) return [`${what}: state unknown (probe output unreadable)`];
+  if (facts.firewalld === "missing") return [`${what}: firewalld is not installed, expected open`];
+  if (facts.firewalld === "stopped") return [`${what}: firewalld is not running, expected open`];
+  const runtime = facts.runtime;
+  const permanent = facts.permanent;
+  if (facts.firewalld !== "running" || !["open", "closed"].includes(runtime) || !["open", "closed"].includes(permanent)) {
+    return [`${what}: state unknown (probe output unreadable)`];
+  }
+  const zone = facts.zone ? ` in zone ${facts.zone}` : "";
+  if (runtime === "closed" && permanent === "closed") return [`${what}: closed${zone}, expected open`];
+  if (runtime === "closed") return [`${what}: closed at runtime${zone} (open in the permanent config), expected open`];
+  if (permanent === "closed") return [`${what}: open at runtime but not in the permanent config${zone} (closes at reboot), expected open`];
+  return [];
+}
+
 export class FirewallPort extends pulumi.ComponentResource {
   readonly opened: command.remote.Command;
 
@@ -72,6 +120,7 @@ export class FirewallPort extends pulumi.ComponentResource {
       {
         create: spec.apply(renderOpenPortScript),
         delete: spec.apply(renderClosePortScript),
+        drift: pulumi.all([spec, args.host.probe(spec.apply((s) => renderPortProbe(`firewall:${name}`, s)))]).apply(([s, facts]) => portDrift(s, facts)),
         // A new port or zone replaces: the old one's delete closes it.
         triggers: [spec.apply((s) => `${s.port}/${s.protocol}@${s.zone ?? "default"}`)],
       },

@@ -8,8 +8,9 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { Host } from "./host";
 import { escapeSpecifiers, IniEntries, renderEnvFile, renderIni, systemdQuote } from "./render/unitFile";
+import { Facts, ProbeSection } from "./render/probe";
 import { renderScript, sh } from "./render/shell";
-import { SystemdUserUnit, unitPaths, UnitStyle } from "./systemdUserUnit";
+import { ContainerCheck, renderContainerFacts, SystemdUserUnit, unitPaths, UnitStyle } from "./systemdUserUnit";
 
 /** Ports inside the rootless image. */
 export const GITEA_HTTP_PORT = 3000;
@@ -160,6 +161,39 @@ fi
   );
 }
 
+/** Read-only: is the image in the user's storage? */
+export function renderImageProbe(key: string, user: string, image: string): ProbeSection {
+  return {
+    key,
+    vars: { user, image },
+    body: sh`
+if ! id -u "$user" >/dev/null 2>&1; then
+  echo image=missing
+  return 0
+fi
+status=0
+as_user "$user" timeout 60 podman image exists "$image" || status=$?
+case $status in
+  0) echo image=present ;;
+  1) echo image=missing ;;
+  *) echo "image=unknown (podman exit $status)" ;;
+esac
+`,
+  };
+}
+
+export function imageDrift(image: string, facts: Facts | undefined): string[] {
+  if (facts?.image === "present") return [];
+  if (facts?.image === "missing") return [`image ${image}: missing from the user's storage, expected present`];
+  return [`image ${image}: state unknown (${facts?.image ?? "probe output unreadable"})`];
+}
+
+/** The container as the unit runs it, compared on the non-secret settings only. */
+export function giteaContainerCheck(spec: ContainerSpec): ContainerCheck {
+  const envKeys = Object.keys(spec.environment).sort();
+  return { name: spec.containerName, envKeys, facts: renderContainerFacts(spec, envKeys) };
+}
+
 export interface HealthSpec {
   user: string;
   service: string;
@@ -249,33 +283,36 @@ export class GiteaContainer extends pulumi.ComponentResource {
     const containerName = pulumi.output(args.containerName ?? "gitea");
     const user = pulumi.output(args.user);
 
+    const imageFacts = args.host.probe(pulumi.all([user, args.image]).apply(([u, i]) => renderImageProbe(`image:${name}`, u, i)));
     const image = args.host.run(
       `${name}-image`,
-      { create: pulumi.all([user, args.image, args.imageArchive]).apply(([u, i, a]) => renderImageScript(u, i, a || undefined)) },
+      {
+        create: pulumi.all([user, args.image, args.imageArchive]).apply(([u, i, a]) => renderImageScript(u, i, a || undefined)),
+        drift: pulumi.all([args.image, imageFacts]).apply(([i, facts]) => imageDrift(i, facts)),
+      },
       { parent: this, dependsOn: opts?.dependsOn },
     );
 
-    const content = pulumi
+    const containerSpec = pulumi
       .all([args.unitStyle, containerName, args.image, args.httpPort, args.sshPort, args.volumes, args.settings])
-      .apply(([style, cname, img, httpPort, sshPort, volumes, settings]) => {
-        const spec: ContainerSpec = {
-          containerName: cname,
-          image: img,
-          ports: [
-            { host: httpPort, container: GITEA_HTTP_PORT },
-            { host: sshPort, container: GITEA_SSH_PORT },
-          ],
-          volumes,
-          envFile: `%h/${unitPaths(style, cname).envFile}`,
-          environment: giteaEnvironment(settings),
-        };
-        return style === "quadlet" ? renderGiteaQuadlet(spec) : renderGiteaService(spec);
-      });
+      .apply(([style, cname, img, httpPort, sshPort, volumes, settings]): ContainerSpec & { style: UnitStyle } => ({
+        style,
+        containerName: cname,
+        image: img,
+        ports: [
+          { host: httpPort, container: GITEA_HTTP_PORT },
+          { host: sshPort, container: GITEA_SSH_PORT },
+        ],
+        volumes,
+        envFile: `%h/${unitPaths(style, cname).envFile}`,
+        environment: giteaEnvironment(settings),
+      }));
+    const content = containerSpec.apply((spec) => (spec.style === "quadlet" ? renderGiteaQuadlet(spec) : renderGiteaService(spec)));
     const secretEnv = pulumi.secret(pulumi.output(args.secrets).apply(renderGiteaSecretEnv));
 
     this.unit = new SystemdUserUnit(
       `${name}-service`,
-      { host: args.host, user, name: containerName, style: args.unitStyle, content, environment: secretEnv },
+      { host: args.host, user, name: containerName, style: args.unitStyle, content, environment: secretEnv, container: containerSpec.apply(giteaContainerCheck) },
       { parent: this, dependsOn: [image] },
     );
 

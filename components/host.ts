@@ -5,6 +5,8 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
+import { ConfigError } from "../stacks/config";
+import { driftMarker, Facts, parseMarker, parseProbeSession, ProbeSection, ProbeSession, renderLocalProbeCommand, renderProbeSessionScript, renderStateRecordScript, STATE_DIR } from "./render/probe";
 import { asRootCommand, renderScript, sh, shq } from "./render/shell";
 
 export interface HostArgs {
@@ -34,6 +36,11 @@ export interface HostCommandSpec {
   secret?: boolean;
   /** A change of these replaces the command: the old delete runs, then the new create. */
   triggers?: pulumi.Input<any[]>;
+  /**
+   * What the host's probe found different from what this command converges (empty: in sync).
+   * Folded into the command so drift shows as an update in preview and `up` repairs it.
+   */
+  drift?: pulumi.Input<string[]>;
 }
 
 export interface HostCommandOptions {
@@ -133,6 +140,14 @@ echo "host ready: $os_id, $(podman --version)"
   );
 }
 
+/** Run last on destroy: the drift records go with the resources they describe. */
+export function renderHostCleanupScript(): string {
+  return renderScript({ purpose: "Remove gitea-homelab's drift records from this host.", vars: { state_dir: STATE_DIR } }, sh`
+rm -rf "$state_dir"
+echo "drift records removed"
+`);
+}
+
 function withDependency(first: pulumi.Resource, rest: pulumi.ResourceOptions["dependsOn"]): pulumi.ResourceOptions["dependsOn"] {
   if (rest === undefined) return [first];
   return pulumi.output(rest).apply((r) => [first, ...(Array.isArray(r) ? r : [r])]);
@@ -142,6 +157,12 @@ export class Host extends pulumi.ComponentResource {
   /** The connection, one secret value with every field set (pulumi-command issue 447). */
   readonly connection: pulumi.Output<command.types.input.remote.ConnectionArgs>;
   readonly preflight: command.remote.Command;
+  /** The probe session's result, once `inspect()` ran; every command waits for it. */
+  private readonly session: pulumi.Output<ProbeSession>;
+  private startSession!: (session: pulumi.Output<ProbeSession>) => void;
+  private readonly probes: Array<pulumi.Output<ProbeSection>> = [];
+  private readonly recordNames: string[] = [];
+  private inspected = false;
 
   constructor(name: string, args: HostArgs, opts?: pulumi.ComponentResourceOptions) {
     super("gitea-homelab:components:Host", name, {}, opts);
@@ -156,11 +177,59 @@ export class Host extends pulumi.ComponentResource {
         perDialTimeout: 15,
       })),
     );
+    this.session = pulumi
+      .output(new Promise<pulumi.Output<ProbeSession>>((resolve) => (this.startSession = resolve)))
+      .apply((session) => session);
     const preflightScript = pulumi
       .all([args.requireFirewalld, args.requireQuadlet, args.systemdAdvice])
       .apply(([requireFirewalld, requireQuadlet, systemdAdvice]) => renderHostPreflightScript({ requireFirewalld, requireQuadlet, systemdAdvice }));
-    this.preflight = this.command(`${name}-preflight`, { create: preflightScript }, { parent: this }, false);
+    this.preflight = this.command(`${name}-preflight`, { create: preflightScript, delete: renderHostCleanupScript() }, { parent: this }, false);
     this.registerOutputs({ connection: this.connection });
+  }
+
+  /**
+   * Adds a read-only probe to this host's session; its facts, or undefined when the probe's
+   * output was missing or cut short. Call before `inspect()`.
+   */
+  probe(section: pulumi.Input<ProbeSection>): pulumi.Output<Facts | undefined> {
+    if (this.inspected) throw new Error("Host.probe() called after Host.inspect()");
+    const s = pulumi.output(section);
+    const key = s.apply((x) => x.key);
+    this.probes.push(s);
+    return pulumi.all([this.session, key]).apply(([session, k]) => session.sections[k]);
+  }
+
+  /**
+   * Runs every probe added so far in one SSH session (a `command:local:run` invoke, so it runs on
+   * every preview and up) with the commands' own connection. Call once, after all components
+   * of this host exist: until then their commands wait.
+   */
+  inspect(): pulumi.Output<ProbeSession> {
+    if (this.inspected) throw new Error("Host.inspect() called twice");
+    this.inspected = true;
+    const sections = pulumi.all(this.probes);
+    const remote = sections.apply((s) => asRootCommand(renderProbeSessionScript(s, this.recordNames)));
+    // The connection is secret (it holds the key); the command line and the result are not.
+    const conn = pulumi.unsecret(this.connection);
+    const result = command.local.runOutput(
+      {
+        command: pulumi.all([conn, remote]).apply(([c, r]) =>
+          renderLocalProbeCommand({ host: c.host as string, port: c.port as number, user: c.user as string, hostKey: c.hostKey as string | undefined }, r),
+        ),
+        stdin: pulumi.secret(conn.apply((c) => (c.privateKey as string | undefined) ?? "")),
+        logging: "none",
+      },
+      { parent: this },
+    );
+    const session = pulumi.unsecret(
+      pulumi.all([result, conn]).apply(([r, c]) => {
+        const parsed = parseProbeSession(r.stdout, `${c.user}@${c.host}:${c.port}`);
+        if (!parsed.ok) throw new ConfigError([parsed.problem!]);
+        return parsed;
+      }),
+    );
+    this.startSession(session);
+    return this.session;
   }
 
   /** Runs a script on this host as root, after the preflight. */
@@ -170,11 +239,29 @@ export class Host extends pulumi.ComponentResource {
 
   private command(name: string, spec: HostCommandSpec, opts: HostCommandOptions, afterPreflight: boolean): command.remote.Command {
     const wrap = (script: pulumi.Input<string>) => pulumi.output(script).apply((s) => asRootCommand(s));
+    let create: pulumi.Output<string>;
+    if (spec.drift === undefined) {
+      // Nothing runs on the host before the probe session succeeded.
+      create = pulumi.all([spec.create, this.session]).apply(([s]) => asRootCommand(s));
+    } else {
+      if (this.inspected) throw new Error(`Host.run(${name}) with drift called after Host.inspect()`);
+      this.recordNames.push(name);
+      // Drift descriptions name paths and states, never secrets: keep them readable in the diff.
+      create = pulumi.all([spec.create, pulumi.unsecret(pulumi.output(spec.drift)), this.session]).apply(([s, drift, session]) => {
+        const recorded = session.records[name];
+        const marker = driftMarker(drift, recorded);
+        // A first converge (nothing recorded) is not drift; later differences are, and are said.
+        if (drift.length > 0 && parseMarker(recorded) !== undefined) {
+          pulumi.log.warn(`${name}: drift on the host: ${marker.text}; pulumi up converges it`, this);
+        }
+        return asRootCommand(s, renderStateRecordScript(name, marker));
+      });
+    }
     return new command.remote.Command(
       name,
       {
         connection: this.connection,
-        create: wrap(spec.create),
+        create,
         delete: spec.delete === undefined ? undefined : wrap(spec.delete),
         stdin: spec.stdin === undefined ? undefined : spec.secret ? pulumi.secret(spec.stdin) : spec.stdin,
         triggers: spec.triggers,
@@ -190,4 +277,3 @@ export class Host extends pulumi.ComponentResource {
     );
   }
 }
-

@@ -5,6 +5,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { Host } from "./host";
+import { Facts, ProbeSection } from "./render/probe";
 import { renderScript, sh } from "./render/shell";
 
 export interface RootlessUserArgs {
@@ -79,6 +80,41 @@ fi
   );
 }
 
+/** Read-only: the account, its subordinate ranges and linger. */
+export function renderRootlessUserProbe(key: string, username: string): ProbeSection {
+  return {
+    key,
+    vars: { user: username },
+    body: sh`
+if ! id -u "$user" >/dev/null 2>&1; then
+  echo account=missing
+  return 0
+fi
+echo account=present
+if [[ -f /var/lib/systemd/linger/$user ]]; then echo linger=on; else echo linger=off; fi
+for file in subuid subgid; do
+  if awk -F: -v u="$user" '$1 == u { found = 1 } END { exit !found }' "/etc/$file" 2>/dev/null; then
+    echo "$file=present"
+  else
+    echo "$file=missing"
+  fi
+done
+`,
+  };
+}
+
+export function rootlessUserDrift(username: string, facts: Facts | undefined): string[] {
+  const what = `user ${username}`;
+  if (facts === undefined || !["present", "missing"].includes(facts.account)) return [`${what}: state unknown (probe output unreadable)`];
+  if (facts.account === "missing") return [`${what}: account missing, expected present`];
+  const drift: string[] = [];
+  if (facts.linger !== "on") drift.push(`${what}: linger ${facts.linger ?? "unknown"}, expected on (without it Gitea stops at logout and does not start at boot)`);
+  for (const file of ["subuid", "subgid"]) {
+    if (facts[file] !== "present") drift.push(`${what}: no /etc/${file} range, expected one`);
+  }
+  return drift;
+}
+
 export class RootlessUser extends pulumi.ComponentResource {
   readonly username: pulumi.Output<string>;
   readonly ready: command.remote.Command;
@@ -92,6 +128,9 @@ export class RootlessUser extends pulumi.ComponentResource {
       {
         create: pulumi.all([this.username, timeout]).apply(([u, t]) => renderRootlessUserScript(u, t)),
         delete: pulumi.all([this.username, pulumi.output(args.removeOnDestroy ?? false)]).apply(([u, r]) => renderRootlessUserDeleteScript(u, r)),
+        drift: pulumi
+          .all([this.username, args.host.probe(this.username.apply((u) => renderRootlessUserProbe(`user:${name}`, u)))])
+          .apply(([u, facts]) => rootlessUserDrift(u, facts)),
         // Another user is another account: replace, so the old one's linger is disabled.
         triggers: [this.username],
       },

@@ -5,7 +5,9 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
+import { createHash } from "crypto";
 import { Host } from "./host";
+import { Facts, ProbeSection } from "./render/probe";
 import { heredoc, renderScript, sh } from "./render/shell";
 
 export const UNIT_STYLES = ["quadlet", "service"] as const;
@@ -37,6 +39,57 @@ export interface SystemdUserUnitArgs {
   content: pulumi.Input<string>;
   /** Content of the unit's environment file (secret), delivered through stdin. */
   environment?: pulumi.Input<string>;
+  /** The container the unit runs: a running one that differs from this is restarted. */
+  container?: pulumi.Input<ContainerCheck>;
+}
+
+/** What a unit's container must look like, in `container_facts` lines. */
+export interface ContainerCheck {
+  name: string;
+  /** The environment variables compared; never list secret ones (they would be printed). */
+  envKeys: string[];
+  /** The expected `container_facts` output (see `renderContainerFacts`). */
+  facts: string;
+}
+
+export interface ContainerShape {
+  image: string;
+  ports: Array<{ host: number; container: number }>;
+  environment: Record<string, string>;
+}
+
+/** What `container_facts` prints for a container of this shape. */
+export function renderContainerFacts(c: ContainerShape, envKeys: string[]): string {
+  const ports = c.ports
+    .map((p) => ({ key: `${p.container}/tcp`, text: `${p.host}:${p.container}/tcp` }))
+    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+    .map((p) => p.text)
+    .join(" ");
+  const env = envKeys
+    .filter((k) => k in c.environment)
+    .map((k) => `env.${k}=${c.environment[k]}`)
+    .sort();
+  // Sorted like `LC_ALL=C sort` sorts container_facts' lines.
+  return [`image=${c.image}`, `ports=${ports}`, ...env].sort().join("\n");
+}
+
+/**
+ * Bash: prints a user's container's image, published ports and the listed environment
+ * variables (only those: the others hold secrets), in the form renderContainerFacts expects.
+ */
+const CONTAINER_FACTS_FUNCTION = sh`
+container_facts() {
+  local user=$1 name=$2 env_keys=$3 facts
+  # shellcheck disable=SC2016 # a Go template, not a shell expansion
+  facts=$(as_user "$user" timeout 60 podman container inspect "$name" --format \
+    'image={{.ImageName}}{{"\n"}}ports={{range $p, $b := .HostConfig.PortBindings}}{{range $b}}{{.HostPort}}:{{$p}} {{end}}{{end}}{{"\n"}}{{range .Config.Env}}env.{{println .}}{{end}}') ||
+    return 1
+  printf '%s\n' "$facts" | sed 's/ *$//' | grep -E "^(image|ports)=|^env\.($env_keys)=" | LC_ALL=C sort
+}
+`;
+
+function containerVars(c: ContainerCheck | undefined): Record<string, string> {
+  return { container: c?.name ?? "", env_keys: c ? c.envKeys.join("|") : "", expected_container: c?.facts ?? "" };
 }
 
 export interface UnitScriptSpec {
@@ -45,6 +98,12 @@ export interface UnitScriptSpec {
   style: UnitStyle;
   content: string;
   hasEnvironment: boolean;
+  container?: ContainerCheck;
+}
+
+/** sha256 of a file as install_file writes it from `content` (a heredoc adds the final newline). */
+export function fileDigest(content: string): string {
+  return createHash("sha256").update(content.endsWith("\n") ? content : `${content}\n`).digest("hex");
 }
 
 export function renderUnitInstallScript(spec: UnitScriptSpec): string {
@@ -53,9 +112,17 @@ export function renderUnitInstallScript(spec: UnitScriptSpec): string {
   return renderScript(
     {
       purpose: `User unit ${paths.service} of ${spec.user} (${spec.style}).`,
-      vars: { user: spec.user, style: spec.style, service: paths.service, unit_file: paths.unitFile, env_file: spec.hasEnvironment ? paths.envFile : "" },
+      vars: {
+        user: spec.user,
+        style: spec.style,
+        service: paths.service,
+        unit_file: paths.unitFile,
+        env_file: spec.hasEnvironment ? paths.envFile : "",
+        ...containerVars(spec.container),
+      },
     },
     sh`
+${CONTAINER_FACTS_FUNCTION.trim()}
 home=$(getent passwd "$user" | cut -d: -f6)
 group=$(id -gn "$user")
 as_user "$user" mkdir -p "$home/$(dirname "$unit_file")" "$home/$(dirname "$env_file")"
@@ -82,6 +149,12 @@ else
   userctl enable --quiet "$service"
 fi
 
+# A container that differs from what the unit runs (replaced or changed by hand) is restarted.
+if [[ -n $container ]] && userctl is-active --quiet "$service" &&
+  [[ $(container_facts "$user" "$container" "$env_keys" 2>/dev/null) != "$expected_container" ]]; then
+  echo "container $container differs from the unit's settings"
+  changed=1
+fi
 converge_service userctl "$service"
 `,
   );
@@ -112,6 +185,88 @@ echo "$service removed"
   );
 }
 
+/** Read-only: the unit's files, its state in the user's manager, and its container. */
+export function renderUnitProbe(key: string, spec: Omit<UnitScriptSpec, "content">): ProbeSection {
+  const paths = unitPaths(spec.style, spec.name);
+  return {
+    key,
+    vars: { user: spec.user, service: paths.service, unit_file: paths.unitFile, env_file: spec.hasEnvironment ? paths.envFile : "", ...containerVars(spec.container) },
+    body: sh`
+${CONTAINER_FACTS_FUNCTION.trim()}
+if ! id -u "$user" >/dev/null 2>&1; then
+  echo account=missing
+  return 0
+fi
+home=$(getent passwd "$user" | cut -d: -f6)
+digest() { if [[ -f $1 ]]; then sha256sum <"$1" | cut -d' ' -f1; else echo missing; fi; }
+echo "unit_file=$(digest "$home/$unit_file")"
+if [[ -n $env_file ]]; then
+  echo "env_file=$(digest "$home/$env_file")"
+  echo "env_mode=$(stat -c '%a' "$home/$env_file" 2>/dev/null || echo missing)"
+fi
+userctl() { timeout 30 systemctl --user -M "$user@" "$@"; }
+echo "active=$(userctl is-active "$service" 2>/dev/null || true)"
+echo "enabled=$(userctl is-enabled "$service" 2>/dev/null || true)"
+if [[ -n $container ]]; then
+  if facts=$(container_facts "$user" "$container" "$env_keys" 2>/dev/null); then
+    echo container=present
+    printf '%s\n' "$facts" | sed 's/^/container./'
+  else
+    echo container=missing
+  fi
+fi
+`,
+  };
+}
+
+export interface UnitExpectation {
+  unitDigest: string;
+  /** sha256 of the environment file's content, when the unit has one. */
+  envDigest?: string;
+}
+
+/** How the probed unit differs from the rendered one: files, active, enabled, its container. */
+export function unitDrift(spec: Omit<UnitScriptSpec, "content">, expected: UnitExpectation, facts: Facts | undefined): string[] {
+  const service = unitPaths(spec.style, spec.name).service;
+  const what = `unit ${service}`;
+  if (facts === undefined) return [`${what}: state unknown (probe output unreadable)`];
+  if (facts.account === "missing") return [`${what}: user ${spec.user} missing`];
+  if (facts.unit_file === undefined || facts.active === undefined) return [`${what}: state unknown (probe output unreadable)`];
+  const drift: string[] = [];
+  if (facts.unit_file === "missing") drift.push(`${what}: unit file deleted`);
+  else if (facts.unit_file !== expected.unitDigest) drift.push(`${what}: unit file edited (differs from the rendered one)`);
+  if (expected.envDigest !== undefined) {
+    if (facts.env_file === "missing") drift.push(`${what}: environment file deleted`);
+    else if (facts.env_file !== expected.envDigest) drift.push(`${what}: environment file edited`);
+    else if (facts.env_mode !== "600") drift.push(`${what}: environment file mode ${facts.env_mode}, expected 600`);
+  }
+  if (facts.active !== "active") drift.push(`${what}: ${facts.active || "not loaded"}, expected active`);
+  // Quadlet units are enabled by generation ([Install] in the .container file).
+  const enabledStates = spec.style === "quadlet" ? ["generated", "enabled"] : ["enabled"];
+  if (facts.unit_file !== "missing" && !enabledStates.includes(facts.enabled)) drift.push(`${what}: ${facts.enabled || "not loaded"} at boot, expected enabled`);
+  if (spec.container !== undefined && facts.active === "active") drift.push(...containerDrift(spec.container, facts));
+  return drift;
+}
+
+function containerDrift(check: ContainerCheck, facts: Facts): string[] {
+  const what = `container ${check.name}`;
+  if (facts.container !== "present") return [`${what}: missing, expected running`];
+  const actual: Facts = {};
+  for (const [k, v] of Object.entries(facts)) if (k.startsWith("container.")) actual[k.slice("container.".length)] = v;
+  const expected: Facts = {};
+  for (const line of check.facts.split("\n")) {
+    const eq = line.indexOf("=");
+    expected[line.slice(0, eq)] = line.slice(eq + 1);
+  }
+  const drift: string[] = [];
+  for (const key of [...new Set([...Object.keys(expected), ...Object.keys(actual)])].sort()) {
+    if (actual[key] === expected[key]) continue;
+    const label = key.startsWith("env.") ? key.slice(4) : key;
+    drift.push(`${what}: ${label} ${JSON.stringify(actual[key] ?? "unset")}, expected ${JSON.stringify(expected[key] ?? "unset")}`);
+  }
+  return drift;
+}
+
 export class SystemdUserUnit extends pulumi.ComponentResource {
   readonly service: pulumi.Output<string>;
   readonly installed: command.remote.Command;
@@ -119,7 +274,15 @@ export class SystemdUserUnit extends pulumi.ComponentResource {
   constructor(name: string, args: SystemdUserUnitArgs, opts?: pulumi.ComponentResourceOptions) {
     super("gitea-homelab:components:SystemdUserUnit", name, {}, opts);
     const hasEnvironment = args.environment !== undefined;
-    const spec = pulumi.all([args.user, args.name, args.style, args.content]).apply(([user, unitName, style, content]): UnitScriptSpec => ({ user, name: unitName, style, content, hasEnvironment }));
+    const spec = pulumi
+      .all([args.user, args.name, args.style, args.content, args.container])
+      .apply(([user, unitName, style, content, container]): UnitScriptSpec => ({ user, name: unitName, style, content, hasEnvironment, container }));
+    const facts = args.host.probe(spec.apply((s) => renderUnitProbe(`unit:${name}`, s)));
+    const envDigest = args.environment === undefined ? undefined : pulumi.output(args.environment).apply(fileDigest);
+    // The comparison reads the secret env file's digest; the drift descriptions hold no secret.
+    const drift = pulumi.unsecret(
+      pulumi.all([spec, envDigest, facts]).apply(([s, env, f]) => unitDrift(s, { unitDigest: fileDigest(s.content), envDigest: env }, f)),
+    );
     this.service = spec.apply((s) => unitPaths(s.style, s.name).service);
     this.installed = args.host.run(
       `${name}-unit`,
@@ -128,6 +291,7 @@ export class SystemdUserUnit extends pulumi.ComponentResource {
         delete: spec.apply(renderUnitRemoveScript),
         stdin: args.environment,
         secret: hasEnvironment,
+        drift,
         triggers: [spec.apply((s) => `${s.user}/${s.style}/${s.name}`)],
       },
       // Both styles make the same service and share the env file: remove the old before the new.

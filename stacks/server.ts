@@ -81,6 +81,8 @@ export function buildServerStack(settings: ServerSettings, secrets: ServerSecret
       new FirewallPort(name, { host, port, zone: settings.firewallZone }, { dependsOn: [gitea.unit] });
     }
   }
+  // Every component has added its probe: look at the host once, in one SSH session.
+  host.inspect();
 
   return {
     giteaUrl: settings.rootUrl,

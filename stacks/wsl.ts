@@ -54,6 +54,7 @@ export function buildWslStack(settings: WslSettings, secrets: WslSecrets) {
     }),
   );
   new ActRunner("runner", { host, settings: runnerSettings, registrationToken: token, registerTimeoutSeconds: settings.registerTimeoutSeconds });
+  host.inspect();
 
   return {
     runnerName: settings.runnerName,

@@ -41,7 +41,7 @@ export function heredoc(content: string): { open: string; body: string } {
 }
 
 /** Functions every script may call. Kept small: each script only uses what it needs, shellcheck allows unused functions. */
-const COMMON_FUNCTIONS = sh`
+export const COMMON_FUNCTIONS = sh`
 die() {
   echo "gitea-homelab: $*" >&2
   exit 1
@@ -126,15 +126,21 @@ export function renderScript(opts: ScriptOptions, body: string): string {
  * The command line sent over SSH: runs `script` as root, directly when the SSH user is root,
  * else through `sudo -n` (never a password prompt), failing with a message that names the
  * setting to fix. The script travels as an argument so that stdin stays free for secrets.
+ * `after`, when given, runs as root only when `script` succeeded (it records drift state).
  */
-export function asRootCommand(script: string): string {
+export function asRootCommand(script: string, after?: string): string {
   const launcher = [
-    'if [ "$(id -u)" -eq 0 ]; then exec bash -c "$1" gitea-homelab; fi',
-    "if ! sudo -n true 2>/dev/null; then",
-    '  echo "gitea-homelab: SSH user $(id -un) needs passwordless sudo on this host (NOPASSWD in sudoers), or set gitea-homelab:user to root" >&2',
-    "  exit 64",
+    'if [ "$(id -u)" -eq 0 ]; then',
+    '  as_root() { bash -c "$1" gitea-homelab; }',
+    "else",
+    "  if ! sudo -n true 2>/dev/null; then",
+    '    echo "gitea-homelab: SSH user $(id -un) needs passwordless sudo on this host (NOPASSWD in sudoers), or set gitea-homelab:user to root" >&2',
+    "    exit 64",
+    "  fi",
+    '  as_root() { sudo -n bash -c "$1" gitea-homelab; }',
     "fi",
-    'exec sudo -n bash -c "$1" gitea-homelab',
+    'as_root "$1" || exit',
+    'if [ -n "${2:-}" ]; then as_root "$2" </dev/null; fi',
   ].join("\n");
-  return `bash -c ${shq(launcher)} gitea-homelab ${shq(script)}`;
+  return `bash -c ${shq(launcher)} gitea-homelab ${shq(script)}${after === undefined ? "" : ` ${shq(after)}`}`;
 }

@@ -89,8 +89,17 @@ class RecordingMonitor extends MockMonitor {
   }
 }
 
+/** What a probe session with no facts prints: SSH worked, nothing was found. */
+export const EMPTY_PROBE_SESSION = "@@gitea-homelab-session exit 0";
+
+export interface RecordedInvoke {
+  token: string;
+  inputs: Record<string, any>;
+}
+
 export interface ProgramRun {
   resources: RecordedResource[];
+  invokes: RecordedInvoke[];
   outputs: Record<string, unknown>;
   /** Resolves an output (or plain value) of the program. */
   value<T>(o: unknown): Promise<T>;
@@ -112,9 +121,12 @@ export async function runWithMocks(
     preview?: boolean;
     /** Outputs of referenced stacks, by stack name; `secret` lists the secret ones. */
     stackReferences?: Record<string, { outputs: Record<string, unknown>; secret: string[] }>;
+    /** stdout of the drift probe's `command:local:run` (default: a session that found nothing). */
+    probeStdout?: (inputs: Record<string, any>) => string;
   } = {},
 ): Promise<ProgramRun> {
   const resources: RecordedResource[] = [];
+  const invokes: RecordedInvoke[] = [];
   const mocks: pulumi.runtime.Mocks = {
     newResource: (args) => {
       const resource = resources.find((r) => r.type === args.type && r.name === args.name && Object.keys(r.inputs).length === 0);
@@ -126,7 +138,11 @@ export async function runWithMocks(
       }
       return { id: `${args.name}-id`, state: mockState(args.type, args.name, unwrapSecrets(args.inputs)) };
     },
-    call: (args) => args.inputs,
+    call: (args) => {
+      invokes.push({ token: args.token, inputs: args.inputs });
+      if (args.token === "command:local:run") return { ...args.inputs, stdout: (opts.probeStdout ?? (() => EMPTY_PROBE_SESSION))(args.inputs), stderr: "" };
+      return args.inputs;
+    },
   };
   const stack = opts.stack ?? "server";
   await pulumi.runtime.setMocks(mocks, "gitea-homelab", stack, opts.preview ?? false);
@@ -142,6 +158,7 @@ export async function runWithMocks(
 
   return {
     resources,
+    invokes,
     outputs,
     value,
     isSecret: async (o) => (pulumi.Output.isInstance(o) ? await (o as any).isSecret : false),

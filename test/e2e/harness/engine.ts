@@ -11,8 +11,13 @@
  *     in reverse order, except `retainOnDelete` ones, which are only forgotten.
  * Resource options are not in `newResource`'s arguments, so a MockMonitor subclass reads them
  * from the registration request. State is a JSON file; random values are made once and kept.
- * Each run reports every command executed, every SSH session and its duration, bytes sent.
+ * Invokes run for real: `command:local:run` executes its command with /bin/sh -c and its stdin,
+ * failing on a non-zero exit as the provider does, so the drift probe runs exactly as users
+ * run it. `preview` runs the program in dry-run mode and reports what `up` would do, with the
+ * drift each update folds in. Each run reports every command executed, every SSH session
+ * (the engine's own and those the probe opened) and its duration, bytes sent, and warnings.
  */
+import { spawn } from "child_process";
 import { randomBytes, randomInt } from "crypto";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "fs";
 import * as pulumi from "@pulumi/pulumi";
@@ -65,6 +70,24 @@ export interface RunReport {
   sshSessions: number;
   bytesSent: number;
   outputs: Record<string, unknown>;
+  /** `command:local:run` invokes executed. */
+  localRuns: number;
+  /** What the program logged as warnings (pulumi.log.warn). */
+  warnings: string[];
+}
+
+export interface PlannedStep {
+  resource: string;
+  operation: Operation;
+  /** Inputs that differ from the state (for updates and replaces). */
+  changed: string[];
+  /** The drift folded into the command, when its drift marker changed. */
+  drift?: string;
+}
+
+export interface PreviewReport extends RunReport {
+  /** What `up` would do; resources without a change are left out. */
+  steps: PlannedStep[];
 }
 
 export class DeploymentError extends Error {
@@ -90,6 +113,40 @@ function comparable(inputs: Record<string, any>, ignore: string[]): string {
   delete copy.triggers;
   for (const k of ignore) delete copy[k];
   return JSON.stringify(copy, Object.keys(copy).sort());
+}
+
+const DRIFT_LINE = /# Host state before this converge \(drift check (\d+)\): (.*)/;
+
+/** The drift marker comment folded into a command line, if any. */
+export function driftOf(createLine: string | undefined): { check: number; text: string } | undefined {
+  const m = DRIFT_LINE.exec(createLine ?? "");
+  return m ? { check: Number(m[1]), text: m[2] } : undefined;
+}
+
+function changedKeys(old: Record<string, any>, next: Record<string, any>): string[] {
+  return [...new Set([...Object.keys(old), ...Object.keys(next)])].filter((k) => JSON.stringify(old[k] ?? null) !== JSON.stringify(next[k] ?? null)).sort();
+}
+
+/** `command:local:run` as the provider runs it: /bin/sh -c, stdin, error on a non-zero exit, one trailing newline trimmed. */
+async function localRun(inputs: Record<string, any>): Promise<Record<string, any>> {
+  const interpreter: string[] = inputs.interpreter?.length ? inputs.interpreter : ["/bin/sh", "-c"];
+  return new Promise((resolve, reject) => {
+    const child = spawn(interpreter[0], [...interpreter.slice(1), inputs.command], {
+      cwd: inputs.dir || process.cwd(),
+      env: { ...process.env, ...(inputs.environment ?? {}) },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.on("error", reject);
+    child.on("close", (code) => {
+      if (code !== 0) reject(new Error(`exit status ${code}: running ${JSON.stringify(inputs.command.slice(0, 80))}:\n${stdout}${stderr}`));
+      else resolve({ ...inputs, stdout: stdout.replace(/\n$/, ""), stderr: stderr.replace(/\n$/, "") });
+    });
+    child.stdin.end(inputs.stdin || "");
+  });
 }
 
 function randomOutputs(type: string, inputs: Record<string, any>): Record<string, any> | undefined {
@@ -154,76 +211,150 @@ export class Engine {
     return result;
   }
 
-  /** `pulumi up`: runs the program with `config` and converges. */
-  async up(config: Record<string, string>, stack = "server"): Promise<RunReport> {
-    const started = Date.now();
-    const report: RunReport = { wallMs: 0, commands: [], sshSessions: 0, bytesSent: 0, outputs: {} };
-    const previous = this.load();
-    const next: StoredResource[] = [];
-    const pendingDeletes: StoredResource[] = [];
+  /** Invokes as the engine would run them; local runs for real. */
+  private async invoke(report: RunReport, args: pulumi.runtime.MockCallArgs): Promise<Record<string, any>> {
+    if (args.token !== "command:local:run") return args.inputs;
+    report.localRuns += 1;
+    const result = await localRun(unwrapSecrets(args.inputs));
+    // The probe says on a line of its own that it ran its SSH session.
+    report.sshSessions += (result.stdout.match(/^@@gitea-homelab-session exit /gm) ?? []).length;
+    return result;
+  }
+
+  /**
+   * Runs the program under mocks with `config`; `newResource` decides what each registration
+   * does. Returns the program's error message, if it failed.
+   */
+  private async runProgram(
+    report: RunReport,
+    config: Record<string, string>,
+    stack: string,
+    preview: boolean,
+    newResource: (args: pulumi.runtime.MockResourceArgs, opts: ResourceOptions) => Promise<{ id: string; state: Record<string, any> }>,
+  ): Promise<string | undefined> {
     const options = new Map<string, ResourceOptions>();
-    let failure: string | undefined;
-
     const mocks: pulumi.runtime.Mocks = {
-      newResource: async (args) => {
-        const key = keyOf(args.type, args.name);
-        const inputs = unwrapSecrets(args.inputs);
-        const opts = options.get(key)!;
-        const old = previous.resources.find((r) => r.key === key);
-        const record = (outputs: Record<string, any>) => {
-          next.push({ key, type: args.type, name: args.name, inputs, outputs, ...opts });
-          return { id: `${args.name}-id`, state: outputs };
-        };
-
-        const random = randomOutputs(args.type, inputs);
-        if (random) return record(old && comparable(old.inputs, []) === comparable(inputs, []) ? old.outputs : random);
-        if (args.type !== COMMAND) return record(inputs);
-        if (failure) {
-          // The engine stops at the first failure: later commands keep their old state.
-          if (old) next.push(old);
-          return { id: `${args.name}-id`, state: old?.outputs ?? inputs };
-        }
-
-        const resource = { name: args.name, inputs, additionalSecretOutputs: opts.additionalSecretOutputs };
-        let operation: Operation | undefined;
-        if (!old) operation = "create";
-        else if (JSON.stringify(old.inputs.triggers ?? null) !== JSON.stringify(inputs.triggers ?? null)) operation = "replace";
-        else if (comparable(old.inputs, opts.ignoreChanges) !== comparable(inputs, opts.ignoreChanges)) operation = "update";
-        if (!operation) return record(old!.outputs);
-
-        if (operation === "replace" && old) {
-          if (opts.deleteBeforeReplace) {
-            if (old.inputs.delete) await this.exec(report, old, "delete", old.inputs.delete);
-          } else {
-            pendingDeletes.push(old);
-          }
-        }
-        const script = operation === "update" && inputs.update ? inputs.update : inputs.create;
-        const result = await this.exec(report, resource, operation, script);
-        if (result.code !== 0) {
-          failure = `${args.name}: ${operation} failed (exit ${result.code}): ${isSecretOutput({ ...resource, inputs } as StoredResource, "stderr") ? "[secret]" : result.stderr.trim().split("\n").slice(-5).join(" | ")}`;
-          if (old && operation === "update") next.push(old);
-          return { id: `${args.name}-id`, state: inputs };
-        }
-        return record({ ...inputs, stdout: result.stdout, stderr: result.stderr });
-      },
-      call: (args) => args.inputs,
+      newResource: (args) => newResource(args, options.get(keyOf(args.type, args.name))!),
+      call: (args) => this.invoke(report, args),
     };
-
-    await pulumi.runtime.setMocks(mocks, "gitea-homelab", stack, false);
+    await pulumi.runtime.setMocks(mocks, "gitea-homelab", stack, preview);
     state.getStore().settings.monitor = new OptionsMonitor(mocks, options);
     pulumi.runtime.setAllConfig(
       Object.fromEntries(Object.entries(config).map(([k, v]) => [`gitea-homelab:${k}`, v])),
-      ["gitea-homelab:privateKey", "gitea-homelab:adminPassword"],
+      ["gitea-homelab:privateKey", "gitea-homelab:adminPassword", "gitea-homelab:registrationToken"],
     );
+    const warn = console.warn;
+    const errors: string[] = [];
+    const onRejection = (err: unknown) => errors.push(err instanceof Error ? err.message : String(err));
+    console.warn = (...args: unknown[]) => {
+      report.warnings.push(args.map(String).join(" ").replace(/^warning: \[runtime\] /, ""));
+    };
+    process.on("unhandledRejection", onRejection);
+    let failure: string | undefined;
     try {
       const { main } = await import("../../../program");
       report.outputs = await main();
       await Promise.all(Object.values(report.outputs).map((o) => new Promise((resolve) => pulumi.output(o as any).apply(resolve))));
+      await settings.waitForRPCs();
     } catch (err) {
-      failure ??= (err as Error).message;
+      failure = (err as Error).message;
+    } finally {
+      console.warn = warn;
+      // Give rejected registrations a turn to report, as the language host would.
+      await new Promise((r) => setTimeout(r, 50));
+      process.off("unhandledRejection", onRejection);
     }
-    await settings.waitForRPCs();
+    return failure ?? errors[0];
+  }
+
+  /** `pulumi preview`: what `up` would do with `config`, running only the invokes. */
+  async preview(config: Record<string, string>, stack = "server"): Promise<PreviewReport> {
+    const started = Date.now();
+    const report: PreviewReport = { wallMs: 0, commands: [], sshSessions: 0, bytesSent: 0, outputs: {}, localRuns: 0, warnings: [], steps: [] };
+    const previous = this.load();
+    const seen = new Set<string>();
+    const failure = await this.runProgram(report, config, stack, true, async (args, opts) => {
+      const key = keyOf(args.type, args.name);
+      seen.add(key);
+      const inputs = unwrapSecrets(args.inputs);
+      const old = previous.resources.find((r) => r.key === key);
+      if (!old) {
+        report.steps.push({ resource: args.name, operation: "create", changed: [] });
+        return { id: `${args.name}-id`, state: randomOutputs(args.type, inputs) ?? inputs };
+      }
+      if (args.type === COMMAND) {
+        const triggersChanged = JSON.stringify(old.inputs.triggers ?? null) !== JSON.stringify(inputs.triggers ?? null);
+        const updated = comparable(old.inputs, opts.ignoreChanges) !== comparable(inputs, opts.ignoreChanges);
+        if (triggersChanged || updated) {
+          const drift = driftOf(inputs.create);
+          const oldDrift = driftOf(old.inputs.create);
+          report.steps.push({
+            resource: args.name,
+            operation: triggersChanged ? "replace" : "update",
+            changed: changedKeys(old.inputs, inputs),
+            drift: drift && drift.check !== oldDrift?.check ? drift.text : undefined,
+          });
+        }
+      }
+      return { id: `${args.name}-id`, state: old.outputs };
+    });
+    for (const r of previous.resources) if (!seen.has(r.key)) report.steps.push({ resource: r.name, operation: "delete", changed: [] });
+    report.wallMs = Date.now() - started;
+    if (failure) throw new DeploymentError(failure, report);
+    return report;
+  }
+
+  /** `pulumi up`: runs the program with `config` and converges. */
+  async up(config: Record<string, string>, stack = "server"): Promise<RunReport> {
+    const started = Date.now();
+    const report: RunReport = { wallMs: 0, commands: [], sshSessions: 0, bytesSent: 0, outputs: {}, localRuns: 0, warnings: [] };
+    const previous = this.load();
+    const next: StoredResource[] = [];
+    const pendingDeletes: StoredResource[] = [];
+    let failure: string | undefined;
+
+    const programFailure = await this.runProgram(report, config, stack, false, async (args, opts) => {
+      const key = keyOf(args.type, args.name);
+      const inputs = unwrapSecrets(args.inputs);
+      const old = previous.resources.find((r) => r.key === key);
+      const record = (outputs: Record<string, any>) => {
+        next.push({ key, type: args.type, name: args.name, inputs, outputs, ...opts });
+        return { id: `${args.name}-id`, state: outputs };
+      };
+
+      const random = randomOutputs(args.type, inputs);
+      if (random) return record(old && comparable(old.inputs, []) === comparable(inputs, []) ? old.outputs : random);
+      if (args.type !== COMMAND) return record(inputs);
+      if (failure) {
+        // The engine stops at the first failure: later commands keep their old state.
+        if (old) next.push(old);
+        return { id: `${args.name}-id`, state: old?.outputs ?? inputs };
+      }
+
+      const resource = { name: args.name, inputs, additionalSecretOutputs: opts.additionalSecretOutputs };
+      let operation: Operation | undefined;
+      if (!old) operation = "create";
+      else if (JSON.stringify(old.inputs.triggers ?? null) !== JSON.stringify(inputs.triggers ?? null)) operation = "replace";
+      else if (comparable(old.inputs, opts.ignoreChanges) !== comparable(inputs, opts.ignoreChanges)) operation = "update";
+      if (!operation) return record(old!.outputs);
+
+      if (operation === "replace" && old) {
+        if (opts.deleteBeforeReplace) {
+          if (old.inputs.delete) await this.exec(report, old, "delete", old.inputs.delete);
+        } else {
+          pendingDeletes.push(old);
+        }
+      }
+      const script = operation === "update" && inputs.update ? inputs.update : inputs.create;
+      const result = await this.exec(report, resource, operation, script);
+      if (result.code !== 0) {
+        failure = `${args.name}: ${operation} failed (exit ${result.code}): ${isSecretOutput({ ...resource, inputs } as StoredResource, "stderr") ? "[secret]" : result.stderr.trim().split("\n").slice(-5).join(" | ")}`;
+        if (old && operation === "update") next.push(old);
+        return { id: `${args.name}-id`, state: inputs };
+      }
+      return record({ ...inputs, stdout: result.stdout, stderr: result.stderr });
+    });
+    failure ??= programFailure;
 
     if (!failure) {
       // Replaced resources' old halves, then resources the program no longer has, newest first.
@@ -252,7 +383,7 @@ export class Engine {
   /** `pulumi destroy`: stored deletes, newest first; retained resources are only forgotten. */
   async destroy(): Promise<RunReport> {
     const started = Date.now();
-    const report: RunReport = { wallMs: 0, commands: [], sshSessions: 0, bytesSent: 0, outputs: {} };
+    const report: RunReport = { wallMs: 0, commands: [], sshSessions: 0, bytesSent: 0, outputs: {}, localRuns: 0, warnings: [] };
     const remaining = [...this.load().resources];
     while (remaining.length > 0) {
       const r = remaining[remaining.length - 1];

@@ -1,0 +1,243 @@
+/**
+ * Drift detection, the pure half. `@pulumi/command` cannot read a host, so each Host runs one
+ * read-only probe session per preview and up (a `command:local:run` invoke that opens one SSH
+ * session) in which every component prints `key=value` facts about its part of the host. Each
+ * component compares its facts with what it expects and gets a list of drift descriptions.
+ *
+ * A drift must show as an update of the component's command in `pulumi preview`, and a second
+ * preview after the repair must be clean. So the description becomes a "drift marker" folded
+ * into the command, and the command, when it succeeds, records that marker on the host. A
+ * later probe that finds no drift reproduces the recorded marker exactly (no diff); one that
+ * finds drift makes a new marker with the next check number (a diff, even for the same drift).
+ */
+import { COMMON_FUNCTIONS, MANAGED_HEADER, shellVars, shq } from "./shell";
+
+/** Where commands record the marker of their last successful converge (root-owned). */
+export const STATE_DIR = "/var/lib/gitea-homelab/state";
+
+const SECTION = "@@gitea-homelab-probe";
+const SESSION = "@@gitea-homelab-session";
+/** Section name of the recorded markers. */
+const RECORDS = "@records";
+
+export type Facts = Record<string, string>;
+
+export interface ProbeSection {
+  /** Unique per host; names the section in the output. */
+  key: string;
+  /** Bash body printing `name=value` lines; runs as root, may use the common functions. */
+  body: string;
+  /** Variables set (as locals) before the body. */
+  vars?: Record<string, string | number | boolean>;
+}
+
+/** A name a command records its marker under: also a file name in STATE_DIR. */
+export function assertRecordName(name: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) throw new Error(`bad state record name: ${name}`);
+  return name;
+}
+
+/**
+ * The remote half of the session: every section in its own function, run with errors
+ * contained so one broken probe cannot hide the others, then the recorded markers.
+ */
+export function renderProbeSessionScript(sections: ProbeSection[], recordNames: string[]): string {
+  const seen = new Set<string>();
+  const functions = sections.map((s, i) => {
+    if (!/^[A-Za-z0-9][A-Za-z0-9:._/-]*$/.test(s.key)) throw new Error(`bad probe key: ${s.key}`);
+    if (seen.has(s.key)) throw new Error(`duplicate probe key: ${s.key}`);
+    seen.add(s.key);
+    const locals = s.vars && Object.keys(s.vars).length > 0 ? shellVars(s.vars).replace(/^/gm, "  local ") + "\n" : "";
+    return `probe_${i}() {\n${locals}${s.body.trim().replace(/^/gm, "  ")}\n}`;
+  });
+  const calls = sections.map((s, i) => `run_probe ${shq(s.key)} probe_${i}`);
+  const names = recordNames.map(assertRecordName);
+  return [
+    "#!/usr/bin/env bash",
+    `# ${MANAGED_HEADER}`,
+    "# Read-only probe of this host's state for drift detection; changes nothing.",
+    "set -euo pipefail",
+    COMMON_FUNCTIONS.trim(),
+    `# A probe that fails prints no end line, so its facts count as unreadable.
+run_probe() {
+  local key=$1 fn=$2
+  echo "${SECTION} begin $key"
+  if ("$fn") </dev/null; then echo "${SECTION} end $key"; fi
+}`,
+    ...functions,
+    ...calls,
+    `echo "${SECTION} begin ${RECORDS}"
+for name in ${names.map(shq).join(" ")}; do
+  file=${STATE_DIR}/$name
+  if [[ -f $file ]]; then printf '%s=%s\\n' "$name" "$(head -n 1 "$file")"; fi
+done
+echo "${SECTION} end ${RECORDS}"`,
+  ].join("\n\n") + "\n";
+}
+
+/** How the session reaches the host: the same settings as the commands' connection. */
+export interface ProbeConnection {
+  host: string;
+  port: number;
+  user: string;
+  hostKey?: string;
+  perDialTimeout?: number;
+}
+
+/**
+ * The local half, run by `command:local:run` with /bin/sh: writes the private key (arriving on
+ * stdin, never in argv or the environment) to a 0600 file in a private temp dir, pins the host
+ * key when one is set, runs `remoteCommand` in one SSH session and always exits 0, reporting
+ * the SSH exit status on a line of its own (a failing invoke would hide the reason).
+ */
+export function renderLocalProbeCommand(conn: ProbeConnection, remoteCommand: string): string {
+  const host = conn.host.replace(/^\[(.*)\]$/, "$1");
+  const knownHostsName = conn.port === 22 ? host : `[${host}]:${conn.port}`;
+  const vars = shellVars({
+    target: `${conn.user}@${host}`,
+    port: conn.port,
+    known_host: conn.hostKey ? `${knownHostsName} ${conn.hostKey}` : "",
+    connect_timeout: conn.perDialTimeout ?? 15,
+    remote: remoteCommand,
+  });
+  return `# ${MANAGED_HEADER}
+# gitea-homelab drift probe: one SSH session to ${conn.user}@${host}:${conn.port}.
+${vars}
+report() { echo "${SESSION} $*"; }
+command -v ssh >/dev/null 2>&1 || { report no-ssh-client; exit 0; }
+umask 077
+dir=$(mktemp -d) || { report local-error cannot create a temporary directory; exit 0; }
+trap 'rm -rf "$dir"' EXIT
+cat >"$dir/key"
+if [ -s "$dir/key" ] && [ -n "$(tail -c 1 "$dir/key")" ]; then echo >>"$dir/key"; fi
+set -- -F /dev/null -p "$port" -o BatchMode=yes -o ConnectTimeout="$connect_timeout" -o ConnectionAttempts=3 -o LogLevel=ERROR
+if [ -s "$dir/key" ]; then set -- "$@" -i "$dir/key" -o IdentitiesOnly=yes; fi
+if [ -n "$known_host" ]; then
+  printf '%s\\n' "$known_host" >"$dir/known_hosts"
+  set -- "$@" -o UserKnownHostsFile="$dir/known_hosts" -o StrictHostKeyChecking=yes
+else
+  set -- "$@" -o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no
+fi
+status=0
+ssh "$@" "$target" "$remote" </dev/null 2>"$dir/stderr" || status=$?
+report exit "$status"
+tail -n 5 "$dir/stderr" | while IFS= read -r line; do report stderr "$line"; done
+exit 0
+`;
+}
+
+export interface ProbeSession {
+  /** False when the session did not run to the end; `problem` says why, naming the setting. */
+  ok: boolean;
+  problem?: string;
+  /** Facts per probe key, only for probes that ran to their end line. */
+  sections: Record<string, Facts>;
+  /** Recorded marker per command name. */
+  records: Record<string, string>;
+}
+
+export function parseFacts(lines: string[]): Facts {
+  const facts: Facts = {};
+  for (const line of lines) {
+    const eq = line.indexOf("=");
+    if (eq > 0 && /^[A-Za-z0-9_.:-]+$/.test(line.slice(0, eq))) facts[line.slice(0, eq)] = line.slice(eq + 1);
+  }
+  return facts;
+}
+
+/** Why an SSH session failed, in terms of the setting to fix. */
+export function sessionProblem(exitCode: number | undefined, stderr: string[], target: string): string {
+  const text = stderr.join(" ");
+  if (exitCode === undefined) return `the drift probe of ${target} printed no result (local shell failed?): ${text || "no output"}`;
+  if (exitCode === 64) return `gitea-homelab:user: ${text || "the SSH user needs passwordless sudo"}`;
+  if (/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|host key .* differs/i.test(text)) {
+    return `gitea-homelab:hostKey: ${target} did not present the pinned host key (${text})`;
+  }
+  if (/Permission denied|Too many authentication failures|no mutual signature/i.test(text)) {
+    return `gitea-homelab:privateKey: ${target} refused the key (check gitea-homelab:privateKey and gitea-homelab:user): ${text}`;
+  }
+  if (exitCode === 255) return `gitea-homelab:host: cannot open an SSH session to ${target} (check gitea-homelab:host and gitea-homelab:port): ${text || "ssh exited 255"}`;
+  return `the drift probe on ${target} failed (exit ${exitCode}): ${text || "no error output"}`;
+}
+
+/** Reads the local command's stdout. Sections without an end line are left out. */
+export function parseProbeSession(stdout: string, target: string): ProbeSession {
+  const sections: Record<string, Facts> = {};
+  let records: Record<string, string> = {};
+  let open: { key: string; lines: string[] } | undefined;
+  let exitCode: number | undefined;
+  let sawExit = false;
+  let noClient = false;
+  const stderr: string[] = [];
+  for (const line of stdout.split("\n")) {
+    if (line.startsWith(`${SECTION} begin `)) {
+      open = { key: line.slice(`${SECTION} begin `.length), lines: [] };
+    } else if (line.startsWith(`${SECTION} end `)) {
+      const key = line.slice(`${SECTION} end `.length);
+      if (open && open.key === key) {
+        if (key === RECORDS) records = parseFacts(open.lines);
+        else sections[key] = parseFacts(open.lines);
+      }
+      open = undefined;
+    } else if (line.startsWith(`${SESSION} `)) {
+      const [word, ...rest] = line.slice(SESSION.length + 1).split(" ");
+      if (word === "exit" && /^\d+$/.test(rest[0] ?? "")) {
+        sawExit = true;
+        exitCode = Number(rest[0]);
+      } else if (word === "stderr") stderr.push(rest.join(" "));
+      else if (word === "no-ssh-client") noClient = true;
+      else stderr.push(line.slice(SESSION.length + 1));
+    } else if (open) {
+      open.lines.push(line);
+    }
+  }
+  if (noClient) {
+    return { ok: false, problem: "pulumi preview and up need the OpenSSH client (ssh) on this machine to probe hosts for drift; install it", sections: {}, records: {} };
+  }
+  if (!sawExit || exitCode !== 0) return { ok: false, problem: sessionProblem(sawExit ? exitCode : undefined, stderr, target), sections, records };
+  return { ok: true, sections, records };
+}
+
+/** What a command folds in: its drift check number and the drift seen (or "in sync"). */
+export interface DriftMarker {
+  check: number;
+  text: string;
+}
+
+export function formatMarker(m: DriftMarker): string {
+  return `${m.check} ${m.text}`;
+}
+
+export function parseMarker(recorded: string | undefined): DriftMarker | undefined {
+  const m = /^(\d{1,9}) (\S.{0,499})$/.exec(recorded ?? "");
+  return m ? { check: Number(m[1]), text: m[2] } : undefined;
+}
+
+/** Single-line, bounded text for a marker. */
+function oneLine(text: string): string {
+  return text.replace(/[\x00-\x1f\x7f]+/g, " ").replace(/\s+/g, " ").trim().slice(0, 480);
+}
+
+/**
+ * The marker a command folds in. No drift: exactly the recorded marker, so nothing changes
+ * (or "in sync" when nothing was recorded). Drift: the next check number and the descriptions.
+ */
+export function driftMarker(drift: string[], recorded: string | undefined): DriftMarker {
+  const previous = parseMarker(recorded);
+  if (drift.length === 0) return previous ?? { check: 0, text: "in sync" };
+  return { check: (previous?.check ?? 0) + 1, text: oneLine(drift.join("; ")) };
+}
+
+/** Runs after a command succeeded (as root): records its marker. The comment is what `pulumi preview --diff` shows. */
+export function renderStateRecordScript(name: string, marker: DriftMarker): string {
+  const value = formatMarker({ check: marker.check, text: oneLine(marker.text) });
+  return [
+    "#!/usr/bin/env bash",
+    `# ${MANAGED_HEADER}`,
+    `# Host state before this converge (drift check ${marker.check}): ${oneLine(marker.text)}`,
+    "set -euo pipefail",
+    `install -d -m 755 ${shq(STATE_DIR)}`,
+    `printf '%s\\n' ${shq(value)} >${shq(`${STATE_DIR}/${assertRecordName(name)}`)}`,
+    "",
+  ].join("\n");
+}
