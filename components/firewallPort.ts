@@ -67,7 +67,7 @@ export function renderPortProbe(key: string, spec: FirewallPortSpec): ProbeSecti
   return {
     key,
     vars: { port: `${spec.port}/${spec.protocol}`, zone: spec.zone ?? "" },
-    // Two firewall-cmd calls per port: each costs a Python start-up on the host.
+    // firewall-cmd starts Python each time: the session runs each listing once for all ports.
     body: sh`
 if ! command -v firewall-cmd >/dev/null; then
   echo firewalld=missing
@@ -76,7 +76,7 @@ fi
 zone_args=()
 [[ -z $zone ]] || zone_args=(--zone="$zone")
 status=0
-runtime=$(firewall-cmd "\${zone_args[@]}" --list-ports 2>/dev/null) || status=$?
+runtime=$(cached "firewalld-runtime-$zone" firewall-cmd "\${zone_args[@]}" --list-ports) || status=$?
 if ((status == 252)); then
   echo firewalld=stopped
   return 0
@@ -84,7 +84,7 @@ fi
 ((status == 0)) || return 1
 echo firewalld=running
 echo "zone=$zone"
-permanent=$(firewall-cmd --permanent "\${zone_args[@]}" --list-ports 2>/dev/null) || return 1
+permanent=$(cached "firewalld-permanent-$zone" firewall-cmd --permanent "\${zone_args[@]}" --list-ports) || return 1
 if [[ " $runtime " == *" $port "* ]]; then echo runtime=open; else echo runtime=closed; fi
 if [[ " $permanent " == *" $port "* ]]; then echo permanent=open; else echo permanent=closed; fi
 `,

@@ -190,7 +190,7 @@ export function renderUnitProbe(key: string, spec: Omit<UnitScriptSpec, "content
   const paths = unitPaths(spec.style, spec.name);
   return {
     key,
-    vars: { user: spec.user, service: paths.service, unit_file: paths.unitFile, env_file: spec.hasEnvironment ? paths.envFile : "", ...containerVars(spec.container) },
+    vars: { user: spec.user, service: paths.service, unit_file: paths.unitFile, env_file: spec.hasEnvironment ? paths.envFile : "", container: spec.container?.name ?? "", env_keys: spec.container?.envKeys.join("|") ?? "" },
     body: sh`
 ${CONTAINER_FACTS_FUNCTION.trim()}
 if ! id -u "$user" >/dev/null 2>&1; then

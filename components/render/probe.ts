@@ -10,7 +10,7 @@
  * later probe that finds no drift reproduces the recorded marker exactly (no diff); one that
  * finds drift makes a new marker with the next check number (a diff, even for the same drift).
  */
-import { COMMON_FUNCTIONS, MANAGED_HEADER, shellVars, shq } from "./shell";
+import { MANAGED_HEADER, shellFunctions, shellVars, shq } from "./shell";
 
 /** Where commands record the marker of their last successful converge (root-owned). */
 export const STATE_DIR = "/var/lib/gitea-homelab/state";
@@ -53,11 +53,23 @@ export function renderProbeSessionScript(sections: ProbeSection[], recordNames: 
   const calls = sections.map((s, i) => `run_probe ${shq(s.key)} probe_${i}`);
   const names = recordNames.map(assertRecordName);
   return [
-    "#!/usr/bin/env bash",
-    `# ${MANAGED_HEADER}`,
-    "# Read-only probe of this host's state for drift detection; changes nothing.",
-    "set -euo pipefail",
-    COMMON_FUNCTIONS.trim(),
+    ["#!/usr/bin/env bash", `# ${MANAGED_HEADER}`, "# Read-only probe of this host's state for drift detection; changes nothing.", "set -euo pipefail"].join("\n"),
+    shellFunctions("die", "as_user"),
+    `probe_cache=$(mktemp -d)
+trap 'rm -rf "$probe_cache"' EXIT
+# Runs a slow read-only command once per session (firewall-cmd starts Python each time); later
+# calls with the same KEY print the same output and return the same status. Usage: cached KEY CMD...
+cached() {
+  local file=$probe_cache/$1
+  shift
+  if [[ ! -f $file.status ]]; then
+    local status=0
+    "$@" >"$file" 2>/dev/null || status=$?
+    echo "$status" >"$file.status"
+  fi
+  cat "$file"
+  return "$(cat "$file.status")"
+}`,
     `# A probe that fails prints no end line, so its facts count as unreadable.
 run_probe() {
   local key=$1 fn=$2
@@ -119,6 +131,7 @@ else
   set -- "$@" -o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no
 fi
 status=0
+# shellcheck disable=SC2029 # the remote command line is built and quoted here on purpose
 ssh "$@" "$target" "$remote" </dev/null 2>"$dir/stderr" || status=$?
 report exit "$status"
 tail -n 5 "$dir/stderr" | while IFS= read -r line; do report stderr "$line"; done
@@ -237,6 +250,7 @@ export function renderStateRecordScript(name: string, marker: DriftMarker): stri
     `# Host state before this converge (drift check ${marker.check}): ${oneLine(marker.text)}`,
     "set -euo pipefail",
     `install -d -m 755 ${shq(STATE_DIR)}`,
+    "# shellcheck disable=SC2016 # the marker is literal text",
     `printf '%s\\n' ${shq(value)} >${shq(`${STATE_DIR}/${assertRecordName(name)}`)}`,
     "",
   ].join("\n");

@@ -41,12 +41,13 @@ export function heredoc(content: string): { open: string; body: string } {
 }
 
 /** Functions every script may call. Kept small: each script only uses what it needs, shellcheck allows unused functions. */
-export const COMMON_FUNCTIONS = sh`
+const FUNCTIONS = {
+  die: sh`
 die() {
   echo "gitea-homelab: $*" >&2
   exit 1
-}
-
+}`,
+  as_user: sh`
 # Runs a command as a rootless user with that user's runtime dir and bus, which podman and
 # systemctl --user need and which runuser from root does not set.
 as_user() {
@@ -56,8 +57,8 @@ as_user() {
   uid=$(id -u "$user") || die "user $user does not exist"
   (cd / && runuser -u "$user" -- env XDG_RUNTIME_DIR="/run/user/$uid" \
     DBUS_SESSION_BUS_ADDRESS="unix:path=/run/user/$uid/bus" "$@")
-}
-
+}`,
+  install_file: sh`
 # Installs a file only when its content or mode differs; sets changed=1 when it did.
 # Usage: install_file SRC DEST MODE OWNER GROUP
 install_file() {
@@ -68,8 +69,8 @@ install_file() {
   install -m "$mode" -o "$owner" -g "$group" "$src" "$dest"
   # shellcheck disable=SC2034 # read by the scripts that call install_file
   changed=1
-}
-
+}`,
+  converge_service: sh`
 # Restarts SERVICE when this script changed its files (changed=1), starts it when inactive,
 # and leaves an active, unchanged one alone: starting an active rootless Quadlet unit can block
 # (podman issue 22197). CTL is systemctl or a function wrapping it.
@@ -86,8 +87,8 @@ converge_service() {
     "$ctl" start "$service"
     echo "$service started"
   fi
-}
-
+}`,
+  wait_for: sh`
 # Waits until a command succeeds. Usage: wait_for SECONDS DESCRIPTION CMD...
 wait_for() {
   local timeout=$1 what=$2
@@ -100,8 +101,15 @@ wait_for() {
     fi
     sleep 2
   done
+}`,
+};
+
+/** The named shared functions, for scripts that need only some of them. */
+export function shellFunctions(...names: Array<keyof typeof FUNCTIONS>): string {
+  return names.map((n) => FUNCTIONS[n].trim()).join("\n\n");
 }
-`;
+
+const COMMON_FUNCTIONS = shellFunctions(...(Object.keys(FUNCTIONS) as Array<keyof typeof FUNCTIONS>));
 
 export interface ScriptOptions {
   /** One line saying what the script is for; becomes its first comment. */
@@ -115,7 +123,7 @@ export function renderScript(opts: ScriptOptions, body: string): string {
   const parts = [
     ["#!/usr/bin/env bash", `# ${MANAGED_HEADER}`, `# ${opts.purpose}`, "set -euo pipefail"].join("\n"),
     "# shellcheck disable=SC2034 # install_file sets it; not every script reads it\nchanged=0",
-    COMMON_FUNCTIONS.trim(),
+    COMMON_FUNCTIONS,
   ];
   if (opts.vars && Object.keys(opts.vars).length > 0) parts.push(shellVars(opts.vars));
   parts.push(body.trim());

@@ -31,6 +31,15 @@ describe("wsl stack", () => {
     expect(run.ofType("gitea-homelab:components:FirewallPort")).toEqual([]);
   });
 
+  it("probes the runner's host in one session, and folds its drift into install and register", () => {
+    const probes = run.invokes.filter((i) => i.token === "command:local:run");
+    expect(probes).toHaveLength(1);
+    expect(probes[0].inputs.command).toContain("run_probe runner:runner ");
+    for (const name of ["runner-install", "runner-register"]) {
+      expect(run.byName(name).inputs.create).toContain("# Host state before this converge (drift check 1): runner ");
+    }
+  });
+
   it("tells a user without systemd what to put in wsl.conf", () => {
     const preflight = run.byName("wsl-preflight").inputs.create as string;
     expect(preflight).toContain("systemd=true");

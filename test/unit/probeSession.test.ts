@@ -1,0 +1,248 @@
+import { spawnSync } from "child_process";
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from "fs";
+import { tmpdir } from "os";
+import { join } from "path";
+import { describe, expect, it } from "vitest";
+import { renderPortProbe } from "../../components/firewallPort";
+import { renderHostCleanupScript } from "../../components/host";
+import { renderImageProbe } from "../../components/giteaContainer";
+import { renderVolumeProbe } from "../../components/podmanVolume";
+import {
+  driftMarker,
+  parseMarker,
+  parseProbeSession,
+  renderLocalProbeCommand,
+  renderProbeSessionScript,
+  renderStateRecordScript,
+} from "../../components/render/probe";
+import { asRootCommand, MANAGED_HEADER } from "../../components/render/shell";
+import { renderRootlessUserProbe } from "../../components/rootlessUser";
+import { renderUnitProbe } from "../../components/systemdUserUnit";
+import { renderRunnerProbe } from "../../components/actRunner";
+import { expectCleanScript } from "../helpers/scripts";
+
+const TARGET = "operator@192.168.1.10:22";
+
+function session(body: string, exit = 0): string {
+  return `${body}\n@@gitea-homelab-session exit ${exit}`;
+}
+
+describe("the probe session script", () => {
+  const every = renderProbeSessionScript(
+    [
+      renderPortProbe("firewall:http", { port: 4111, protocol: "tcp" }),
+      renderPortProbe("firewall:ssh", { port: 3333, protocol: "tcp", zone: "FedoraServer" }),
+      renderRootlessUserProbe("user:gitea", "rootless"),
+      renderVolumeProbe("volume:data", "rootless", "gitea-data"),
+      renderImageProbe("image:gitea", "rootless", "docker.gitea.com/gitea:1.27.3-rootless"),
+      renderUnitProbe("unit:gitea", {
+        user: "rootless",
+        name: "gitea",
+        style: "quadlet",
+        hasEnvironment: true,
+        container: { name: "gitea", envKeys: ["GITEA__server__ROOT_URL"], facts: "image=x\nports=4111:3000/tcp" },
+      }),
+      renderRunnerProbe("runner:wsl", {
+        binaryPath: "/usr/local/bin/act_runner",
+        source: { sourcePath: "/opt/act_runner" },
+        configDir: "/etc/act_runner",
+        stateDir: "/var/lib/act_runner",
+        name: "wsl",
+        labels: ["self:host"],
+        capacity: 1,
+        timeout: "3h",
+        instanceUrl: "http://192.168.1.10:4111/",
+        serviceName: "act_runner.service",
+      }),
+    ],
+    ["gitea-http-port", "gitea-service-unit"],
+  );
+
+  it("with every component's probe is strict, marked as managed, and passes bash -n and shellcheck", () => {
+    expectCleanScript(every);
+  });
+
+  it("changes nothing on the host: no writes outside its own temp dir", () => {
+    expect(every).not.toMatch(/firewall-cmd [^\n]*--(add|remove)-|systemctl [^\n]*(start|stop|restart|enable|disable) |install_file|podman [^\n]*(rm|create|load|pull) /);
+  });
+
+  it("keeps one broken probe from hiding the others, and reads back the recorded markers", () => {
+    const script = renderProbeSessionScript(
+      [
+        { key: "first", body: "echo a=1\necho 'b=two words'" },
+        { key: "broken", body: "echo half=1\nreturn 3" },
+        { key: "third", vars: { name: "it's" }, body: 'echo "name=$name"' },
+      ],
+      [],
+    );
+    const run = spawnSync("bash", ["-c", script], { encoding: "utf8" });
+    expect(run.status).toBe(0);
+    const parsed = parseProbeSession(session(run.stdout), TARGET);
+    expect(parsed.ok).toBe(true);
+    expect(parsed.sections).toEqual({ first: { a: "1", b: "two words" }, third: { name: "it's" } });
+  });
+
+  it("refuses duplicate keys and record names that are not file names", () => {
+    expect(() => renderProbeSessionScript([{ key: "a", body: "" }, { key: "a", body: "" }], [])).toThrow(/duplicate/);
+    expect(() => renderProbeSessionScript([], ["../etc/passwd"])).toThrow(/bad state record name/);
+  });
+});
+
+describe("parsing a probe session", () => {
+  it("reads sections and records", () => {
+    const out = session(
+      [
+        "@@gitea-homelab-probe begin firewall:http",
+        "runtime=open",
+        "url=http://x/?a=b",
+        "@@gitea-homelab-probe end firewall:http",
+        "@@gitea-homelab-probe begin @records",
+        "gitea-http-port=2 firewall 4111/tcp: closed, expected open",
+        "@@gitea-homelab-probe end @records",
+      ].join("\n"),
+    );
+    const parsed = parseProbeSession(out, TARGET);
+    expect(parsed).toEqual({
+      ok: true,
+      sections: { "firewall:http": { runtime: "open", url: "http://x/?a=b" } },
+      records: { "gitea-http-port": "2 firewall 4111/tcp: closed, expected open" },
+    });
+  });
+
+  it("leaves out a section cut short and ignores lines that are not facts", () => {
+    const out = session(["@@gitea-homelab-probe begin a", "x=1", "@@gitea-homelab-probe begin b", "garbage line", "=no-key", "y=2", "@@gitea-homelab-probe end b"].join("\n"));
+    const parsed = parseProbeSession(out, TARGET);
+    expect(parsed.sections).toEqual({ b: { y: "2" } });
+  });
+
+  it("treats empty or garbage output as a failed session", () => {
+    for (const out of ["", "random text\nmore", "@@gitea-homelab-session exit x"]) {
+      const parsed = parseProbeSession(out, TARGET);
+      expect(parsed.ok).toBe(false);
+      expect(parsed.problem).toMatch(/printed no result/);
+    }
+  });
+
+  it("names the setting to fix when SSH fails", () => {
+    const failed = (stderr: string, exit = 255) => parseProbeSession(`@@gitea-homelab-session exit ${exit}\n@@gitea-homelab-session stderr ${stderr}`, TARGET).problem;
+    expect(failed("operator@192.168.1.10: Permission denied (publickey).")).toMatch(/^gitea-homelab:privateKey: .*gitea-homelab:user/);
+    expect(failed("Host key verification failed.")).toMatch(/^gitea-homelab:hostKey: /);
+    expect(failed("ssh: connect to host 192.168.1.10 port 22: Connection refused")).toMatch(/^gitea-homelab:host: .*gitea-homelab:port/);
+    expect(failed("gitea-homelab: SSH user operator needs passwordless sudo", 64)).toMatch(/^gitea-homelab:user: .*passwordless sudo/);
+    expect(parseProbeSession("@@gitea-homelab-session no-ssh-client", TARGET).problem).toMatch(/OpenSSH client \(ssh\)/);
+  });
+});
+
+describe("drift markers", () => {
+  it("reproduces the recorded marker while in sync, so a repaired host previews clean", () => {
+    expect(driftMarker([], "3 firewall 4111/tcp: closed, expected open")).toEqual({ check: 3, text: "firewall 4111/tcp: closed, expected open" });
+    expect(driftMarker([], undefined)).toEqual({ check: 0, text: "in sync" });
+  });
+
+  it("makes a new marker for drift, even the same drift as last time", () => {
+    const first = driftMarker(["firewall 4111/tcp: closed, expected open"], undefined);
+    expect(first).toEqual({ check: 1, text: "firewall 4111/tcp: closed, expected open" });
+    const again = driftMarker(["firewall 4111/tcp: closed, expected open"], "1 firewall 4111/tcp: closed, expected open");
+    expect(again.check).toBe(2);
+    expect(driftMarker(["a", "b"], "0 in sync").text).toBe("a; b");
+  });
+
+  it("treats an unreadable record as none, and keeps markers on one bounded line", () => {
+    expect(parseMarker("x in sync")).toBeUndefined();
+    expect(parseMarker("")).toBeUndefined();
+    expect(driftMarker(["multi\nline\u0007text"], "garbage").text).toBe("multi line text");
+    expect(driftMarker(["x".repeat(2000)], undefined).text.length).toBeLessThanOrEqual(480);
+  });
+
+  it("records the marker with a script that quotes it and passes shellcheck", () => {
+    const script = renderStateRecordScript("gitea-http-port", { check: 2, text: "it's $(rm -rf /) `x`" });
+    expectCleanScript(script);
+    expect(script).toContain("# Host state before this converge (drift check 2): it's $(rm -rf /) `x`");
+    expect(script).toContain(`printf '%s\\n' '2 it'\\''s $(rm -rf /) \`x\`' >/var/lib/gitea-homelab/state/gitea-http-port`);
+    expect(() => renderStateRecordScript("a/b", { check: 0, text: "in sync" })).toThrow();
+  });
+
+  it("cleans the records up on destroy with a strict script", () => {
+    expectCleanScript(renderHostCleanupScript());
+  });
+
+  it("runs the record script only after the converge script succeeded", () => {
+    const dir = mkdtempSync(join(tmpdir(), "gh-after-"));
+    const after = `touch ${dir}/recorded`;
+    expect(spawnSync("bash", ["-c", asRootCommand("exit 3", after)]).status).toBe(3);
+    expect(spawnSync("test", ["-e", `${dir}/recorded`]).status).toBe(1);
+    const ok = spawnSync("bash", ["-c", asRootCommand("read -r secret; echo \"got $secret\"", after)], { input: "s3cret\n", encoding: "utf8" });
+    expect(ok.status).toBe(0);
+    expect(ok.stdout).toBe("got s3cret\n");
+    expect(spawnSync("test", ["-e", `${dir}/recorded`]).status).toBe(0);
+  });
+});
+
+describe("the local side of the probe (command:local:run)", () => {
+  const KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA-test-only\n-----END OPENSSH PRIVATE KEY-----";
+
+  /** A stand-in `ssh` on PATH that records its arguments and the files they name, then acts as told. */
+  function fakeSsh(behaviour: string): { dir: string; env: NodeJS.ProcessEnv } {
+    const dir = mkdtempSync(join(tmpdir(), "gh-fake-ssh-"));
+    const script = `#!/bin/bash
+printf '%s\\n' "$@" >"${dir}/argv"
+prev=
+for a in "$@"; do
+  [[ $prev == -i ]] && { cp "$a" "${dir}/key"; stat -c %a "$a" >"${dir}/key-mode"; }
+  [[ $a == UserKnownHostsFile=* && $a != *=/dev/null ]] && cp "\${a#UserKnownHostsFile=}" "${dir}/known_hosts"
+  prev=$a
+done
+${behaviour}
+`;
+    writeFileSync(join(dir, "ssh"), script);
+    chmodSync(join(dir, "ssh"), 0o755);
+    return { dir, env: { ...process.env, PATH: `${dir}:/usr/bin:/bin` } };
+  }
+
+  const command = renderLocalProbeCommand(
+    { host: "192.168.1.10", port: 2222, user: "operator", hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample" },
+    "echo remote command",
+  );
+
+  it("is a POSIX sh script that passes shellcheck", () => {
+    expect(command.startsWith(`# ${MANAGED_HEADER}\n`)).toBe(true);
+    const lint = spawnSync("shellcheck", ["--shell=sh", "--severity=style", "-"], { input: command, encoding: "utf8" });
+    expect(lint.stdout).toBe("");
+    expect(spawnSync("sh", ["-n"], { input: command }).status).toBe(0);
+  });
+
+  it("takes the key from stdin into a 0600 file, pins the host key, and passes the remote command as one argument", () => {
+    const ssh = fakeSsh("echo probe-output; exit 0");
+    const run = spawnSync("/bin/sh", ["-c", command], { input: KEY, env: ssh.env, encoding: "utf8" });
+    expect(run.status).toBe(0);
+    expect(run.stdout).toBe("probe-output\n@@gitea-homelab-session exit 0\n");
+    const argv = readFileSync(join(ssh.dir, "argv"), "utf8").split("\n");
+    expect(argv.join("\n")).not.toContain("b3BlbnNzaC1rZXktdjEAAAAA");
+    expect(argv).toEqual(expect.arrayContaining(["-p", "2222", "BatchMode=yes", "IdentitiesOnly=yes", "StrictHostKeyChecking=yes", "operator@192.168.1.10", "echo remote command"]));
+    expect(readFileSync(join(ssh.dir, "key"), "utf8")).toBe(`${KEY}\n`);
+    expect(readFileSync(join(ssh.dir, "key-mode"), "utf8").trim()).toBe("600");
+    expect(readFileSync(join(ssh.dir, "known_hosts"), "utf8")).toBe("[192.168.1.10]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample\n");
+  });
+
+  it("uses the SSH agent when there is no key, and skips host key checks only when none is pinned", () => {
+    const ssh = fakeSsh("exit 0");
+    const unpinned = renderLocalProbeCommand({ host: "gitea.lan", port: 22, user: "root" }, "true");
+    spawnSync("/bin/sh", ["-c", unpinned], { input: "", env: ssh.env });
+    const argv = readFileSync(join(ssh.dir, "argv"), "utf8").split("\n");
+    expect(argv).not.toContain("-i");
+    expect(argv).toEqual(expect.arrayContaining(["StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null", "root@gitea.lan"]));
+  });
+
+  it("always exits 0 and reports why SSH failed, so the program can name the setting", () => {
+    const ssh = fakeSsh("echo 'operator@192.168.1.10: Permission denied (publickey).' >&2; exit 255");
+    const run = spawnSync("/bin/sh", ["-c", command], { input: KEY, env: ssh.env, encoding: "utf8" });
+    expect(run.status).toBe(0);
+    expect(parseProbeSession(run.stdout, TARGET).problem).toMatch(/^gitea-homelab:privateKey: /);
+  });
+
+  it("says so when there is no ssh client", () => {
+    const run = spawnSync("/bin/sh", ["-c", command], { input: KEY, env: { PATH: mkdtempSync(join(tmpdir(), "gh-empty-")) }, encoding: "utf8" });
+    expect(run.status).toBe(0);
+    expect(parseProbeSession(run.stdout, TARGET).problem).toMatch(/OpenSSH client/);
+  });
+});
