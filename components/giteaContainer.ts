@@ -8,7 +8,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { Host } from "./host";
 import { escapeSpecifiers, IniEntries, renderEnvFile, renderIni, systemdQuote } from "./render/unitFile";
-import { Facts, ProbeSection } from "./render/probe";
+import { Facts, podmanPresence, renderPodmanExistsProbe } from "./render/probe";
 import { renderScript, sh } from "./render/shell";
 import { ContainerCheck, renderContainerFacts, SystemdUserUnit, unitPaths, UnitStyle } from "./systemdUserUnit";
 
@@ -161,31 +161,11 @@ fi
   );
 }
 
-/** Read-only: is the image in the user's storage? */
-export function renderImageProbe(key: string, user: string, image: string): ProbeSection {
-  return {
-    key,
-    vars: { user, image },
-    body: sh`
-if ! id -u "$user" >/dev/null 2>&1; then
-  echo image=missing
-  return 0
-fi
-status=0
-as_user "$user" timeout 60 podman image exists "$image" || status=$?
-case $status in
-  0) echo image=present ;;
-  1) echo image=missing ;;
-  *) echo "image=unknown (podman exit $status)" ;;
-esac
-`,
-  };
-}
-
 export function imageDrift(image: string, facts: Facts | undefined): string[] {
-  if (facts?.image === "present") return [];
-  if (facts?.image === "missing") return [`image ${image}: missing from the user's storage, expected present`];
-  return [`image ${image}: state unknown (${facts?.image ?? "probe output unreadable"})`];
+  const presence = podmanPresence(facts, "image");
+  if (presence === "present") return [];
+  if (presence === "missing") return [`image ${image}: missing from the user's storage, expected present`];
+  return [`image ${image}: state unknown (${presence.unknown})`];
 }
 
 /** The container as the unit runs it, compared on the non-secret settings only. */
@@ -283,7 +263,7 @@ export class GiteaContainer extends pulumi.ComponentResource {
     const containerName = pulumi.output(args.containerName ?? "gitea");
     const user = pulumi.output(args.user);
 
-    const imageFacts = args.host.probe(pulumi.all([user, args.image]).apply(([u, i]) => renderImageProbe(`image:${name}`, u, i)));
+    const imageFacts = args.host.probe(pulumi.all([user, args.image]).apply(([u, i]) => renderPodmanExistsProbe(`image:${name}`, "image", u, i)));
     const image = args.host.run(
       `${name}-image`,
       {

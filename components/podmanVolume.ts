@@ -5,7 +5,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { Host } from "./host";
-import { Facts, ProbeSection } from "./render/probe";
+import { Facts, podmanPresence, renderPodmanExistsProbe } from "./render/probe";
 import { renderScript, sh } from "./render/shell";
 
 export interface PodmanVolumeArgs {
@@ -46,34 +46,14 @@ fi
   );
 }
 
-/** Read-only: does the volume exist in the owner's storage? */
-export function renderVolumeProbe(key: string, owner: string, volume: string): ProbeSection {
-  return {
-    key,
-    vars: { owner, volume },
-    body: sh`
-if ! id -u "$owner" >/dev/null 2>&1; then
-  echo volume=missing
-  return 0
-fi
-status=0
-as_user "$owner" timeout 60 podman volume exists "$volume" || status=$?
-case $status in
-  0) echo volume=present ;;
-  1) echo volume=missing ;;
-  *) echo "volume=unknown (podman exit $status)" ;;
-esac
-`,
-  };
-}
-
 /** A missing volume is said loudly: what was in it is gone, and converging makes an empty one. */
 export function volumeDrift(volume: string, facts: Facts | undefined): string[] {
-  if (facts?.volume === "present") return [];
-  if (facts?.volume === "missing") {
+  const presence = podmanPresence(facts, "volume");
+  if (presence === "present") return [];
+  if (presence === "missing") {
     return [`volume ${volume}: MISSING; the data it held may be lost; pulumi up creates it again, EMPTY (restore a backup into it)`];
   }
-  return [`volume ${volume}: state unknown (${facts?.volume ?? "probe output unreadable"})`];
+  return [`volume ${volume}: state unknown (${presence.unknown})`];
 }
 
 export class PodmanVolume extends pulumi.ComponentResource {
@@ -89,7 +69,7 @@ export class PodmanVolume extends pulumi.ComponentResource {
       {
         create: both.apply(([o, v]) => renderVolumeCreateScript(o, v)),
         delete: both.apply(([o, v]) => renderVolumeDeleteScript(o, v)),
-        drift: pulumi.all([this.volumeName, args.host.probe(both.apply(([o, v]) => renderVolumeProbe(`volume:${name}`, o, v)))]).apply(([v, facts]) => volumeDrift(v, facts)),
+        drift: pulumi.all([this.volumeName, args.host.probe(both.apply(([o, v]) => renderPodmanExistsProbe(`volume:${name}`, "volume", o, v)))]).apply(([v, facts]) => volumeDrift(v, facts)),
         triggers: [args.owner, args.volumeName],
       },
       { parent: this, dependsOn: opts?.dependsOn, retainOnDelete: !args.destroyData },

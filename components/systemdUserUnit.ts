@@ -204,6 +204,7 @@ if [[ -n $env_file ]]; then
   echo "env_file=$(digest "$home/$env_file")"
   echo "env_mode=$(stat -c '%a' "$home/$env_file" 2>/dev/null || echo missing)"
 fi
+echo "manager=$(systemctl is-active "user@$(id -u "$user").service" 2>/dev/null || true)"
 userctl() { timeout 30 systemctl --user -M "$user@" "$@"; }
 echo "active=$(userctl is-active "$service" 2>/dev/null || true)"
 echo "enabled=$(userctl is-enabled "$service" 2>/dev/null || true)"
@@ -233,6 +234,7 @@ export function unitDrift(spec: Omit<UnitScriptSpec, "content">, expected: UnitE
   if (facts.account === "missing") return [`${what}: user ${spec.user} missing`];
   if (facts.unit_file === undefined || facts.active === undefined) return [`${what}: state unknown (probe output unreadable)`];
   const drift: string[] = [];
+  if (facts.manager !== "active") drift.push(`${what}: the systemd user manager of ${spec.user} is not running (${facts.manager || "unknown"}), expected the unit active`);
   if (facts.unit_file === "missing") drift.push(`${what}: unit file deleted`);
   else if (facts.unit_file !== expected.unitDigest) drift.push(`${what}: unit file edited (differs from the rendered one)`);
   if (expected.envDigest !== undefined) {
@@ -240,6 +242,7 @@ export function unitDrift(spec: Omit<UnitScriptSpec, "content">, expected: UnitE
     else if (facts.env_file !== expected.envDigest) drift.push(`${what}: environment file edited`);
     else if (facts.env_mode !== "600") drift.push(`${what}: environment file mode ${facts.env_mode}, expected 600`);
   }
+  if (facts.manager !== "active") return drift;
   if (facts.active !== "active") drift.push(`${what}: ${facts.active || "not loaded"}, expected active`);
   // Quadlet units are enabled by generation ([Install] in the .container file).
   const enabledStates = spec.style === "quadlet" ? ["generated", "enabled"] : ["enabled"];

@@ -10,7 +10,7 @@
  * later probe that finds no drift reproduces the recorded marker exactly (no diff); one that
  * finds drift makes a new marker with the next check number (a diff, even for the same drift).
  */
-import { MANAGED_HEADER, shellFunctions, shellVars, shq } from "./shell";
+import { MANAGED_HEADER, sh, shellFunctions, shellVars, shq } from "./shell";
 
 /** Where commands record the marker of their last successful converge (root-owned). */
 export const STATE_DIR = "/var/lib/gitea-homelab/state";
@@ -254,4 +254,35 @@ export function renderStateRecordScript(name: string, marker: DriftMarker): stri
     `printf '%s\\n' ${shq(value)} >${shq(`${STATE_DIR}/${assertRecordName(name)}`)}`,
     "",
   ].join("\n");
+}
+
+/**
+ * Read-only: does a Podman object exist in a user's storage? Prints `KIND=present|missing`, or
+ * `KIND=unknown (podman exit N)` when podman could not tell.
+ */
+export function renderPodmanExistsProbe(key: string, kind: "volume" | "image", user: string, name: string): ProbeSection {
+  return {
+    key,
+    vars: { user, kind, name },
+    body: sh`
+if ! id -u "$user" >/dev/null 2>&1; then
+  echo "$kind=missing"
+  return 0
+fi
+status=0
+as_user "$user" timeout 60 podman "$kind" exists "$name" || status=$?
+case $status in
+  0) echo "$kind=present" ;;
+  1) echo "$kind=missing" ;;
+  *) echo "$kind=unknown (podman exit $status)" ;;
+esac
+`,
+  };
+}
+
+/** The fact a Podman exists probe printed: present, missing, or why it is unknown. */
+export function podmanPresence(facts: Facts | undefined, kind: "volume" | "image"): "present" | "missing" | { unknown: string } {
+  const v = facts?.[kind];
+  if (v === "present" || v === "missing") return v;
+  return { unknown: v || "probe output unreadable" };
 }

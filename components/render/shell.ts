@@ -49,13 +49,16 @@ die() {
 }`,
   as_user: sh`
 # Runs a command as a rootless user with that user's runtime dir and bus, which podman and
-# systemctl --user need and which runuser from root does not set.
+# systemctl --user need and which runuser from root does not set. Without a running user
+# manager there is no /run/user/UID; podman then falls back to its own temporary one.
 as_user() {
   local user=$1
   shift
-  local uid
+  local uid runtime_dir
   uid=$(id -u "$user") || die "user $user does not exist"
-  (cd / && runuser -u "$user" -- env XDG_RUNTIME_DIR="/run/user/$uid" \
+  runtime_dir=/run/user/$uid
+  [[ -d $runtime_dir ]] || runtime_dir=
+  (cd / && runuser -u "$user" -- env XDG_RUNTIME_DIR="$runtime_dir" \
     DBUS_SESSION_BUS_ADDRESS="unix:path=/run/user/$uid/bus" "$@")
 }`,
   install_file: sh`

@@ -1,31 +1,70 @@
 /**
- * `npm run bench`: the figures we track for the server stack, on the test VM: for scenario 1
- * (fresh up), 2 (up with no change) and 3 (HTTP port change), the wall time, SSH sessions
- * opened, remote commands executed and bytes sent. Prints; asserts nothing about time.
+ * `npm run bench`: the figures we track, on the test VM. Server stack: 1 fresh up, 2 up with no
+ * change, 2p preview with no change, 3 HTTP port change. Wsl stack: fresh up, up and preview
+ * with no change. For each: wall time, SSH sessions (as the engine counts them, and as the
+ * VM's sshd logged them), remote commands run and bytes sent. Prints; asserts nothing.
  */
+import { randomBytes } from "crypto";
 import { rmSync } from "fs";
 import { join } from "path";
 import { Engine, RunReport } from "./harness/engine";
-import { serverConfig, testVm } from "./harness/vm";
+import { acceptedSshSessions, installRunnerStandin, serverConfig, TestVm, testVm, wslConfig } from "./harness/vm";
+
+interface Row {
+  name: string;
+  report: RunReport;
+  sshdSessions: number;
+}
+
+async function measured(vm: TestVm, name: string, run: () => Promise<RunReport>): Promise<Row> {
+  const before = await acceptedSshSessions(vm);
+  const report = await run();
+  // The counting call after the run is one session too.
+  const sshdSessions = (await acceptedSshSessions(vm)) - before - 1;
+  return { name, report, sshdSessions };
+}
 
 async function main(): Promise<void> {
   const rundir = process.env.GITEA_HOMELAB_VM_RUNDIR;
   if (!rundir) throw new Error("GITEA_HOMELAB_VM_RUNDIR is not set; run through `npm run bench`");
   const vm = testVm(rundir);
-  const stateFile = join(rundir, "bench-state.json");
-  rmSync(stateFile, { force: true });
-  const engine = new Engine(stateFile);
-  const config = serverConfig(vm);
-  const rows: Array<[string, RunReport]> = [];
-  rows.push(["1 fresh up", await engine.up(config)]);
-  rows.push(["2 up, no change", await engine.up(config)]);
-  rows.push(["3 httpPort 4111 -> 4112", await engine.up({ ...config, httpPort: "4112" })]);
+  const fresh = (file: string) => {
+    rmSync(join(rundir, file), { force: true });
+    return new Engine(join(rundir, file));
+  };
 
-  console.log(`\nserver stack on the Debian 13 VM (accel ${vm.env.VM_ACCEL})`);
-  console.log(["scenario".padEnd(26), "wall s".padStart(8), "ssh sessions".padStart(13), "commands".padStart(9), "bytes sent".padStart(11)].join(" "));
-  for (const [name, r] of rows) {
-    console.log([name.padEnd(26), (r.wallMs / 1000).toFixed(1).padStart(8), String(r.sshSessions).padStart(13), String(r.commands.length).padStart(9), String(r.bytesSent).padStart(11)].join(" "));
+  const server = fresh("bench-state.json");
+  const config = serverConfig(vm);
+  const rows: Row[] = [];
+  rows.push(await measured(vm, "server 1 fresh up", () => server.up(config)));
+  rows.push(await measured(vm, "server 2 up, no change", () => server.up(config)));
+  rows.push(await measured(vm, "server 2p preview, no change", () => server.preview(config)));
+  rows.push(await measured(vm, "server 3 httpPort -> 4112", () => server.up({ ...config, httpPort: "4112" })));
+
+  await installRunnerStandin(vm);
+  const wsl = fresh("bench-state-wsl.json");
+  const runner = wslConfig(vm, randomBytes(24).toString("hex"));
+  rows.push(await measured(vm, "wsl fresh up", () => wsl.up(runner, "wsl")));
+  rows.push(await measured(vm, "wsl up, no change", () => wsl.up(runner, "wsl")));
+  rows.push(await measured(vm, "wsl preview, no change", () => wsl.preview(runner, "wsl")));
+
+  console.log(`\nDebian 13 test VM (accel ${vm.env.VM_ACCEL})`);
+  const header = ["scenario".padEnd(30), "wall s".padStart(7), "ssh (engine)".padStart(13), "ssh (sshd)".padStart(11), "commands".padStart(9), "bytes sent".padStart(11)];
+  console.log(header.join(" "));
+  for (const { name, report: r, sshdSessions } of rows) {
+    console.log(
+      [
+        name.padEnd(30),
+        (r.wallMs / 1000).toFixed(1).padStart(7),
+        String(r.sshSessions).padStart(13),
+        String(sshdSessions).padStart(11),
+        String(r.commands.length).padStart(9),
+        String(r.bytesSent).padStart(11),
+      ].join(" "),
+    );
   }
+  await wsl.destroy();
+  await server.destroy();
 }
 
 main().catch((err) => {

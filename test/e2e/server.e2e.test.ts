@@ -111,10 +111,11 @@ describe.runIf(rundir)("server stack lifecycle on the Debian 13 VM", () => {
       expect(await vm.root("stat -c '%a %U' ~rootless/.config/gitea-homelab/gitea.env")).toBe("600 rootless");
     });
 
-    it("2. a second up with the same config runs no remote command", async () => {
+    it("2. a second up with the same config runs no remote command; only the drift probe's one SSH session", async () => {
       const second = await engine.up(config);
       expect(second.commands).toEqual([]);
-      expect(second.sshSessions).toBe(0);
+      expect(second.localRuns).toBe(1);
+      expect(second.sshSessions).toBe(1);
     });
 
     it("3. a new HTTP port runs only what it affects: old port closed, new one open and answering", async () => {
@@ -157,12 +158,25 @@ describe.runIf(rundir)("server stack lifecycle on the Debian 13 VM", () => {
       expect(stored).toBe(createHash("sha256").update(password).digest("hex"));
     });
 
-    it("with destroyData and removeUserOnDestroy removes the volumes and the account (after switching to a classic unit)", async () => {
-      const switched = await engine.up({ ...config, unitStyle: "service", destroyData: "true", removeUserOnDestroy: "true" });
+    it("switching to a classic unit replaces the Quadlet file with an enabled service", async () => {
+      config = { ...config, unitStyle: "service", destroyData: "true", removeUserOnDestroy: "true" };
+      const switched = await engine.up(config);
       expect(commandsRun(switched)).toContain("replace gitea-service-unit");
       expect(await vm.root("systemctl --user -M rootless@ is-enabled gitea.service")).toBe("enabled");
       expect(await vm.root("test -e ~rootless/.config/containers/systemd/gitea.container && echo present || echo gone")).toBe("gone");
       expect(await waitForStatus(`http://127.0.0.1:${vm.forwarded(4112)}/api/healthz`, 200, 60_000)).toBe(200);
+    });
+
+    it("a classic unit disabled by hand shows as drift, and up enables it again", async () => {
+      await vm.root("systemctl --user -M rootless@ disable gitea.service");
+      const preview = await engine.preview(config);
+      expect(preview.steps.map((s) => `${s.operation} ${s.resource}: ${s.drift}`)).toEqual(["update gitea-service-unit: unit gitea.service: disabled at boot, expected enabled"]);
+      expect(commandsRun(await engine.up(config))).toEqual(["update gitea-service-unit"]);
+      expect(await vm.root("systemctl --user -M rootless@ is-enabled gitea.service")).toBe("enabled");
+      expect((await engine.preview(config)).steps).toEqual([]);
+    });
+
+    it("with destroyData and removeUserOnDestroy removes the volumes and the account", async () => {
       await engine.destroy();
       expect(await rootlessExists()).toBe("no");
       expect(await vm.root("test -e /home/rootless && echo present || echo gone")).toBe("gone");

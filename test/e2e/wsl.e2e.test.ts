@@ -5,15 +5,12 @@
  * StackReference path is covered by the unit tests.
  */
 import { randomBytes } from "crypto";
-import { readFileSync } from "fs";
 import { join } from "path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { Engine, freshEngine } from "./harness/engine";
-import { sshRun } from "./harness/ssh";
-import { connectionConfig, TestVm, testVm } from "./harness/vm";
+import { installRunnerStandin, TestVm, testVm, wslConfig } from "./harness/vm";
 
 const rundir = process.env.GITEA_HOMELAB_VM_RUNDIR;
-const STANDIN = "/opt/gitea-homelab-test/act_runner-standin";
 
 describe.runIf(rundir)("wsl stack on the VM", () => {
   let vm: TestVm;
@@ -28,18 +25,9 @@ describe.runIf(rundir)("wsl stack on the VM", () => {
   beforeAll(async () => {
     vm = testVm(rundir!);
     engine = freshEngine(join(rundir!, "engine-state-wsl.json"), log);
-    const standin = readFileSync(join(__dirname, "standin/act_runner/act_runner-standin"), "utf8");
-    const copied = await sshRun(vm.operator, `sudo -n install -D -m 755 /dev/stdin ${STANDIN}`, standin);
-    expect(copied.code).toBe(0);
+    await installRunnerStandin(vm);
     await vm.root("rm -f /var/log/act_runner-standin/registrations.log");
-    config = {
-      ...connectionConfig(vm),
-      // The VM's own address on its network: not localhost, as the stack demands.
-      instanceUrl: "http://10.0.2.15:4111/",
-      registrationToken: token,
-      runnerSourcePath: STANDIN,
-      runnerLabels: "ubuntu-latest:docker://docker.gitea.com/runner-images:ubuntu-latest",
-    };
+    config = wslConfig(vm, token);
   });
 
   it("a fresh up installs, registers once and runs the runner with Podman's socket", async () => {
@@ -59,6 +47,7 @@ describe.runIf(rundir)("wsl stack on the VM", () => {
   it("a second up registers nothing and runs nothing", async () => {
     const report = await engine.up(config, "wsl");
     expect(report.commands).toEqual([]);
+    expect(report.sshSessions).toBe(1);
     expect(await registrations()).toBe(1);
   });
 
@@ -71,6 +60,38 @@ describe.runIf(rundir)("wsl stack on the VM", () => {
     expect(await serviceState()).toBe("active enabled");
   });
 
+  describe("drift: changed by hand, shown by preview, repaired by up, then a clean preview", () => {
+    async function driftCycle(name: string, text: RegExp): Promise<void> {
+      const preview = await engine.preview(config, "wsl");
+      expect(preview.steps.map((s) => `${s.operation} ${s.resource}`)).toEqual([`update ${name}`]);
+      expect(preview.steps[0].drift).toMatch(text);
+      expect(preview.sshSessions).toBe(1);
+      const repair = await engine.up(config, "wsl");
+      expect(repair.commands.map((c) => `${c.operation} ${c.resource}`)).toEqual([`update ${name}`]);
+      expect((await engine.preview(config, "wsl")).steps).toEqual([]);
+    }
+
+    it("the runner service stopped", async () => {
+      await vm.root("systemctl stop act_runner.service");
+      await driftCycle("runner-install", /^runner wsl-runner: act_runner\.service inactive, expected active$/);
+      expect(await serviceState()).toBe("active enabled");
+    });
+
+    it("config.yaml edited", async () => {
+      await vm.root("echo '# edited by hand' >>/etc/act_runner/config.yaml");
+      await driftCycle("runner-install", /^runner wsl-runner: \/etc\/act_runner\/config\.yaml edited/);
+      expect(await vm.root("grep -c 'edited by hand' /etc/act_runner/config.yaml || true")).toBe("0");
+    });
+
+    it(".runner removed: registers again", async () => {
+      const before = await registrations();
+      await vm.root("rm /var/lib/act_runner/.runner");
+      await driftCycle("runner-register", /^runner wsl-runner: \/var\/lib\/act_runner\/\.runner missing, expected registered$/);
+      expect(await registrations()).toBe(before + 1);
+      expect(await serviceState()).toBe("active enabled");
+    });
+  });
+
   it("comes back after a reboot", async () => {
     vm.reboot();
     let state = "";
@@ -79,7 +100,7 @@ describe.runIf(rundir)("wsl stack on the VM", () => {
       if (state !== "active enabled") await new Promise((r) => setTimeout(r, 3000));
     }
     expect(state).toBe("active enabled");
-    expect(await registrations()).toBe(2);
+    expect(await registrations()).toBe(3);
   });
 
   it("destroy leaves nothing behind", async () => {

@@ -11,21 +11,11 @@ import {
   RunnerSettings,
 } from "../../components/actRunner";
 import { MANAGED_HEADER } from "../../components/render/shell";
+import { RUNNER_SETTINGS } from "../helpers/fixtures";
 import { expectCleanScript } from "../helpers/scripts";
 import { instanceUrlProblem, validateWslConfig, WSL_DEFAULTS, WSL_KEYS } from "../../stacks/wslConfig";
 
-const SETTINGS: RunnerSettings = {
-  binaryPath: "/opt/runner/bin/forgejo-like",
-  source: { url: "https://dl.example.com/act_runner-0.2.13-linux-amd64", sha256: "a".repeat(64) },
-  configDir: "/etc/act_runner",
-  stateDir: "/var/lib/act_runner",
-  name: "wsl-runner",
-  labels: ["ubuntu-latest:docker://docker.gitea.com/runner-images:ubuntu-latest", "self:host"],
-  capacity: 2,
-  timeout: "3h",
-  instanceUrl: "http://192.168.1.10:4111/",
-  serviceName: "act_runner.service",
-};
+const SETTINGS = RUNNER_SETTINGS;
 
 describe("runner rendering", () => {
   it("renders config.yaml with an absolute runner.file, the Podman socket and no network name", () => {

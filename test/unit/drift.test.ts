@@ -1,11 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { registrationFingerprint, renderRunnerConfig, renderRunnerUnit, runnerInstallDrift, runnerRegistrationDrift, RunnerSettings } from "../../components/actRunner";
+import { registrationFingerprint, renderRunnerConfig, renderRunnerUnit, runnerInstallDrift, runnerRegistrationDrift } from "../../components/actRunner";
 import { portDrift } from "../../components/firewallPort";
-import { ContainerSpec, giteaContainerCheck, giteaEnvironment, imageDrift } from "../../components/giteaContainer";
+import { giteaContainerCheck, imageDrift } from "../../components/giteaContainer";
 import { volumeDrift } from "../../components/podmanVolume";
 import { Facts } from "../../components/render/probe";
 import { rootlessUserDrift } from "../../components/rootlessUser";
 import { fileDigest, unitDrift } from "../../components/systemdUserUnit";
+import { CONTAINER_SPEC, RUNNER_SETTINGS } from "../helpers/fixtures";
 
 /** Facts that are not what any probe prints. */
 const GARBAGE: Facts = { "<html>": "x", runtime: "maybe", account: "?", volume: "", image: "🙂" };
@@ -72,17 +73,8 @@ describe("image drift", () => {
 });
 
 describe("unit and container drift", () => {
-  const container: ContainerSpec = {
-    containerName: "gitea",
-    image: "docker.gitea.com/gitea:1.27.3-rootless",
-    ports: [
-      { host: 4111, container: 3000 },
-      { host: 3333, container: 2222 },
-    ],
-    volumes: [],
-    envFile: "%h/.config/gitea-homelab/gitea.env",
-    environment: giteaEnvironment({ publicHost: "git.example.com", rootUrl: "https://git.example.com/", sshPort: 3333, database: "sqlite3" }),
-  };
+  const container = CONTAINER_SPEC;
+
   const check = giteaContainerCheck(container);
   const spec = { user: "rootless", name: "gitea", style: "quadlet" as const, hasEnvironment: true, container: check };
   const expected = { unitDigest: fileDigest("[Unit]\nDescription=x"), envDigest: fileDigest("SECRET=1") };
@@ -91,6 +83,7 @@ describe("unit and container drift", () => {
     unit_file: expected.unitDigest,
     env_file: expected.envDigest,
     env_mode: "600",
+    manager: "active",
     active: "active",
     enabled: "generated",
     container: "present",
@@ -119,9 +112,13 @@ describe("unit and container drift", () => {
       'container gitea: image "localhost/other:1", expected "docker.gitea.com/gitea:1.27.3-rootless"',
     ]);
     expect(unitDrift(spec, expected, { ...inSync, "container.env.GITEA__server__ROOT_URL": "http://localhost:3000/" })).toEqual([
-      'container gitea: GITEA__server__ROOT_URL "http://localhost:3000/", expected "https://git.example.com/"',
+      'container gitea: GITEA__server__ROOT_URL "http://localhost:3000/", expected "https://git.example.com/100%/"',
     ]);
     expect(unitDrift(spec, expected, { ...inSync, container: "missing" })).toEqual(["container gitea: missing, expected running"]);
+    // With linger off the manager is gone: one line, not every symptom.
+    expect(unitDrift(spec, expected, { ...inSync, manager: "inactive", active: "", enabled: "", container: "missing" })).toEqual([
+      "unit gitea.service: the systemd user manager of rootless is not running (inactive), expected the unit active",
+    ]);
   });
 
   it("counts empty or garbage output as unknown", () => {
@@ -130,18 +127,8 @@ describe("unit and container drift", () => {
 });
 
 describe("runner drift", () => {
-  const settings: RunnerSettings = {
-    binaryPath: "/usr/local/bin/act_runner",
-    source: { url: "https://dl.example.com/act_runner", sha256: "A".repeat(64) },
-    configDir: "/etc/act_runner",
-    stateDir: "/var/lib/act_runner",
-    name: "wsl",
-    labels: ["self:host"],
-    capacity: 1,
-    timeout: "3h",
-    instanceUrl: "http://192.168.1.10:4111/",
-    serviceName: "act_runner.service",
-  };
+  const settings = RUNNER_SETTINGS;
+
   const inSync: Facts = {
     binary: "a".repeat(64),
     config: fileDigest(renderRunnerConfig(settings)),
@@ -159,31 +146,31 @@ describe("runner drift", () => {
   });
 
   it("gives the install command a stopped service, an edited config.yaml or a replaced binary", () => {
-    expect(runnerInstallDrift(settings, { ...inSync, active: "inactive" })).toEqual(["runner wsl: act_runner.service inactive, expected active"]);
-    expect(runnerInstallDrift(settings, { ...inSync, config: "f".repeat(64) })).toEqual(["runner wsl: /etc/act_runner/config.yaml edited (differs from the rendered one)"]);
-    expect(runnerInstallDrift(settings, { ...inSync, binary: "b".repeat(64) })).toEqual(["runner wsl: /usr/local/bin/act_runner differs from the configured binary"]);
-    expect(runnerInstallDrift(settings, { ...inSync, podman_socket: "disabled/inactive" })).toEqual(["runner wsl: podman.socket disabled/inactive, expected enabled/active"]);
+    expect(runnerInstallDrift(settings, { ...inSync, active: "inactive" })).toEqual(["runner wsl-runner: act_runner.service inactive, expected active"]);
+    expect(runnerInstallDrift(settings, { ...inSync, config: "f".repeat(64) })).toEqual(["runner wsl-runner: /etc/act_runner/config.yaml edited (differs from the rendered one)"]);
+    expect(runnerInstallDrift(settings, { ...inSync, binary: "b".repeat(64) })).toEqual(["runner wsl-runner: /opt/runner/bin/forgejo-like differs from the configured binary"]);
+    expect(runnerInstallDrift(settings, { ...inSync, podman_socket: "disabled/inactive" })).toEqual(["runner wsl-runner: podman.socket disabled/inactive, expected enabled/active"]);
   });
 
   it("compares a binary installed from a host file with that file", () => {
     const fromFile = { ...settings, source: { sourcePath: "/opt/act_runner" } };
     expect(runnerInstallDrift(fromFile, { ...inSync, source: "a".repeat(64) })).toEqual([]);
-    expect(runnerInstallDrift(fromFile, { ...inSync, source: "c".repeat(64) })).toEqual(["runner wsl: /usr/local/bin/act_runner differs from the configured binary"]);
+    expect(runnerInstallDrift(fromFile, { ...inSync, source: "c".repeat(64) })).toEqual(["runner wsl-runner: /opt/runner/bin/forgejo-like differs from the configured binary"]);
   });
 
   it("gives the register command a removed .runner or a registration for other settings", () => {
     expect(runnerRegistrationDrift(settings, { ...inSync, runner_file: "missing", active: "activating" })).toEqual([
-      "runner wsl: /var/lib/act_runner/.runner missing, expected registered",
+      "runner wsl-runner: /var/lib/act_runner/.runner missing, expected registered",
     ]);
     // Without .runner the install command does not expect the service to run.
     expect(runnerInstallDrift(settings, { ...inSync, runner_file: "missing", active: "activating" })).toEqual([]);
-    expect(runnerRegistrationDrift(settings, { ...inSync, fingerprint: "missing" })).toEqual(["runner wsl: registered for another instance, name or labels"]);
+    expect(runnerRegistrationDrift(settings, { ...inSync, fingerprint: "missing" })).toEqual(["runner wsl-runner: registered for another instance, name or labels"]);
   });
 
   it("counts empty or garbage output as unknown", () => {
     for (const facts of [undefined, {}, GARBAGE]) {
-      expect(runnerInstallDrift(settings, facts)).toEqual(["runner wsl: state unknown (probe output unreadable)"]);
-      expect(runnerRegistrationDrift(settings, facts)).toEqual(["runner wsl: registration state unknown (probe output unreadable)"]);
+      expect(runnerInstallDrift(settings, facts)).toEqual(["runner wsl-runner: state unknown (probe output unreadable)"]);
+      expect(runnerRegistrationDrift(settings, facts)).toEqual(["runner wsl-runner: registration state unknown (probe output unreadable)"]);
     }
   });
 });

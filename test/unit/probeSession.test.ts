@@ -5,13 +5,12 @@ import { join } from "path";
 import { describe, expect, it } from "vitest";
 import { renderPortProbe } from "../../components/firewallPort";
 import { renderHostCleanupScript } from "../../components/host";
-import { renderImageProbe } from "../../components/giteaContainer";
-import { renderVolumeProbe } from "../../components/podmanVolume";
 import {
   driftMarker,
   parseMarker,
   parseProbeSession,
   renderLocalProbeCommand,
+  renderPodmanExistsProbe,
   renderProbeSessionScript,
   renderStateRecordScript,
 } from "../../components/render/probe";
@@ -19,6 +18,7 @@ import { asRootCommand, MANAGED_HEADER } from "../../components/render/shell";
 import { renderRootlessUserProbe } from "../../components/rootlessUser";
 import { renderUnitProbe } from "../../components/systemdUserUnit";
 import { renderRunnerProbe } from "../../components/actRunner";
+import { RUNNER_SETTINGS } from "../helpers/fixtures";
 import { expectCleanScript } from "../helpers/scripts";
 
 const TARGET = "operator@192.168.1.10:22";
@@ -33,8 +33,8 @@ describe("the probe session script", () => {
       renderPortProbe("firewall:http", { port: 4111, protocol: "tcp" }),
       renderPortProbe("firewall:ssh", { port: 3333, protocol: "tcp", zone: "FedoraServer" }),
       renderRootlessUserProbe("user:gitea", "rootless"),
-      renderVolumeProbe("volume:data", "rootless", "gitea-data"),
-      renderImageProbe("image:gitea", "rootless", "docker.gitea.com/gitea:1.27.3-rootless"),
+      renderPodmanExistsProbe("volume:data", "volume", "rootless", "gitea-data"),
+      renderPodmanExistsProbe("image:gitea", "image", "rootless", "docker.gitea.com/gitea:1.27.3-rootless"),
       renderUnitProbe("unit:gitea", {
         user: "rootless",
         name: "gitea",
@@ -42,18 +42,7 @@ describe("the probe session script", () => {
         hasEnvironment: true,
         container: { name: "gitea", envKeys: ["GITEA__server__ROOT_URL"], facts: "image=x\nports=4111:3000/tcp" },
       }),
-      renderRunnerProbe("runner:wsl", {
-        binaryPath: "/usr/local/bin/act_runner",
-        source: { sourcePath: "/opt/act_runner" },
-        configDir: "/etc/act_runner",
-        stateDir: "/var/lib/act_runner",
-        name: "wsl",
-        labels: ["self:host"],
-        capacity: 1,
-        timeout: "3h",
-        instanceUrl: "http://192.168.1.10:4111/",
-        serviceName: "act_runner.service",
-      }),
+      renderRunnerProbe("runner:wsl", { ...RUNNER_SETTINGS, source: { sourcePath: "/opt/act_runner" } }),
     ],
     ["gitea-http-port", "gitea-service-unit"],
   );

@@ -2,8 +2,6 @@ import { execFileSync, spawnSync } from "child_process";
 import { describe, expect, it } from "vitest";
 import { renderClosePortScript, renderOpenPortScript } from "../../components/firewallPort";
 import {
-  ContainerSpec,
-  giteaEnvironment,
   renderAdminScript,
   renderGiteaQuadlet,
   renderGiteaSecretEnv,
@@ -15,24 +13,12 @@ import { renderHostPreflightScript } from "../../components/host";
 import { renderVolumeCreateScript, renderVolumeDeleteScript } from "../../components/podmanVolume";
 import { asRootCommand, heredoc, MANAGED_HEADER, renderScript, sh, shq } from "../../components/render/shell";
 import { renderIni } from "../../components/render/unitFile";
+import { CONTAINER_SPEC } from "../helpers/fixtures";
 import { expectCleanScript } from "../helpers/scripts";
 import { renderRootlessUserDeleteScript, renderRootlessUserScript } from "../../components/rootlessUser";
 import { renderUnitInstallScript, renderUnitRemoveScript } from "../../components/systemdUserUnit";
 
-const SPEC: ContainerSpec = {
-  containerName: "gitea",
-  image: "docker.gitea.com/gitea:1.27.3-rootless",
-  ports: [
-    { host: 4111, container: 3000 },
-    { host: 3333, container: 2222 },
-  ],
-  volumes: [
-    { name: "gitea-data", path: "/var/lib/gitea" },
-    { name: "gitea-config", path: "/etc/gitea" },
-  ],
-  envFile: "%h/.config/gitea-homelab/gitea.env",
-  environment: giteaEnvironment({ publicHost: "git.example.com", rootUrl: "https://git.example.com/100%/", sshPort: 3333, database: "sqlite3" }),
-};
+const SPEC = CONTAINER_SPEC;
 
 function lines(text: string): string[] {
   return text.split("\n");

@@ -88,3 +88,30 @@ export function serverConfig(vm: TestVm): Record<string, string> {
     imageArchive: "/opt/gitea-homelab-test/gitea-standin.tar",
   };
 }
+
+/** Where the act_runner stand-in is put on the VM, as a runner binary on a host without internet. */
+export const RUNNER_STANDIN = "/opt/gitea-homelab-test/act_runner-standin";
+
+/** Copies the act_runner stand-in onto the VM. */
+export async function installRunnerStandin(vm: TestVm): Promise<void> {
+  const standin = readFileSync(join(__dirname, "../standin/act_runner/act_runner-standin"), "utf8");
+  const copied = await sshRun(vm.operator, `sudo -n install -D -m 755 /dev/stdin ${RUNNER_STANDIN}`, standin);
+  if (copied.code !== 0) throw new Error(`copying the runner stand-in failed: ${copied.stderr}`);
+}
+
+/** The wsl stack's config for the VM: URL and token from config, the runner from the stand-in. */
+export function wslConfig(vm: TestVm, token: string): Record<string, string> {
+  return {
+    ...connectionConfig(vm),
+    // The VM's own address on its network: not localhost, as the stack demands.
+    instanceUrl: "http://10.0.2.15:4111/",
+    registrationToken: token,
+    runnerSourcePath: RUNNER_STANDIN,
+    runnerLabels: "ubuntu-latest:docker://docker.gitea.com/runner-images:ubuntu-latest",
+  };
+}
+
+/** SSH sessions sshd accepted so far (the call that asks counts itself). */
+export async function acceptedSshSessions(vm: TestVm): Promise<number> {
+  return Number(await vm.root("journalctl --no-pager -o cat _COMM=sshd-session _COMM=sshd | grep -c '^Accepted ' || true"));
+}

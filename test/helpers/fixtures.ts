@@ -1,0 +1,31 @@
+/** Example values the unit tests share. */
+import { RunnerSettings } from "../../components/actRunner";
+import { ContainerSpec, giteaEnvironment } from "../../components/giteaContainer";
+
+export const CONTAINER_SPEC: ContainerSpec = {
+  containerName: "gitea",
+  image: "docker.gitea.com/gitea:1.27.3-rootless",
+  ports: [
+    { host: 4111, container: 3000 },
+    { host: 3333, container: 2222 },
+  ],
+  volumes: [
+    { name: "gitea-data", path: "/var/lib/gitea" },
+    { name: "gitea-config", path: "/etc/gitea" },
+  ],
+  envFile: "%h/.config/gitea-homelab/gitea.env",
+  environment: giteaEnvironment({ publicHost: "git.example.com", rootUrl: "https://git.example.com/100%/", sshPort: 3333, database: "sqlite3" }),
+};
+
+export const RUNNER_SETTINGS: RunnerSettings = {
+  binaryPath: "/opt/runner/bin/forgejo-like",
+  source: { url: "https://dl.example.com/act_runner-0.2.13-linux-amd64", sha256: "a".repeat(64) },
+  configDir: "/etc/act_runner",
+  stateDir: "/var/lib/act_runner",
+  name: "wsl-runner",
+  labels: ["ubuntu-latest:docker://docker.gitea.com/runner-images:ubuntu-latest", "self:host"],
+  capacity: 2,
+  timeout: "3h",
+  instanceUrl: "http://192.168.1.10:4111/",
+  serviceName: "act_runner.service",
+};
