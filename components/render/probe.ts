@@ -269,6 +269,12 @@ if ! id -u "$user" >/dev/null 2>&1; then
   echo "$kind=missing"
   return 0
 fi
+# Without the user's systemd manager (linger off) there is no /run/user/UID and rootless podman
+# cannot answer; the user's own probe reports that, and this one is checked once it is back.
+if ! systemctl is-active --quiet "user@$(id -u "$user").service"; then
+  echo "$kind=unchecked"
+  return 0
+fi
 status=0
 as_user "$user" timeout 60 podman "$kind" exists "$name" || status=$?
 case $status in
@@ -280,9 +286,13 @@ esac
   };
 }
 
-/** The fact a Podman exists probe printed: present, missing, or why it is unknown. */
+/**
+ * The fact a Podman exists probe printed: present, missing, or why it is unknown. "unchecked"
+ * (the user manager is down, which the user's own drift reports) counts as present.
+ */
 export function podmanPresence(facts: Facts | undefined, kind: "volume" | "image"): "present" | "missing" | { unknown: string } {
   const v = facts?.[kind];
+  if (v === "unchecked") return "present";
   if (v === "present" || v === "missing") return v;
   return { unknown: v || "probe output unreadable" };
 }
