@@ -5,6 +5,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { firewalldRunningCheck, Host } from "./host";
+import { Platform, usesFirewalld } from "./platform";
 import { Facts, ProbeSection } from "./render/probe";
 import { renderScript, sh } from "./render/shell";
 
@@ -14,6 +15,16 @@ export interface FirewallPortArgs {
   protocol?: pulumi.Input<"tcp" | "udp">;
   /** firewalld zone; the host's default zone when unset. */
   zone?: pulumi.Input<string | undefined>;
+  /** "auto": leave the firewall alone on Alpine, which ships no firewalld (default "firewalld"). */
+  firewall?: pulumi.Input<"auto" | "firewalld">;
+}
+
+/** What a port does on a host without firewalld under `firewall: auto`: nothing, and says so. */
+export function renderPortSkippedScript(spec: FirewallPortSpec, platform: Platform): string {
+  return renderScript(
+    { purpose: `Leave ${spec.port}/${spec.protocol} alone: ${platform.osId} ships no firewalld (gitea-homelab:firewall auto).`, vars: { port: `${spec.port}/${spec.protocol}` } },
+    sh`echo "no firewalld on this host (gitea-homelab:firewall auto): $port not managed; open it in your own firewall"`,
+  );
 }
 
 export interface FirewallPortSpec {
@@ -115,12 +126,14 @@ export class FirewallPort extends pulumi.ComponentResource {
   constructor(name: string, args: FirewallPortArgs, opts?: pulumi.ComponentResourceOptions) {
     super("gitea-homelab:components:FirewallPort", name, {}, opts);
     const spec = pulumi.all([args.port, args.protocol ?? "tcp", args.zone]).apply(([port, protocol, zone]): FirewallPortSpec => ({ port, protocol, zone: zone || undefined }));
+    const facts = args.host.probe(spec.apply((s) => renderPortProbe(`firewall:${name}`, s)));
+    const managed = pulumi.all([args.firewall ?? "firewalld", args.host.platform]).apply(([firewall, platform]) => usesFirewalld(firewall, platform));
     this.opened = args.host.run(
       `${name}-port`,
       {
-        create: spec.apply(renderOpenPortScript),
-        delete: spec.apply(renderClosePortScript),
-        drift: pulumi.all([spec, args.host.probe(spec.apply((s) => renderPortProbe(`firewall:${name}`, s)))]).apply(([s, facts]) => portDrift(s, facts)),
+        create: pulumi.all([spec, managed, args.host.platform]).apply(([s, m, p]) => (m ? renderOpenPortScript(s) : renderPortSkippedScript(s, p))),
+        delete: pulumi.all([spec, managed, args.host.platform]).apply(([s, m, p]) => (m ? renderClosePortScript(s) : renderPortSkippedScript(s, p))),
+        drift: pulumi.all([spec, facts, managed]).apply(([s, f, m]) => (m ? portDrift(s, f) : [])),
         // A new port or zone replaces: the old one's delete closes it.
         triggers: [spec.apply((s) => `${s.port}/${s.protocol}@${s.zone ?? "default"}`)],
       },

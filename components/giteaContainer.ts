@@ -9,8 +9,10 @@ import * as command from "@pulumi/command";
 import { Host } from "./host";
 import { escapeSpecifiers, IniEntries, renderEnvFile, renderIni, systemdQuote } from "./render/unitFile";
 import { Facts, podmanPresence, renderPodmanExistsProbe } from "./render/probe";
+import { renderOpenrcInitScript } from "./render/openrc";
 import { renderScript, sh } from "./render/shell";
-import { ContainerCheck, renderContainerFacts, SystemdUserUnit, unitPaths, UnitStyle } from "./systemdUserUnit";
+import { ConfiguredUnitStyle, resolveUnitStyle, UnitStyle } from "./platform";
+import { ContainerCheck, renderContainerFacts, SystemdUserUnit, unitPaths } from "./systemdUserUnit";
 
 /** Ports inside the rootless image. */
 export const GITEA_HTTP_PORT = 3000;
@@ -65,6 +67,8 @@ export interface ContainerSpec {
   /** Path of the secret environment file as systemd sees it (may use %h). */
   envFile: string;
   environment: Record<string, string>;
+  /** Podman's --userns, e.g. keep-id:uid=1000,gid=1000 (bind-mounted host dirs keep their owner). */
+  userns?: string;
 }
 
 const UNIT_DESCRIPTION = "Gitea (rootless Podman, managed by gitea-homelab)";
@@ -92,6 +96,7 @@ export function renderGiteaQuadlet(spec: ContainerSpec): string {
     ...spec.ports.map((p): [string, string] => ["PublishPort", `${p.host}:${p.container}`]),
     ...spec.volumes.map((v): [string, string] => ["Volume", volumeArg(v)]),
     ["EnvironmentFile", spec.envFile],
+    ...(spec.userns ? [["UserNS", spec.userns] as [string, string]] : []),
     ...Object.entries(spec.environment).map(([k, v]): [string, string] => ["Environment", systemdQuote(escapeSpecifiers(`${k}=${v}`))]),
   ];
   return renderIni([
@@ -118,6 +123,7 @@ export function renderGiteaService(spec: ContainerSpec): string {
     ...spec.ports.map((p) => `--publish=${p.host}:${p.container}`),
     ...spec.volumes.map((v) => `--volume=${volumeArg(v)}`),
     `--env-file=${spec.envFile}`,
+    ...(spec.userns ? [`--userns=${spec.userns}`] : []),
     ...Object.entries(spec.environment).map(([k, v]) => systemdQuote(`--env=${escapeSpecifiers(`${k}=${v}`)}`)),
     spec.image,
   ];
@@ -139,6 +145,36 @@ export function renderGiteaService(spec: ContainerSpec): string {
     },
     installSection,
   ]);
+}
+
+/**
+ * The OpenRC service for Alpine: `podman run` in the foreground under supervise-daemon, as the
+ * rootless user, restarted after a crash. `envFile` is relative to the user's home.
+ */
+export function renderGiteaOpenrc(spec: ContainerSpec): string {
+  return renderOpenrcInitScript({
+    description: UNIT_DESCRIPTION,
+    command: "/usr/bin/podman",
+    args: [
+      "run",
+      "--rm",
+      "--replace",
+      `--name=${spec.containerName}`,
+      ...spec.ports.map((p) => `--publish=${p.host}:${p.container}`),
+      ...spec.volumes.map((v) => `--volume=${volumeArg(v)}`),
+      `--env-file=${spec.envFile}`,
+      ...(spec.userns ? [`--userns=${spec.userns}`] : []),
+      ...Object.entries(spec.environment).map(([k, v]) => `--env=${k}=${v}`),
+      spec.image,
+    ],
+    need: ["net", "cgroups"],
+  });
+}
+
+/** Renders the unit file for the resolved style. */
+export function renderGiteaUnit(style: UnitStyle, spec: ContainerSpec): string {
+  if (style === "openrc") return renderGiteaOpenrc(spec);
+  return style === "quadlet" ? renderGiteaQuadlet(spec) : renderGiteaService(spec);
 }
 
 /** Makes the image present in the user's storage before the unit starts: loaded from a local archive, else pulled. */
@@ -177,6 +213,8 @@ export function giteaContainerCheck(spec: ContainerSpec): ContainerCheck {
 export interface HealthSpec {
   user: string;
   service: string;
+  /** Where OpenRC hosts log the service (systemd hosts: the journal). */
+  logFile: string;
   httpPort: number;
   timeoutSeconds: number;
 }
@@ -184,12 +222,16 @@ export interface HealthSpec {
 /** Waits for GET /api/healthz = 200 on the published port; on timeout prints the unit's last journal lines. */
 export function renderHealthScript(s: HealthSpec): string {
   return renderScript(
-    { purpose: `Wait until Gitea answers /api/healthz on port ${s.httpPort}.`, vars: { user: s.user, service: s.service, url: `http://127.0.0.1:${s.httpPort}/api/healthz`, timeout: s.timeoutSeconds } },
+    { purpose: `Wait until Gitea answers /api/healthz on port ${s.httpPort}.`, vars: { user: s.user, service: s.service, log_file: s.logFile, url: `http://127.0.0.1:${s.httpPort}/api/healthz`, timeout: s.timeoutSeconds } },
     sh`
 healthy() { [[ $(curl --silent --output /dev/null --max-time 5 --write-out '%{http_code}' "$url") == 200 ]]; }
 if ! wait_for "$timeout" "$url to answer 200" healthy; then
   echo "last journal lines of $service:" >&2
-  journalctl --no-pager --lines=40 _UID="$(id -u "$user")" _SYSTEMD_USER_UNIT="$service" >&2 || true
+  if [[ -d /run/systemd/system ]]; then
+    journalctl --no-pager --lines=40 _UID="$(id -u "$user")" _SYSTEMD_USER_UNIT="$service" >&2 || true
+  else
+    tail -n 40 "$log_file" >&2 || true
+  fi
   die "Gitea did not become healthy within $timeout seconds (gitea-homelab:healthTimeoutSeconds)"
 fi
 echo "Gitea healthy at $url"
@@ -242,7 +284,10 @@ export interface GiteaContainerArgs {
   image: pulumi.Input<string>;
   /** Absolute path of an image archive on the host, loaded instead of pulling. */
   imageArchive?: pulumi.Input<string | undefined>;
-  unitStyle: pulumi.Input<UnitStyle>;
+  /** The unit style on systemd hosts; Alpine (OpenRC) hosts always get an OpenRC service. */
+  unitStyle: pulumi.Input<ConfiguredUnitStyle>;
+  /** Podman --userns for the container, e.g. "keep-id:uid=1000,gid=1000"; unset: Podman's default. */
+  userns?: pulumi.Input<string | undefined>;
   containerName?: pulumi.Input<string>;
   httpPort: pulumi.Input<number>;
   sshPort: pulumi.Input<number>;
@@ -273,10 +318,10 @@ export class GiteaContainer extends pulumi.ComponentResource {
       { parent: this, dependsOn: opts?.dependsOn },
     );
 
+    // Independent of the host's platform: the probe, which finds the platform, compares with it.
     const containerSpec = pulumi
-      .all([args.unitStyle, containerName, args.image, args.httpPort, args.sshPort, args.volumes, args.settings])
-      .apply(([style, cname, img, httpPort, sshPort, volumes, settings]): ContainerSpec & { style: UnitStyle } => ({
-        style,
+      .all([containerName, args.image, args.httpPort, args.sshPort, args.volumes, args.settings, args.userns])
+      .apply(([cname, img, httpPort, sshPort, volumes, settings, userns]): ContainerSpec => ({
         containerName: cname,
         image: img,
         ports: [
@@ -284,10 +329,15 @@ export class GiteaContainer extends pulumi.ComponentResource {
           { host: sshPort, container: GITEA_SSH_PORT },
         ],
         volumes,
-        envFile: `%h/${unitPaths(style, cname).envFile}`,
+        // systemd expands %h to the home; OpenRC's service runs in the home.
+        envFile: unitPaths("quadlet", cname).envFile,
         environment: giteaEnvironment(settings),
+        userns: userns || undefined,
       }));
-    const content = containerSpec.apply((spec) => (spec.style === "quadlet" ? renderGiteaQuadlet(spec) : renderGiteaService(spec)));
+    const content = pulumi.all([containerSpec, args.unitStyle, args.host.platform]).apply(([spec, configured, platform]) => {
+      const style = resolveUnitStyle(configured, platform);
+      return renderGiteaUnit(style, style === "openrc" ? spec : { ...spec, envFile: `%h/${spec.envFile}` });
+    });
     const secretEnv = pulumi.secret(pulumi.output(args.secrets).apply(renderGiteaSecretEnv));
 
     this.unit = new SystemdUserUnit(
@@ -300,8 +350,10 @@ export class GiteaContainer extends pulumi.ComponentResource {
       `${name}-health`,
       {
         create: pulumi
-          .all([user, this.unit.service, args.httpPort, args.healthTimeoutSeconds])
-          .apply(([u, service, httpPort, timeoutSeconds]) => renderHealthScript({ user: u, service, httpPort, timeoutSeconds })),
+          .all([user, this.unit.service, containerName, args.httpPort, args.healthTimeoutSeconds])
+          .apply(([u, service, cname, httpPort, timeoutSeconds]) =>
+            renderHealthScript({ user: u, service, logFile: unitPaths("openrc", cname).logFile!, httpPort, timeoutSeconds }),
+          ),
         // Wait again whenever the unit's files change, since that restarts Gitea.
         triggers: [content, secretEnv.apply((env) => createHash("sha256").update(env).digest("hex"))],
       },

@@ -6,8 +6,9 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { ConfigError } from "../stacks/config";
-import { driftMarker, Facts, parseMarker, parseProbeSession, ProbeSection, ProbeSession, renderLocalProbeCommand, renderProbeSessionScript, renderStateRecordScript, STATE_DIR } from "./render/probe";
+import { driftMarker, Facts, parseMarker, parseProbeSession, ProbeSection, ProbeSession, renderLocalProbeCommand, renderProbeRemoteCommand, renderProbeSessionScript, renderStateRecordScript, STATE_DIR } from "./render/probe";
 import { asRootCommand, renderScript, sh, shq } from "./render/shell";
+import { detectPlatform, HOST_FACTS_KEY, HOST_FACTS_SH, Platform, REQUIRED_TOOLS } from "./platform";
 
 export interface HostArgs {
   host: pulumi.Input<string>;
@@ -17,8 +18,8 @@ export interface HostArgs {
   privateKey?: pulumi.Input<string | undefined>;
   /** Pinned host key, "ssh-ed25519 AAAA…". */
   hostKey?: pulumi.Input<string | undefined>;
-  /** Fail the preflight unless firewalld is installed and running. */
-  requireFirewalld: pulumi.Input<boolean>;
+  /** Fail the preflight unless firewalld is installed and running ("auto": unless on Alpine). */
+  requireFirewalld: pulumi.Input<boolean | "auto">;
   /** Fail the preflight unless Podman is new enough for Quadlet (4.4). */
   requireQuadlet: pulumi.Input<boolean>;
   /** What to tell the user when systemd is not PID 1 (default: check the host setting). */
@@ -58,47 +59,50 @@ export function firewalldRunningCheck(): string {
   return `state=$(firewall-cmd --state 2>&1) || die "firewalld is not running ($state): "${shq(advice)}`;
 }
 
-/** Packages the server needs, by the command that shows they are there. */
-const REQUIRED_TOOLS: Array<{ command: string; fedora: string; debian: string }> = [
-  { command: "podman", fedora: "podman", debian: "podman" },
-  { command: "curl", fedora: "curl", debian: "curl" },
-  { command: "newuidmap", fedora: "shadow-utils", debian: "uidmap" },
-  { command: "pasta", fedora: "passt", debian: "passt" },
-];
-
 export interface PreflightOptions {
-  requireFirewalld: boolean;
+  /** Fail unless firewalld runs; "auto": on every OS but Alpine, which does not ship it. */
+  requireFirewalld: boolean | "auto";
   requireQuadlet: boolean;
   systemdAdvice?: string;
 }
 
-export const DEFAULT_SYSTEMD_ADVICE = "gitea-homelab needs a host whose PID 1 is systemd (check gitea-homelab:host)";
+export const DEFAULT_SYSTEMD_ADVICE = "gitea-homelab needs a host whose PID 1 is systemd, or an Alpine host with OpenRC (check gitea-homelab:host)";
 
 /**
- * Checks first (systemd, OS, firewalld, Podman version), then installs what is missing and makes
- * network-online.target active and wanted at boot, without which every start of a rootless
- * Quadlet unit waits 90 s (podman issue 22197).
+ * Checks first (init system, OS, firewalld, Podman version), then installs what is missing.
+ * On systemd hosts it makes network-online.target active and wanted at boot, without which
+ * every start of a rootless Quadlet unit waits 90 s (podman issue 22197). On Alpine (OpenRC)
+ * it enables the cgroups service and loads the tun and fuse modules, now and at boot.
  */
 export function renderHostPreflightScript(opts: PreflightOptions): string {
-  const tools = REQUIRED_TOOLS.map((t) => `${t.command}:${t.fedora}:${t.debian}`).join(" ");
+  const tools = REQUIRED_TOOLS.map((t) => `${t.command}:${t.fedora}:${t.debian}:${t.alpine}`).join(" ");
   return renderScript(
     {
       purpose: "Host preflight: check the host, then install Podman and its helpers.",
       vars: { require_firewalld: opts.requireFirewalld, require_quadlet: opts.requireQuadlet, tools, systemd_advice: opts.systemdAdvice ?? DEFAULT_SYSTEMD_ADVICE },
     },
     sh`
-[[ -d /run/systemd/system ]] || die "systemd is not running as PID 1 on this host: $systemd_advice"
 [[ -r /etc/os-release ]] || die "/etc/os-release is missing; cannot tell which OS this is"
 # shellcheck source=/dev/null
 os_id=$(. /etc/os-release && echo "\${ID:-unknown}")
 # shellcheck source=/dev/null
 os_like=$(. /etc/os-release && echo "\${ID_LIKE:-}")
 case " $os_id $os_like " in
+  *" alpine "*) pkg_family=alpine ;;
   *" fedora "* | *" rhel "*) pkg_family=fedora ;;
   *" debian "* | *" ubuntu "*) pkg_family=debian ;;
-  *) die "unsupported OS '$os_id': gitea-homelab supports Fedora (dnf) and Debian (apt) hosts" ;;
+  *) die "unsupported OS '$os_id': gitea-homelab supports Fedora (dnf), Debian (apt) and Alpine (apk) hosts" ;;
 esac
+if [[ $pkg_family == alpine ]]; then
+  command -v openrc-run >/dev/null || [[ -x /sbin/openrc-run ]] || die "this Alpine host has no OpenRC (openrc-run); gitea-homelab runs Gitea as an OpenRC service there"
+else
+  [[ -d /run/systemd/system ]] || die "systemd is not running as PID 1 on this host: $systemd_advice"
+fi
 
+if [[ $require_firewalld == auto ]]; then
+  # Alpine ships no firewalld: gitea-homelab:firewall auto leaves its firewall alone.
+  if [[ $pkg_family == alpine ]]; then require_firewalld=false; else require_firewalld=true; fi
+fi
 if [[ $require_firewalld == true ]]; then
   command -v firewall-cmd >/dev/null || die "firewalld is not installed; install it or set gitea-homelab:firewall to none"
   ${firewalldRunningCheck()}
@@ -109,28 +113,41 @@ podman_too_old() {
   version=$(podman --version | awk '{print $3}')
   [[ $(printf '%s\n' 4.4.0 "$version" | sort -V | head -n1) != 4.4.0 ]]
 }
-if [[ $require_quadlet == true ]] && command -v podman >/dev/null && podman_too_old; then
+if [[ $pkg_family != alpine && $require_quadlet == true ]] && command -v podman >/dev/null && podman_too_old; then
   die "Podman $(podman --version | awk '{print $3}') has no Quadlet (needs 4.4+); set gitea-homelab:unitStyle to service"
 fi
 
 missing=()
 for tool in $tools; do
-  IFS=: read -r cmd fedora_pkg debian_pkg <<<"$tool"
-  if ! command -v "$cmd" >/dev/null; then
-    if [[ $pkg_family == fedora ]]; then missing+=("$fedora_pkg"); else missing+=("$debian_pkg"); fi
-  fi
+  IFS=: read -r cmd fedora_pkg debian_pkg alpine_pkg <<<"$tool"
+  case $pkg_family in
+    fedora) pkg=$fedora_pkg ;;
+    debian) pkg=$debian_pkg ;;
+    alpine) pkg=$alpine_pkg ;;
+  esac
+  if [[ -n $pkg ]] && ! command -v "$cmd" >/dev/null; then missing+=("$pkg"); fi
 done
 if ((\${#missing[@]} > 0)); then
   echo "installing: \${missing[*]}"
-  if [[ $pkg_family == fedora ]]; then
-    dnf install -y "\${missing[@]}"
-  else
-    DEBIAN_FRONTEND=noninteractive apt-get update -q
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "\${missing[@]}"
-  fi
+  case $pkg_family in
+    fedora) dnf install -y "\${missing[@]}" ;;
+    debian)
+      DEBIAN_FRONTEND=noninteractive apt-get update -q
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q "\${missing[@]}"
+      ;;
+    alpine) apk add --quiet --no-progress "\${missing[@]}" ;;
+  esac
 fi
 
-if ! systemctl is-active --quiet network-online.target; then
+if [[ $pkg_family == alpine ]]; then
+  # Rootless Podman needs the cgroups service, and tun (pasta) and fuse (fuse-overlayfs).
+  rc-update add cgroups >/dev/null
+  rc-service cgroups status >/dev/null 2>&1 || rc-service cgroups start
+  for module in tun fuse; do
+    modprobe "$module" 2>/dev/null || [[ -d /sys/module/$module ]] || die "cannot load the $module kernel module"
+    grep -qxF "$module" /etc/modules 2>/dev/null || echo "$module" >>/etc/modules
+  done
+elif ! systemctl is-active --quiet network-online.target; then
   echo "network-online.target was inactive: making it wanted at boot and starting it"
   systemctl add-wants multi-user.target network-online.target
   timeout 300 systemctl start network-online.target
@@ -157,6 +174,8 @@ export class Host extends pulumi.ComponentResource {
   /** The connection, one secret value with every field set (pulumi-command issue 447). */
   readonly connection: pulumi.Output<command.types.input.remote.ConnectionArgs>;
   readonly preflight: command.remote.Command;
+  /** The host's OS family and init system, as the probe session found them. */
+  readonly platform: pulumi.Output<Platform>;
   /** The probe session's result, once `inspect()` ran; every command waits for it. */
   private readonly session: pulumi.Output<ProbeSession>;
   private startSession!: (session: pulumi.Output<ProbeSession>) => void;
@@ -180,6 +199,7 @@ export class Host extends pulumi.ComponentResource {
     this.session = pulumi
       .output(new Promise<pulumi.Output<ProbeSession>>((resolve) => (this.startSession = resolve)))
       .apply((session) => session);
+    this.platform = this.session.apply((s) => detectPlatform(s.sections[HOST_FACTS_KEY]));
     const preflightScript = pulumi
       .all([args.requireFirewalld, args.requireQuadlet, args.systemdAdvice])
       .apply(([requireFirewalld, requireQuadlet, systemdAdvice]) => renderHostPreflightScript({ requireFirewalld, requireQuadlet, systemdAdvice }));
@@ -208,7 +228,7 @@ export class Host extends pulumi.ComponentResource {
     if (this.inspected) throw new Error("Host.inspect() called twice");
     this.inspected = true;
     const sections = pulumi.all(this.probes);
-    const remote = sections.apply((s) => asRootCommand(renderProbeSessionScript(s, this.recordNames)));
+    const remote = sections.apply((s) => renderProbeRemoteCommand(renderProbeSessionScript(s, this.recordNames), HOST_FACTS_KEY, HOST_FACTS_SH));
     // The connection is secret (it holds the key); the command line and the result are not.
     const conn = pulumi.unsecret(this.connection);
     const result = command.local.runOutput(

@@ -6,7 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { Host } from "./host";
 import { Facts, ProbeSection } from "./render/probe";
-import { renderScript, sh } from "./render/shell";
+import { heredoc, MANAGED_HEADER, renderScript, sh } from "./render/shell";
 
 export interface RootlessUserArgs {
   host: Host;
@@ -15,14 +15,24 @@ export interface RootlessUserArgs {
   removeOnDestroy?: pulumi.Input<boolean>;
   /** How long to wait for the user's systemd manager after enabling linger. */
   readyTimeoutSeconds?: pulumi.Input<number>;
+  /** Podman storage driver; "auto": overlay, vfs inside a container, btrfs on btrfs. */
+  storageDriver?: pulumi.Input<StorageDriver>;
 }
 
 /** Size of the subordinate uid/gid range, as useradd gives by default. */
 export const SUBID_COUNT = 65536;
 
-export function renderRootlessUserScript(username: string, readyTimeoutSeconds: number): string {
+export const STORAGE_DRIVERS = ["auto", "overlay", "vfs", "btrfs"] as const;
+export type StorageDriver = (typeof STORAGE_DRIVERS)[number];
+
+export function renderRootlessUserScript(username: string, readyTimeoutSeconds: number, storageDriver: StorageDriver = "auto"): string {
+  // ~/.config/containers/storage.conf (TOML), written only for a driver other than Podman's default.
+  const storageConfHead = heredoc(`# ${MANAGED_HEADER}\n[storage]`);
   return renderScript(
-    { purpose: `Rootless user ${username}: account, subuid/subgid, linger, running user manager.`, vars: { user: username, subid_count: SUBID_COUNT, ready_timeout: readyTimeoutSeconds } },
+    {
+      purpose: `Rootless user ${username}: account, subuid/subgid, Podman storage driver, linger and a running user manager (systemd) or its runtime dir (OpenRC).`,
+      vars: { user: username, subid_count: SUBID_COUNT, ready_timeout: readyTimeoutSeconds, storage_driver: storageDriver },
+    },
     sh`
 if ! id -u "$user" >/dev/null 2>&1; then
   useradd --create-home --shell /bin/bash "$user"
@@ -45,15 +55,49 @@ ensure_subids() {
 ensure_subids /etc/subuid --add-subuids
 ensure_subids /etc/subgid --add-subgids
 
-loginctl enable-linger "$user"
+home=$(getent passwd "$user" | cut -d: -f6)
+group=$(id -gn "$user")
 uid=$(id -u "$user")
-user_manager_running() {
-  local state
-  state=$(systemctl --user -M "$user@" is-system-running 2>/dev/null) || true
-  [[ $state == running || $state == degraded ]]
-}
-wait_for "$ready_timeout" "the systemd user manager of $user (user@$uid.service)" user_manager_running
-echo "user $user (uid $uid) ready, linger on"
+
+# Podman's storage driver: overlay unless Podman runs inside a container (vfs) or the home is
+# on btrfs (btrfs). Set it before the first container: Podman refuses to switch with images.
+driver=$storage_driver
+if [[ $driver == auto ]]; then
+  if [[ -f /run/.containerenv || -f /.dockerenv ]] || grep -qa 'container=' /proc/1/environ 2>/dev/null; then
+    driver=vfs
+  elif [[ $(stat -f -c %T "$home") == btrfs ]]; then
+    driver=btrfs
+  else
+    driver=overlay
+  fi
+fi
+if [[ $storage_driver != auto || $driver != overlay ]]; then
+  as_user "$user" mkdir -p "$home/.config/containers"
+  tmp=$(mktemp)
+  {
+    cat ${storageConfHead.open}
+${storageConfHead.body}
+    printf 'driver = "%s"\n' "$driver"
+  } >"$tmp"
+  install_file "$tmp" "$home/.config/containers/storage.conf" 644 "$user" "$group"
+  rm -f "$tmp"
+  echo "Podman storage driver for $user: $driver"
+fi
+
+if [[ -d /run/systemd/system ]]; then
+  loginctl enable-linger "$user"
+  user_manager_running() {
+    local state
+    state=$(systemctl --user -M "$user@" is-system-running 2>/dev/null) || true
+    [[ $state == running || $state == degraded ]]
+  }
+  wait_for "$ready_timeout" "the systemd user manager of $user (user@$uid.service)" user_manager_running
+  echo "user $user (uid $uid) ready, linger on"
+else
+  # OpenRC has no user manager: make the runtime dir Podman needs (the service makes it at boot).
+  install -d -m 700 -o "$user" -g "$group" "/run/user/$uid"
+  echo "user $user (uid $uid) ready, runtime dir /run/user/$uid"
+fi
 `,
   );
 }
@@ -66,9 +110,9 @@ if ! id -u "$user" >/dev/null 2>&1; then
   echo "user $user is already gone"
   exit 0
 fi
-loginctl disable-linger "$user"
+if [[ -d /run/systemd/system ]]; then loginctl disable-linger "$user"; fi
 if [[ $remove_user == true ]]; then
-  loginctl terminate-user "$user" 2>/dev/null || true
+  [[ ! -d /run/systemd/system ]] || loginctl terminate-user "$user" 2>/dev/null || true
   no_processes() { ! pgrep -u "$user" >/dev/null; }
   wait_for 60 "the processes of $user to end" no_processes || pkill -KILL -u "$user" || true
   userdel --remove "$user"
@@ -91,7 +135,13 @@ if ! id -u "$user" >/dev/null 2>&1; then
   return 0
 fi
 echo account=present
-if [[ -f /var/lib/systemd/linger/$user ]]; then echo linger=on; else echo linger=off; fi
+if [[ ! -d /run/systemd/system ]]; then
+  echo linger=n/a
+elif [[ -f /var/lib/systemd/linger/$user ]]; then
+  echo linger=on
+else
+  echo linger=off
+fi
 for file in subuid subgid; do
   if awk -F: -v u="$user" '$1 == u { found = 1 } END { exit !found }' "/etc/$file" 2>/dev/null; then
     echo "$file=present"
@@ -108,7 +158,8 @@ export function rootlessUserDrift(username: string, facts: Facts | undefined): s
   if (facts === undefined || !["present", "missing"].includes(facts.account)) return [`${what}: state unknown (probe output unreadable)`];
   if (facts.account === "missing") return [`${what}: account missing, expected present`];
   const drift: string[] = [];
-  if (facts.linger !== "on") drift.push(`${what}: linger ${facts.linger ?? "unknown"}, expected on (without it Gitea stops at logout and does not start at boot)`);
+  // OpenRC hosts have no linger ("n/a"): the service starts the container at boot.
+  if (facts.linger !== "on" && facts.linger !== "n/a") drift.push(`${what}: linger ${facts.linger ?? "unknown"}, expected on (without it Gitea stops at logout and does not start at boot)`);
   for (const file of ["subuid", "subgid"]) {
     if (facts[file] !== "present") drift.push(`${what}: no /etc/${file} range, expected one`);
   }
@@ -126,7 +177,7 @@ export class RootlessUser extends pulumi.ComponentResource {
     this.ready = args.host.run(
       `${name}-account`,
       {
-        create: pulumi.all([this.username, timeout]).apply(([u, t]) => renderRootlessUserScript(u, t)),
+        create: pulumi.all([this.username, timeout, args.storageDriver ?? "auto"]).apply(([u, t, d]) => renderRootlessUserScript(u, t, d)),
         delete: pulumi.all([this.username, pulumi.output(args.removeOnDestroy ?? false)]).apply(([u, r]) => renderRootlessUserDeleteScript(u, r)),
         drift: pulumi
           .all([this.username, args.host.probe(this.username.apply((u) => renderRootlessUserProbe(`user:${name}`, u)))])

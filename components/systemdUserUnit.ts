@@ -1,41 +1,61 @@
 /**
- * SystemdUserUnit: a unit of a rootless user's systemd manager, as a Quadlet `.container` file
- * or a classic `.service`, with an optional 0600 environment file for secrets. Installed,
- * reloaded, started and started at boot; a change of either file restarts it.
+ * SystemdUserUnit: the service that runs a rootless user's container. On systemd hosts a unit of
+ * the user's systemd manager, as a Quadlet `.container` file or a classic `.service`; on OpenRC
+ * hosts (Alpine) a system service that runs it as the user. With an optional 0600 environment
+ * file for secrets. Installed, started and started at boot; a change of a file restarts it.
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { createHash } from "crypto";
 import { Host } from "./host";
+import { ConfiguredUnitStyle, resolveUnitStyle, UnitStyle } from "./platform";
+import { renderOpenrcConf } from "./render/openrc";
 import { Facts, ProbeSection } from "./render/probe";
 import { heredoc, renderScript, sh } from "./render/shell";
 
+export type { UnitStyle } from "./platform";
+/** The styles a systemd host can be given (an OpenRC host always gets an OpenRC service). */
 export const UNIT_STYLES = ["quadlet", "service"] as const;
-export type UnitStyle = (typeof UNIT_STYLES)[number];
 
 export interface UnitPaths {
-  /** The unit file, relative to the user's home. */
+  /** The unit file: relative to the user's home, or absolute (OpenRC's init script). */
   unitFile: string;
   /** The environment file, relative to the user's home. */
   envFile: string;
-  /** The systemd service name (Quadlet generates NAME.service from NAME.container). */
+  /** The service name (Quadlet generates NAME.service from NAME.container). */
   service: string;
+  /** OpenRC only: the service's settings, and the log supervise-daemon writes. */
+  confFile?: string;
+  logFile?: string;
 }
 
 export function unitPaths(style: UnitStyle, name: string): UnitPaths {
+  const envFile = `.config/gitea-homelab/${name}.env`;
+  if (style === "openrc") {
+    return { unitFile: `/etc/init.d/${name}`, confFile: `/etc/conf.d/${name}`, logFile: `/var/log/gitea-homelab/${name}.log`, envFile, service: name };
+  }
   return {
     unitFile: style === "quadlet" ? `.config/containers/systemd/${name}.container` : `.config/systemd/user/${name}.service`,
-    envFile: `.config/gitea-homelab/${name}.env`,
+    envFile,
     service: `${name}.service`,
   };
+}
+
+/** Seconds OpenRC's supervise-daemon waits before restarting a crashed container. */
+export const OPENRC_RESPAWN_DELAY = 10;
+
+/** /etc/conf.d/NAME of an OpenRC service: as whom it runs, the restart delay, its log. */
+export function renderUnitConf(user: string, name: string): string {
+  return renderOpenrcConf({ user, respawnDelay: OPENRC_RESPAWN_DELAY, logFile: unitPaths("openrc", name).logFile! });
 }
 
 export interface SystemdUserUnitArgs {
   host: Host;
   user: pulumi.Input<string>;
   name: pulumi.Input<string>;
-  style: pulumi.Input<UnitStyle>;
-  /** The unit file's content. */
+  /** The style on systemd hosts; an OpenRC host always gets an OpenRC service. */
+  style: pulumi.Input<ConfiguredUnitStyle>;
+  /** The unit file's content for the style the host gets (see `resolveUnitStyle`). */
   content: pulumi.Input<string>;
   /** Content of the unit's environment file (secret), delivered through stdin. */
   environment?: pulumi.Input<string>;
@@ -107,6 +127,7 @@ export function fileDigest(content: string): string {
 }
 
 export function renderUnitInstallScript(spec: UnitScriptSpec): string {
+  if (spec.style === "openrc") return renderOpenrcInstallScript(spec);
   const paths = unitPaths(spec.style, spec.name);
   const unit = heredoc(spec.content);
   return renderScript(
@@ -160,8 +181,67 @@ converge_service userctl "$service"
   );
 }
 
+/** OpenRC: the init script and its conf.d as root, the env file in the user's home, enabled in the default runlevel. */
+function renderOpenrcInstallScript(spec: UnitScriptSpec): string {
+  const paths = unitPaths("openrc", spec.name);
+  const unit = heredoc(spec.content);
+  const conf = heredoc(renderUnitConf(spec.user, spec.name));
+  return renderScript(
+    {
+      purpose: `OpenRC service ${paths.service}, running a container as ${spec.user}.`,
+      vars: { user: spec.user, service: paths.service, unit_file: paths.unitFile, conf_file: paths.confFile!, env_file: spec.hasEnvironment ? paths.envFile : "", ...containerVars(spec.container) },
+    },
+    sh`
+${CONTAINER_FACTS_FUNCTION.trim()}
+home=$(getent passwd "$user" | cut -d: -f6)
+group=$(id -gn "$user")
+tmp=$(mktemp)
+trap 'rm -f "$tmp"' EXIT
+cat >"$tmp" ${unit.open}
+${unit.body}
+install_file "$tmp" "$unit_file" 755 root root
+cat >"$tmp" ${conf.open}
+${conf.body}
+install_file "$tmp" "$conf_file" 644 root root
+if [[ -n $env_file ]]; then
+  # The environment file holds secrets: it arrives on stdin and is only readable by the user.
+  as_user "$user" mkdir -p "$home/$(dirname "$env_file")"
+  (umask 077 && cat >"$tmp")
+  install_file "$tmp" "$home/$env_file" 600 "$user" "$group"
+fi
+rc-update add "$service" default >/dev/null
+openrc_ctl() {
+  case $1 in
+    is-active) rc-service "$3" status >/dev/null 2>&1 ;;
+    *) rc-service "$2" "$1" ;;
+  esac
+}
+if [[ -n $container ]] && openrc_ctl is-active --quiet "$service" &&
+  [[ $(container_facts "$user" "$container" "$env_keys" 2>/dev/null) != "$expected_container" ]]; then
+  echo "container $container differs from the service's settings"
+  changed=1
+fi
+converge_service openrc_ctl "$service"
+`,
+  );
+}
+
 export function renderUnitRemoveScript(spec: Omit<UnitScriptSpec, "content" | "hasEnvironment">): string {
   const paths = unitPaths(spec.style, spec.name);
+  if (spec.style === "openrc") {
+    return renderScript(
+      { purpose: `Remove OpenRC service ${paths.service} of ${spec.user}.`, vars: { user: spec.user, service: paths.service, unit_file: paths.unitFile, conf_file: paths.confFile!, env_file: paths.envFile } },
+      sh`
+if [[ -f $unit_file ]]; then
+  rc-service "$service" stop 2>/dev/null || true
+  rc-update del "$service" default 2>/dev/null || true
+fi
+rm -f "$unit_file" "$conf_file"
+if home=$(getent passwd "$user" | cut -d: -f6); then rm -f "$home/$env_file"; fi
+echo "$service removed"
+`,
+    );
+  }
   return renderScript(
     { purpose: `Remove user unit ${paths.service} of ${spec.user}.`, vars: { user: spec.user, style: spec.style, service: paths.service, unit_file: paths.unitFile, env_file: paths.envFile } },
     sh`
@@ -185,12 +265,27 @@ echo "$service removed"
   );
 }
 
-/** Read-only: the unit's files, its state in the user's manager, and its container. */
-export function renderUnitProbe(key: string, spec: Omit<UnitScriptSpec, "content">): ProbeSection {
-  const paths = unitPaths(spec.style, spec.name);
+/**
+ * Read-only: the unit's files, its state, and its container. The host's init system is found
+ * in the same session, so the probe looks at the configured style's files on a systemd host
+ * and at the OpenRC service's on an OpenRC host.
+ */
+export function renderUnitProbe(key: string, spec: Omit<UnitScriptSpec, "content" | "style"> & { style: ConfiguredUnitStyle }): ProbeSection {
+  const systemd = unitPaths(spec.style, spec.name);
+  const openrc = unitPaths("openrc", spec.name);
   return {
     key,
-    vars: { user: spec.user, service: paths.service, unit_file: paths.unitFile, env_file: spec.hasEnvironment ? paths.envFile : "", container: spec.container?.name ?? "", env_keys: spec.container?.envKeys.join("|") ?? "" },
+    vars: {
+      user: spec.user,
+      systemd_service: systemd.service,
+      systemd_unit_file: systemd.unitFile,
+      openrc_service: openrc.service,
+      openrc_unit_file: openrc.unitFile,
+      openrc_conf_file: openrc.confFile!,
+      env_file: spec.hasEnvironment ? systemd.envFile : "",
+      container: spec.container?.name ?? "",
+      env_keys: spec.container?.envKeys.join("|") ?? "",
+    },
     body: sh`
 ${CONTAINER_FACTS_FUNCTION.trim()}
 if ! id -u "$user" >/dev/null 2>&1; then
@@ -199,15 +294,23 @@ if ! id -u "$user" >/dev/null 2>&1; then
 fi
 home=$(getent passwd "$user" | cut -d: -f6)
 digest() { if [[ -f $1 ]]; then sha256sum <"$1" | cut -d' ' -f1; else echo missing; fi; }
-echo "unit_file=$(digest "$home/$unit_file")"
 if [[ -n $env_file ]]; then
   echo "env_file=$(digest "$home/$env_file")"
   echo "env_mode=$(stat -c '%a' "$home/$env_file" 2>/dev/null || echo missing)"
 fi
-echo "manager=$(systemctl is-active "user@$(id -u "$user").service" 2>/dev/null || true)"
-userctl() { timeout 30 systemctl --user -M "$user@" "$@"; }
-echo "active=$(userctl is-active "$service" 2>/dev/null || true)"
-echo "enabled=$(userctl is-enabled "$service" 2>/dev/null || true)"
+if [[ ! -d /run/systemd/system ]]; then
+  echo "unit_file=$(digest "$openrc_unit_file")"
+  echo "conf_file=$(digest "$openrc_conf_file")"
+  echo manager=active
+  if rc-service "$openrc_service" status >/dev/null 2>&1; then echo active=active; else echo active=inactive; fi
+  if rc-update show default 2>/dev/null | grep -qE "^ *$openrc_service \|"; then echo enabled=enabled; else echo enabled=disabled; fi
+else
+  echo "unit_file=$(digest "$home/$systemd_unit_file")"
+  echo "manager=$(systemctl is-active "user@$(id -u "$user").service" 2>/dev/null || true)"
+  userctl() { timeout 30 systemctl --user -M "$user@" "$@"; }
+  echo "active=$(userctl is-active "$systemd_service" 2>/dev/null || true)"
+  echo "enabled=$(userctl is-enabled "$systemd_service" 2>/dev/null || true)"
+fi
 if [[ -n $container ]]; then
   if facts=$(container_facts "$user" "$container" "$env_keys" 2>/dev/null); then
     echo container=present
@@ -222,6 +325,8 @@ fi
 
 export interface UnitExpectation {
   unitDigest: string;
+  /** OpenRC: sha256 of the conf.d file. */
+  confDigest?: string;
   /** sha256 of the environment file's content, when the unit has one. */
   envDigest?: string;
 }
@@ -237,6 +342,10 @@ export function unitDrift(spec: Omit<UnitScriptSpec, "content">, expected: UnitE
   if (facts.manager !== "active") drift.push(`${what}: the systemd user manager of ${spec.user} is not running (${facts.manager || "unknown"}), expected the unit active`);
   if (facts.unit_file === "missing") drift.push(`${what}: unit file deleted`);
   else if (facts.unit_file !== expected.unitDigest) drift.push(`${what}: unit file edited (differs from the rendered one)`);
+  if (expected.confDigest !== undefined) {
+    if (facts.conf_file === "missing") drift.push(`${what}: conf.d file deleted`);
+    else if (facts.conf_file !== expected.confDigest) drift.push(`${what}: conf.d file edited`);
+  }
   if (expected.envDigest !== undefined) {
     if (facts.env_file === "missing") drift.push(`${what}: environment file deleted`);
     else if (facts.env_file !== expected.envDigest) drift.push(`${what}: environment file edited`);
@@ -244,7 +353,7 @@ export function unitDrift(spec: Omit<UnitScriptSpec, "content">, expected: UnitE
   }
   if (facts.manager !== "active") return drift;
   if (facts.active !== "active") drift.push(`${what}: ${facts.active || "not loaded"}, expected active`);
-  // Quadlet units are enabled by generation ([Install] in the .container file).
+  // Quadlet units are enabled by generation ([Install] in the .container file); OpenRC services by rc-update.
   const enabledStates = spec.style === "quadlet" ? ["generated", "enabled"] : ["enabled"];
   if (facts.unit_file !== "missing" && !enabledStates.includes(facts.enabled)) drift.push(`${what}: ${facts.enabled || "not loaded"} at boot, expected enabled`);
   if (spec.container !== undefined && facts.active === "active") drift.push(...containerDrift(spec.container, facts));
@@ -277,14 +386,21 @@ export class SystemdUserUnit extends pulumi.ComponentResource {
   constructor(name: string, args: SystemdUserUnitArgs, opts?: pulumi.ComponentResourceOptions) {
     super("gitea-homelab:components:SystemdUserUnit", name, {}, opts);
     const hasEnvironment = args.environment !== undefined;
+    // The probe runs before the host's init system is known, so it is rendered from the
+    // configured style; everything else uses the style the host gets.
+    const probeSpec = pulumi
+      .all([args.user, args.name, args.style, args.container])
+      .apply(([user, unitName, style, container]) => ({ user, name: unitName, style, hasEnvironment, container }));
+    const facts = args.host.probe(probeSpec.apply((s) => renderUnitProbe(`unit:${name}`, s)));
     const spec = pulumi
-      .all([args.user, args.name, args.style, args.content, args.container])
-      .apply(([user, unitName, style, content, container]): UnitScriptSpec => ({ user, name: unitName, style, content, hasEnvironment, container }));
-    const facts = args.host.probe(spec.apply((s) => renderUnitProbe(`unit:${name}`, s)));
+      .all([probeSpec, args.host.platform, args.content])
+      .apply(([p, platform, content]): UnitScriptSpec => ({ ...p, style: resolveUnitStyle(p.style, platform), content }));
     const envDigest = args.environment === undefined ? undefined : pulumi.output(args.environment).apply(fileDigest);
     // The comparison reads the secret env file's digest; the drift descriptions hold no secret.
     const drift = pulumi.unsecret(
-      pulumi.all([spec, envDigest, facts]).apply(([s, env, f]) => unitDrift(s, { unitDigest: fileDigest(s.content), envDigest: env }, f)),
+      pulumi.all([spec, envDigest, facts]).apply(([s, env, f]) =>
+        unitDrift(s, { unitDigest: fileDigest(s.content), confDigest: s.style === "openrc" ? fileDigest(renderUnitConf(s.user, s.name)) : undefined, envDigest: env }, f),
+      ),
     );
     this.service = spec.apply((s) => unitPaths(s.style, s.name).service);
     this.installed = args.host.run(

@@ -1,5 +1,5 @@
 /**
- * The server role: a bare Fedora (or Debian) host becomes a firewalled, rootless Gitea that
+ * The server role: a bare Fedora, Debian or Alpine host becomes a firewalled, rootless Gitea that
  * survives reboots, with its admin account and a runner registration token already made.
  */
 import * as pulumi from "@pulumi/pulumi";
@@ -35,11 +35,16 @@ export function buildServerStack(settings: ServerSettings, secrets: ServerSecret
     user: settings.connection.user,
     hostKey: settings.connection.hostKey,
     privateKey: secrets.privateKey,
-    requireFirewalld: settings.firewall === "firewalld",
+    requireFirewalld: settings.firewall === "none" ? false : settings.firewall === "firewalld" ? true : "auto",
     requireQuadlet: settings.unitStyle === "quadlet",
   });
 
-  const user = new RootlessUser("gitea-user", { host, username: settings.rootlessUser, removeOnDestroy: settings.removeUserOnDestroy });
+  const user = new RootlessUser("gitea-user", {
+    host,
+    username: settings.rootlessUser,
+    removeOnDestroy: settings.removeUserOnDestroy,
+    storageDriver: settings.storageDriver,
+  });
   const volumes = GITEA_VOLUMES.map(
     (v) => new PodmanVolume(v.name, { host, owner: user.username, volumeName: v.name, destroyData: settings.destroyData }, { dependsOn: [user] }),
   );
@@ -60,6 +65,7 @@ export function buildServerStack(settings: ServerSettings, secrets: ServerSecret
       image: settings.image,
       imageArchive: settings.imageArchive,
       unitStyle: settings.unitStyle,
+      userns: settings.userns,
       httpPort: settings.httpPort,
       sshPort: settings.sshPort,
       settings: { publicHost: settings.publicHost, rootUrl: settings.rootUrl, sshPort: settings.sshPort, database: settings.database },
@@ -76,9 +82,10 @@ export function buildServerStack(settings: ServerSettings, secrets: ServerSecret
     { dependsOn: volumes },
   );
 
-  if (settings.firewall === "firewalld") {
+  if (settings.firewall !== "none") {
+    const firewall = settings.firewall;
     for (const [name, port] of [["gitea-http", settings.httpPort], ["gitea-ssh", settings.sshPort]] as const) {
-      new FirewallPort(name, { host, port, zone: settings.firewallZone }, { dependsOn: [gitea.unit] });
+      new FirewallPort(name, { host, port, zone: settings.firewallZone, firewall }, { dependsOn: [gitea.unit] });
     }
   }
   // Every component has added its probe: look at the host once, in one SSH session.

@@ -17,9 +17,14 @@ import {
   readSecret,
   urlHost,
 } from "./config";
+import { STORAGE_DRIVERS, StorageDriver } from "../components/rootlessUser";
 import { UNIT_STYLES } from "../components/systemdUserUnit";
 
-export const FIREWALLS = ["firewalld", "none"] as const;
+/** auto: firewalld on Fedora and Debian, none on Alpine (which ships no firewalld). */
+export const FIREWALLS = ["auto", "firewalld", "none"] as const;
+export const USERNS_MODES = ["", "keep-id"] as const;
+/** The Gitea rootless image runs as 1000:1000; keep-id maps the host user to that. */
+export const GITEA_IMAGE_UID = 1000;
 export const DATABASES = ["sqlite3"] as const;
 
 /** Defaults; Pulumi.yaml declares the same ones (a unit test keeps the two equal). */
@@ -31,7 +36,9 @@ export const SERVER_DEFAULTS = {
   rootlessUser: "rootless",
   image: "docker.gitea.com/gitea:1.27.3-rootless",
   unitStyle: "quadlet" as (typeof UNIT_STYLES)[number],
-  firewall: "firewalld" as (typeof FIREWALLS)[number],
+  firewall: "auto" as (typeof FIREWALLS)[number],
+  userns: "" as (typeof USERNS_MODES)[number],
+  storageDriver: "auto" as StorageDriver,
   adminUsername: "gitea-admin",
   database: "sqlite3" as (typeof DATABASES)[number],
   healthTimeoutSeconds: 600,
@@ -57,6 +64,9 @@ export interface ServerSettings {
   unitStyle: (typeof UNIT_STYLES)[number];
   firewall: (typeof FIREWALLS)[number];
   firewallZone?: string;
+  /** Podman --userns for the container, e.g. keep-id:uid=1000,gid=1000; undefined: Podman's default. */
+  userns?: string;
+  storageDriver: StorageDriver;
   adminUsername: string;
   adminEmail: string;
   database: (typeof DATABASES)[number];
@@ -77,6 +87,8 @@ export const SERVER_KEYS = [
   "unitStyle",
   "firewall",
   "firewallZone",
+  "userns",
+  "storageDriver",
   "adminUsername",
   "adminEmail",
   "database",
@@ -139,6 +151,8 @@ export function validateServerConfig(raw: RawConfig): { settings: ServerSettings
 
   const unitStyle = r.oneOf("unitStyle", d.unitStyle, UNIT_STYLES);
   const firewall = r.oneOf("firewall", d.firewall, FIREWALLS);
+  const userns = r.oneOf("userns", d.userns, USERNS_MODES);
+  const storageDriver = r.oneOf("storageDriver", d.storageDriver, STORAGE_DRIVERS);
   const firewallZone = r.optional("firewallZone");
   if (firewallZone !== undefined) r.matching("firewallZone", firewallZone, /^[A-Za-z0-9_-]{1,17}$/, "a firewalld zone name");
 
@@ -172,6 +186,8 @@ export function validateServerConfig(raw: RawConfig): { settings: ServerSettings
     unitStyle,
     firewall,
     firewallZone,
+    userns: userns === "keep-id" ? `keep-id:uid=${GITEA_IMAGE_UID},gid=${GITEA_IMAGE_UID}` : undefined,
+    storageDriver,
     adminUsername,
     adminEmail,
     database,

@@ -10,7 +10,7 @@
  * later probe that finds no drift reproduces the recorded marker exactly (no diff); one that
  * finds drift makes a new marker with the next check number (a diff, even for the same drift).
  */
-import { MANAGED_HEADER, sh, shellFunctions, shellVars, shq } from "./shell";
+import { MANAGED_HEADER, ROOT_PRELUDE, sh, shellFunctions, shellVars, shq } from "./shell";
 
 /** Where commands record the marker of their last successful converge (root-owned). */
 export const STATE_DIR = "/var/lib/gitea-homelab/state";
@@ -85,6 +85,23 @@ for name in ${names.map(shq).join(" ")}; do
 done
 echo "${SECTION} end ${RECORDS}"`,
   ].join("\n\n") + "\n";
+}
+
+/**
+ * The command line of the session: POSIX sh that prints the host facts section (`hostFacts`,
+ * no root needed) and then, when the host has bash (a bare Alpine host does not yet), runs the
+ * session script as root. Read-only: it never installs bash; the first command does.
+ */
+export function renderProbeRemoteCommand(sessionScript: string, hostFactsKey: string, hostFacts: string): string {
+  const launcher = [
+    ROOT_PRELUDE,
+    `echo "${SECTION} begin ${hostFactsKey}"`,
+    hostFacts,
+    `echo "${SECTION} end ${hostFactsKey}"`,
+    "command -v bash >/dev/null 2>&1 || exit 0",
+    'as_root bash -c "$1" gitea-homelab',
+  ].join("\n");
+  return `sh -c ${shq(launcher)} gitea-homelab ${shq(sessionScript)}`;
 }
 
 /** How the session reaches the host: the same settings as the commands' connection. */

@@ -134,24 +134,41 @@ export function renderScript(opts: ScriptOptions, body: string): string {
 }
 
 /**
- * The command line sent over SSH: runs `script` as root, directly when the SSH user is root,
- * else through `sudo -n` (never a password prompt), failing with a message that names the
- * setting to fix. The script travels as an argument so that stdin stays free for secrets.
- * `after`, when given, runs as root only when `script` succeeded (it records drift state).
+ * POSIX sh (it runs before bash may exist): defines `as_root CMD...`, directly when the SSH user
+ * is root, else through `sudo -n` (never a password prompt), failing with exit 64 and a message
+ * that names the setting to fix.
+ */
+export const ROOT_PRELUDE = [
+  'if [ "$(id -u)" -eq 0 ]; then',
+  '  as_root() { "$@"; }',
+  "else",
+  "  if ! sudo -n true 2>/dev/null; then",
+  '    echo "gitea-homelab: SSH user $(id -un) needs passwordless sudo on this host (NOPASSWD in sudoers), or set gitea-homelab:user to root" >&2',
+  "    exit 64",
+  "  fi",
+  '  as_root() { sudo -n "$@"; }',
+  "fi",
+].join("\n");
+
+/**
+ * The command line sent over SSH: runs `script` (bash) as root. Alpine has no bash until it is
+ * installed: the POSIX launcher installs it with apk first. The script travels as an argument
+ * so that stdin stays free for secrets. `after`, when given, runs as root only when `script`
+ * succeeded (it records drift state).
  */
 export function asRootCommand(script: string, after?: string): string {
   const launcher = [
-    'if [ "$(id -u)" -eq 0 ]; then',
-    '  as_root() { bash -c "$1" gitea-homelab; }',
-    "else",
-    "  if ! sudo -n true 2>/dev/null; then",
-    '    echo "gitea-homelab: SSH user $(id -un) needs passwordless sudo on this host (NOPASSWD in sudoers), or set gitea-homelab:user to root" >&2',
-    "    exit 64",
+    ROOT_PRELUDE,
+    "if ! command -v bash >/dev/null 2>&1; then",
+    "  if command -v apk >/dev/null 2>&1; then",
+    '    as_root apk add --quiet --no-progress bash >&2 || { echo "gitea-homelab: installing bash with apk failed" >&2; exit 65; }',
+    "  else",
+    '    echo "gitea-homelab: this host has no bash, which gitea-homelab needs; install it" >&2',
+    "    exit 65",
     "  fi",
-    '  as_root() { sudo -n bash -c "$1" gitea-homelab; }',
     "fi",
-    'as_root "$1" || exit',
-    'if [ -n "${2:-}" ]; then as_root "$2" </dev/null; fi',
+    'as_root bash -c "$1" gitea-homelab || exit',
+    'if [ -n "${2:-}" ]; then as_root bash -c "$2" gitea-homelab </dev/null; fi',
   ].join("\n");
-  return `bash -c ${shq(launcher)} gitea-homelab ${shq(script)}${after === undefined ? "" : ` ${shq(after)}`}`;
+  return `sh -c ${shq(launcher)} gitea-homelab ${shq(script)}${after === undefined ? "" : ` ${shq(after)}`}`;
 }

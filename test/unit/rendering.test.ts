@@ -106,7 +106,7 @@ const SCRIPTS: Record<string, string> = {
   unitQuadlet: renderUnitInstallScript({ user: "rootless", name: "gitea", style: "quadlet", content: renderGiteaQuadlet(SPEC), hasEnvironment: true }),
   unitService: renderUnitInstallScript({ user: "rootless", name: "gitea", style: "service", content: renderGiteaService(SPEC), hasEnvironment: false }),
   unitRemove: renderUnitRemoveScript({ user: "rootless", name: "gitea", style: "quadlet" }),
-  health: renderHealthScript({ user: "rootless", service: "gitea.service", httpPort: 4111, timeoutSeconds: 300 }),
+  health: renderHealthScript({ user: "rootless", service: "gitea.service", logFile: "/var/log/gitea-homelab/gitea.log", httpPort: 4111, timeoutSeconds: 300 }),
   admin: renderAdminScript({ user: "rootless", containerName: "gitea", username: "gitea-admin", email: "o'brien@example.com" }),
   portOpen: renderOpenPortScript({ port: 4111, protocol: "tcp" }),
   portClose: renderClosePortScript({ port: 4111, protocol: "tcp", zone: "FedoraServer" }),

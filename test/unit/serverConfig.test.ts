@@ -34,10 +34,12 @@ describe("validateServerConfig", () => {
       firewall: "ufw",
       destroyData: "yes",
       hostKey: "AAAA",
+      userns: "auto",
+      storageDriver: "zfs",
     });
     const keys = problems.map((p) => p.split(":")[1]);
     expect(keys.sort()).toEqual(
-      ["host", "port", "httpPort", "sshPort", "rootUrl", "rootlessUser", "image", "adminUsername", "adminEmail", "unitStyle", "firewall", "destroyData", "hostKey"].sort(),
+      ["host", "port", "httpPort", "sshPort", "rootUrl", "rootlessUser", "image", "adminUsername", "adminEmail", "unitStyle", "firewall", "destroyData", "hostKey", "userns", "storageDriver"].sort(),
     );
     expect(problems.find((p) => p.startsWith("gitea-homelab:host:"))).toMatch(/required/);
     expect(problems.find((p) => p.startsWith("gitea-homelab:image:"))).toMatch(/tag/);
@@ -75,10 +77,19 @@ describe("Pulumi.yaml", () => {
     for (const [key, decl] of Object.entries(declared)) expect(decl.description, key).toBeTruthy();
   });
 
-  it("has an example server stack that validates", () => {
-    const stack = parse(readFileSync(`${__dirname}/../../Pulumi.server.yaml`, "utf8")).config as Record<string, unknown>;
-    const raw = Object.fromEntries(Object.entries(stack).map(([k, v]) => [k.replace(/^gitea-homelab:/, ""), String(v)]));
-    expect(validateServerConfig(raw).problems).toEqual([]);
+  it("has example server stacks (Fedora, Alpine) that validate", () => {
+    for (const file of ["Pulumi.server.yaml", "Pulumi.alpine.yaml"]) {
+      const stack = parse(readFileSync(`${__dirname}/../../${file}`, "utf8")).config as Record<string, unknown>;
+      const raw = Object.fromEntries(Object.entries(stack).map(([k, v]) => [k.replace(/^gitea-homelab:/, ""), String(v)]));
+      expect(validateServerConfig(raw).problems, file).toEqual([]);
+    }
+  });
+
+  it("turns userns keep-id into the mapping for the image's user 1000", () => {
+    const { settings } = validateServerConfig({ host: "h", adminEmail: "a@b.c", userns: "keep-id", storageDriver: "vfs" });
+    expect(settings.userns).toBe("keep-id:uid=1000,gid=1000");
+    expect(settings.storageDriver).toBe("vfs");
+    expect(validateServerConfig({ host: "h", adminEmail: "a@b.c" }).settings.userns).toBeUndefined();
   });
 });
 

@@ -107,7 +107,7 @@ describe("server stack resource graph", () => {
         dialErrorLimit: 10,
         perDialTimeout: 15,
       });
-      expect(c.inputs.create, c.name).toMatch(/^bash -c /);
+      expect(c.inputs.create, c.name).toMatch(/^sh -c /);
       expect(c.inputs.environment, c.name).toBeUndefined();
     }
   });

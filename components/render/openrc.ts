@@ -1,0 +1,70 @@
+/**
+ * OpenRC services (Alpine): an init script run by supervise-daemon, which restarts the command
+ * when it exits, and its /etc/conf.d file. Both are POSIX sh that openrc-run sources: values
+ * are quoted with `shq`, and command arguments must be single safe words, since openrc-run
+ * splits `command_args` on whitespace.
+ */
+import { MANAGED_HEADER, shellVars, shq } from "./shell";
+
+export interface OpenrcService {
+  description: string;
+  /** Absolute path of the program, run in the foreground (supervise-daemon must not see it fork). */
+  command: string;
+  args: string[];
+  /** Services it needs started first, e.g. net, cgroups. */
+  need: string[];
+}
+
+export interface OpenrcConf {
+  /** The user the command runs as; its runtime dir is made before each start. */
+  user: string;
+  /** Seconds between a crash and the restart. */
+  respawnDelay: number;
+  logFile: string;
+}
+
+const SAFE_WORD = /^[A-Za-z0-9_@%+=:,./-]+$/;
+
+export function renderOpenrcInitScript(s: OpenrcService): string {
+  for (const word of [s.command, ...s.args]) {
+    if (!SAFE_WORD.test(word)) throw new Error(`cannot put ${JSON.stringify(word)} into an OpenRC command line (no spaces, quotes or glob characters)`);
+  }
+  return `#!/sbin/openrc-run
+# ${MANAGED_HEADER}
+# Settings: /etc/conf.d/$RC_SVCNAME (run_as_user, respawn_delay, log_file).
+# shellcheck shell=sh disable=SC2034,SC2154 # openrc-run reads these; conf.d sets the others
+description=${shq(s.description)}
+supervisor=supervise-daemon
+command=${shq(s.command)}
+command_args=${shq(s.args.join(" "))}
+command_user="$run_as_user"
+# Restart after a crash, without limit, like systemd's Restart=always.
+respawn_delay="\${respawn_delay:-10}"
+respawn_max=0
+output_log="$log_file"
+error_log="$log_file"
+
+depend() {
+  need ${s.need.join(" ")}
+  after firewall
+}
+
+start_pre() {
+  uid=$(id -u "$run_as_user") || return 1
+  # Rootless Podman keeps its runtime state here; /run is empty after a boot.
+  checkpath --directory --mode 0700 --owner "$run_as_user" "/run/user/$uid"
+  checkpath --directory --mode 0755 "\${log_file%/*}"
+  checkpath --file --mode 0640 --owner "$run_as_user" "$log_file"
+  export XDG_RUNTIME_DIR="/run/user/$uid"
+  HOME=$(getent passwd "$run_as_user" | cut -d: -f6)
+  export HOME
+  # Relative paths in command_args (the env file) are relative to the user's home.
+  directory=$HOME
+  supervise_daemon_args="--env XDG_RUNTIME_DIR=$XDG_RUNTIME_DIR --env HOME=$HOME"
+}
+`;
+}
+
+export function renderOpenrcConf(c: OpenrcConf): string {
+  return `# ${MANAGED_HEADER}\n# shellcheck shell=sh disable=SC2034 # read by /etc/init.d/$RC_SVCNAME\n${shellVars({ run_as_user: c.user, respawn_delay: c.respawnDelay, log_file: c.logFile })}\n`;
+}

@@ -1,0 +1,216 @@
+/**
+ * Alpine (OpenRC) hosts. Alpine packages and images cannot be fetched here, so nothing runs on
+ * a real Alpine host: the rendered files are checked, shellchecked for the shell that runs
+ * them, and the POSIX sh parts are run under busybox ash, Alpine's /bin/sh.
+ */
+import { spawnSync } from "child_process";
+import { mkdtempSync, readFileSync, symlinkSync, writeFileSync, chmodSync } from "fs";
+import { tmpdir } from "os";
+import { join } from "path";
+import { describe, expect, it } from "vitest";
+import { renderGiteaOpenrc, renderGiteaUnit } from "../../components/giteaContainer";
+import { renderHostPreflightScript } from "../../components/host";
+import { detectPlatform, osFamily, resolveUnitStyle, usesFirewalld } from "../../components/platform";
+import { parseProbeSession, renderProbeRemoteCommand } from "../../components/render/probe";
+import { asRootCommand, MANAGED_HEADER } from "../../components/render/shell";
+import { renderRootlessUserScript } from "../../components/rootlessUser";
+import { renderUnitConf, renderUnitInstallScript, renderUnitRemoveScript, unitDrift, fileDigest } from "../../components/systemdUserUnit";
+import { HOST_FACTS_KEY, HOST_FACTS_SH } from "../../components/platform";
+import { CONTAINER_SPEC } from "../helpers/fixtures";
+import { expectCleanScript } from "../helpers/scripts";
+
+const BUSYBOX = spawnSync("sh", ["-c", "command -v busybox"], { encoding: "utf8" }).stdout.trim();
+const ALPINE = { family: "alpine", osId: "alpine", init: "openrc" } as const;
+const FEDORA = { family: "fedora", osId: "fedora", init: "systemd" } as const;
+const SPEC = { ...CONTAINER_SPEC, envFile: ".config/gitea-homelab/gitea.env", environment: { ...CONTAINER_SPEC.environment, GITEA__server__ROOT_URL: "https://git.example.com/" } };
+
+/** Lints POSIX sh as Alpine's /bin/sh runs it: shellcheck for sh, then busybox ash's own parser. */
+function expectCleanPosix(script: string): void {
+  const lint = spawnSync("shellcheck", ["--shell=sh", "--severity=style", "-"], { input: script, encoding: "utf8" });
+  expect(lint.stdout).toBe("");
+  expect(lint.status).toBe(0);
+  const syntax = spawnSync(BUSYBOX, ["ash", "-n"], { input: script, encoding: "utf8" });
+  expect(syntax.stderr).toBe("");
+  expect(syntax.status).toBe(0);
+}
+
+/** A PATH of busybox applets only (no bash), plus the given stand-in commands. */
+function busyboxPath(standins: Record<string, string> = {}): string {
+  const dir = mkdtempSync(join(tmpdir(), "gh-busybox-"));
+  for (const applet of ["sh", "id", "cat", "cut", "echo", "test", "true", "mkdir", "ln", "rm", "dirname"]) symlinkSync(BUSYBOX, join(dir, applet));
+  for (const [name, body] of Object.entries(standins)) {
+    writeFileSync(join(dir, name), `#!${BUSYBOX} ash\n${body}\n`);
+    chmodSync(join(dir, name), 0o755);
+  }
+  return dir;
+}
+
+describe("host OS detection", () => {
+  it("reads Alpine, Fedora and Debian families from os-release's ID and ID_LIKE", () => {
+    expect(osFamily("alpine", "")).toBe("alpine");
+    expect(osFamily("fedora", "")).toBe("fedora");
+    expect(osFamily("rocky", "rhel centos fedora")).toBe("fedora");
+    expect(osFamily("ubuntu", "debian")).toBe("debian");
+    expect(osFamily("arch", "")).toBe("unknown");
+  });
+
+  it("turns the session's host facts into a platform, and garbage into unknown", () => {
+    expect(detectPlatform({ os_id: "alpine", os_like: "", init: "openrc", bash: "missing" })).toEqual(ALPINE);
+    expect(detectPlatform({ os_id: "fedora", init: "systemd" })).toEqual(FEDORA);
+    expect(detectPlatform(undefined)).toEqual({ family: "unknown", osId: "unknown", init: "unknown" });
+    expect(detectPlatform({ os_id: "x", init: "<html>" }).init).toBe("unknown");
+  });
+
+  it("gives an OpenRC host an OpenRC service whatever unitStyle says, and leaves its firewall alone under auto", () => {
+    expect(resolveUnitStyle("quadlet", ALPINE)).toBe("openrc");
+    expect(resolveUnitStyle("service", ALPINE)).toBe("openrc");
+    expect(resolveUnitStyle("quadlet", FEDORA)).toBe("quadlet");
+    expect(usesFirewalld("auto", ALPINE)).toBe(false);
+    expect(usesFirewalld("auto", FEDORA)).toBe(true);
+    expect(usesFirewalld("firewalld", ALPINE)).toBe(true);
+    expect(usesFirewalld("none", FEDORA)).toBe(false);
+  });
+
+  it("prints the host facts in POSIX sh, before bash exists, and never installs anything while probing", () => {
+    expectCleanPosix(HOST_FACTS_SH);
+    const path = busyboxPath();
+    const remote = renderProbeRemoteCommand("echo never-run", HOST_FACTS_KEY, HOST_FACTS_SH);
+    const run = spawnSync(BUSYBOX, ["ash", "-c", remote], { env: { PATH: path }, encoding: "utf8" });
+    expect(run.status).toBe(0);
+    const session = parseProbeSession(`${run.stdout}\n@@gitea-homelab-session exit 0`, "root@alpine:22");
+    expect(session.ok).toBe(true);
+    expect(session.sections[HOST_FACTS_KEY].bash).toBe("missing");
+    expect(session.sections[HOST_FACTS_KEY].os_id).toBe(readFileSync("/etc/os-release", "utf8").match(/^ID=(.*)$/m)![1].replace(/"/g, ""));
+    expect(run.stdout).not.toContain("never-run");
+  });
+});
+
+describe("the POSIX launcher every command goes through", () => {
+  it.runIf(process.getuid?.() === 0)("installs bash with apk when the host has none, then runs the script (as root, under busybox ash)", () => {
+    const real = spawnSync("sh", ["-c", "command -v bash"], { encoding: "utf8" }).stdout.trim();
+    const log = join(mkdtempSync(join(tmpdir(), "gh-apk-")), "apk.log");
+    const path = busyboxPath({ apk: `echo "apk $*" >>${log}\nln -s ${real} "$(dirname "$0")/bash"` });
+    const run = spawnSync(BUSYBOX, ["ash", "-c", asRootCommand('echo "ran with bash $BASH_VERSION"')], { env: { PATH: path }, encoding: "utf8" });
+    expect(run.stderr).toBe("");
+    expect(run.stdout).toMatch(/^ran with bash \d+\.\d+/);
+    expect(readFileSync(log, "utf8")).toBe("apk add --quiet --no-progress bash\n");
+  });
+
+  it.runIf(process.getuid?.() === 0)("fails clearly on a host with neither bash nor apk", () => {
+    const run = spawnSync(BUSYBOX, ["ash", "-c", asRootCommand("echo unreachable")], { env: { PATH: busyboxPath() }, encoding: "utf8" });
+    expect(run.status).toBe(65);
+    expect(run.stderr).toMatch(/this host has no bash/);
+  });
+});
+
+describe("the OpenRC service", () => {
+  const initScript = renderGiteaOpenrc({ ...SPEC, userns: "keep-id:uid=1000,gid=1000" });
+
+  it("runs podman in the foreground under supervise-daemon as the user, restarted after a crash", () => {
+    const lines = initScript.split("\n");
+    expect(lines[0]).toBe("#!/sbin/openrc-run");
+    expect(lines[1]).toBe(`# ${MANAGED_HEADER}`);
+    expect(lines).toContain("supervisor=supervise-daemon");
+    expect(lines).toContain("command=/usr/bin/podman");
+    expect(lines).toContain('command_user="$run_as_user"');
+    expect(lines).toContain("respawn_max=0");
+    expect(lines).toContain("  need net cgroups");
+    const args = /^command_args='(.*)'$/m.exec(initScript)![1].split(" ");
+    expect(args.slice(0, 4)).toEqual(["run", "--rm", "--replace", "--name=gitea"]);
+    expect(args).not.toContain("--detach");
+    expect(args).toEqual(expect.arrayContaining(["--publish=4111:3000", "--publish=3333:2222", "--volume=gitea-data:/var/lib/gitea:Z", "--env-file=.config/gitea-homelab/gitea.env"]));
+    expect(args).toContain("--userns=keep-id:uid=1000,gid=1000");
+    expect(args).toContain("--env=GITEA__server__ROOT_URL=https://git.example.com/");
+    expect(args[args.length - 1]).toBe("docker.gitea.com/gitea:1.27.3-rootless");
+    expect(initScript).not.toMatch(/SECRET_KEY|INTERNAL_TOKEN|JWT_SECRET/);
+  });
+
+  it("refuses a value openrc-run would split or glob", () => {
+    expect(() => renderGiteaOpenrc({ ...SPEC, environment: { GITEA__server__DOMAIN: "two words" } })).toThrow(/cannot put .*OpenRC command line/);
+    expect(() => renderGiteaOpenrc({ ...SPEC, image: "img:*" })).toThrow();
+  });
+
+  it("init script and conf.d pass shellcheck for sh and busybox ash's parser", () => {
+    expectCleanPosix(initScript);
+    expectCleanPosix(renderUnitConf("rootless", "gitea"));
+  });
+
+  it("start_pre makes the user's runtime dir and log and passes the environment on (run under busybox ash with openrc's helpers stubbed)", () => {
+    const dir = mkdtempSync(join(tmpdir(), "gh-openrc-"));
+    writeFileSync(join(dir, "conf"), renderUnitConf("root", "gitea").replace("/var/log/gitea-homelab/gitea.log", `${dir}/log/gitea.log`));
+    writeFileSync(join(dir, "init"), initScript);
+    const harness = `
+checkpath() { echo "checkpath $*"; }
+. ${dir}/conf
+. ${dir}/init
+start_pre
+echo "user=$command_user dir=$directory env=$supervise_daemon_args"
+echo "respawn=$respawn_delay/$respawn_max log=$output_log"
+`;
+    const run = spawnSync(BUSYBOX, ["ash", "-c", harness], { encoding: "utf8" });
+    expect(run.stderr).toBe("");
+    expect(run.stdout.split("\n")).toEqual([
+      "checkpath --directory --mode 0700 --owner root /run/user/0",
+      `checkpath --directory --mode 0755 ${dir}/log`,
+      `checkpath --file --mode 0640 --owner root ${dir}/log/gitea.log`,
+      "user=root dir=/root env=--env XDG_RUNTIME_DIR=/run/user/0 --env HOME=/root",
+      `respawn=10/0 log=${dir}/log/gitea.log`,
+      "",
+    ]);
+  });
+
+  const spec = { user: "rootless", name: "gitea", style: "openrc" as const, content: initScript, hasEnvironment: true, container: undefined };
+
+  it("installs it as root with its conf.d, the env file 0600 in the home, in the default runlevel", () => {
+    const script = renderUnitInstallScript(spec);
+    expectCleanScript(script);
+    expect(script).toContain("unit_file=/etc/init.d/gitea");
+    expect(script).toContain("conf_file=/etc/conf.d/gitea");
+    expect(script).toContain('install_file "$tmp" "$unit_file" 755 root root');
+    expect(script).toContain('install_file "$tmp" "$home/$env_file" 600 "$user" "$group"');
+    expect(script).toContain('rc-update add "$service" default');
+    expect(script).toContain("converge_service openrc_ctl");
+    expect(script).not.toMatch(/^\s*(systemctl|loginctl|userctl)\b/m);
+  });
+
+  it("removes it: stopped, out of the runlevel, files gone", () => {
+    const script = renderUnitRemoveScript(spec);
+    expectCleanScript(script);
+    expect(script).toContain('rc-service "$service" stop');
+    expect(script).toContain('rc-update del "$service" default');
+  });
+
+  it("compares an OpenRC host's init script, conf.d, state and runlevel", () => {
+    const expected = { unitDigest: fileDigest(initScript), confDigest: fileDigest(renderUnitConf("rootless", "gitea")) };
+    const inSync = { unit_file: expected.unitDigest, conf_file: expected.confDigest, manager: "active", active: "active", enabled: "enabled" };
+    const s = { ...spec, hasEnvironment: false };
+    expect(unitDrift(s, expected, inSync)).toEqual([]);
+    expect(unitDrift(s, expected, { ...inSync, conf_file: "0".repeat(64) })).toEqual(["unit gitea: conf.d file edited"]);
+    expect(unitDrift(s, expected, { ...inSync, active: "inactive" })).toEqual(["unit gitea: inactive, expected active"]);
+    expect(unitDrift(s, expected, { ...inSync, enabled: "disabled" })).toEqual(["unit gitea: disabled at boot, expected enabled"]);
+  });
+
+  it("is what the container renders on an OpenRC host", () => {
+    expect(renderGiteaUnit("openrc", SPEC)).toBe(renderGiteaOpenrc(SPEC));
+  });
+});
+
+describe("Alpine host preparation", () => {
+  it("the preflight installs with apk, enables cgroups and loads tun and fuse at boot", () => {
+    const script = renderHostPreflightScript({ requireFirewalld: "auto", requireQuadlet: true });
+    expectCleanScript(script);
+    expect(script).toContain('alpine) apk add --quiet --no-progress "${missing[@]}" ;;');
+    expect(script).toContain("rc-update add cgroups");
+    expect(script).toMatch(/for module in tun fuse; do[\s\S]*\/etc\/modules/);
+    expect(script).toContain("podman:podman:podman:podman");
+    expect(script).toContain("newuidmap:shadow-utils:uidmap:shadow-subids");
+  });
+
+  it("the rootless user gets a runtime dir instead of linger, and the storage driver chosen as asked", () => {
+    const script = renderRootlessUserScript("rootless", 120, "vfs");
+    expectCleanScript(script);
+    expect(script).toContain("storage_driver=vfs");
+    expect(script).toContain('install -d -m 700 -o "$user" -g "$group" "/run/user/$uid"');
+    expect(script).toMatch(/\/run\/\.containerenv[\s\S]*driver=vfs[\s\S]*btrfs[\s\S]*driver=overlay/);
+  });
+});
