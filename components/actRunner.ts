@@ -10,7 +10,7 @@ import * as command from "@pulumi/command";
 import { stringify } from "yaml";
 import { Host } from "./host";
 import { Facts, ProbeSection } from "./render/probe";
-import { heredoc, MANAGED_HEADER, renderScript, sh } from "./render/shell";
+import { installContent, MANAGED_HEADER, renderScript, sh } from "./render/shell";
 import { fileDigest } from "./systemdUserUnit";
 import { IniEntries, renderIni } from "./render/unitFile";
 
@@ -92,8 +92,6 @@ export function registrationFingerprint(s: Pick<RunnerSettings, "instanceUrl" | 
 
 /** Installs the binary (checked against its sha256 when downloaded), podman.socket, config.yaml and the unit; restarts on change. */
 export function renderRunnerInstallScript(s: RunnerSettings): string {
-  const config = heredoc(renderRunnerConfig(s));
-  const unit = heredoc(renderRunnerUnit(s));
   const source = "url" in s.source ? { url: s.source.url, sha256: s.source.sha256, source_path: "" } : { url: "", sha256: "", source_path: s.source.sourcePath };
   return renderScript(
     {
@@ -116,13 +114,9 @@ else
 fi
 install_file "$tmp" "$binary" 755 root root
 
-cat >"$tmp" ${config.open}
-${config.body}
-install_file "$tmp" "$config_dir/config.yaml" 644 root root
+${installContent(renderRunnerConfig(s), '"$config_dir/config.yaml"', 644, "root", "root")}
 
-cat >"$tmp" ${unit.open}
-${unit.body}
-install_file "$tmp" "/etc/systemd/system/$service" 644 root root
+${installContent(renderRunnerUnit(s), '"/etc/systemd/system/$service"', 644, "root", "root")}
 
 systemctl daemon-reload
 systemctl enable --quiet "$service"

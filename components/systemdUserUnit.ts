@@ -11,7 +11,7 @@ import { Host } from "./host";
 import { ConfiguredUnitStyle, resolveUnitStyle, UnitStyle } from "./platform";
 import { renderOpenrcConf } from "./render/openrc";
 import { Facts, ProbeSection } from "./render/probe";
-import { heredoc, renderScript, sh } from "./render/shell";
+import { installContent, renderScript, sh } from "./render/shell";
 
 export type { UnitStyle } from "./platform";
 /** The styles a systemd host can be given (an OpenRC host always gets an OpenRC service). */
@@ -129,7 +129,6 @@ export function fileDigest(content: string): string {
 export function renderUnitInstallScript(spec: UnitScriptSpec): string {
   if (spec.style === "openrc") return renderOpenrcInstallScript(spec);
   const paths = unitPaths(spec.style, spec.name);
-  const unit = heredoc(spec.content);
   return renderScript(
     {
       purpose: `User unit ${paths.service} of ${spec.user} (${spec.style}).`,
@@ -150,9 +149,7 @@ as_user "$user" mkdir -p "$home/$(dirname "$unit_file")" "$home/$(dirname "$env_
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
 
-cat >"$tmp" ${unit.open}
-${unit.body}
-install_file "$tmp" "$home/$unit_file" 644 "$user" "$group"
+${installContent(spec.content, '"$home/$unit_file"', 644, '"$user"', '"$group"')}
 
 if [[ -n $env_file ]]; then
   # The environment file holds secrets: it arrives on stdin and is only readable by the user.
@@ -184,8 +181,6 @@ converge_service userctl "$service"
 /** OpenRC: the init script and its conf.d as root, the env file in the user's home, enabled in the default runlevel. */
 function renderOpenrcInstallScript(spec: UnitScriptSpec): string {
   const paths = unitPaths("openrc", spec.name);
-  const unit = heredoc(spec.content);
-  const conf = heredoc(renderUnitConf(spec.user, spec.name));
   return renderScript(
     {
       purpose: `OpenRC service ${paths.service}, running a container as ${spec.user}.`,
@@ -197,12 +192,8 @@ home=$(getent passwd "$user" | cut -d: -f6)
 group=$(id -gn "$user")
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
-cat >"$tmp" ${unit.open}
-${unit.body}
-install_file "$tmp" "$unit_file" 755 root root
-cat >"$tmp" ${conf.open}
-${conf.body}
-install_file "$tmp" "$conf_file" 644 root root
+${installContent(spec.content, '"$unit_file"', 755, "root", "root")}
+${installContent(renderUnitConf(spec.user, spec.name), '"$conf_file"', 644, "root", "root")}
 if [[ -n $env_file ]]; then
   # The environment file holds secrets: it arrives on stdin and is only readable by the user.
   as_user "$user" mkdir -p "$home/$(dirname "$env_file")"

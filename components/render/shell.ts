@@ -40,6 +40,15 @@ export function heredoc(content: string): { open: string; body: string } {
   return { open: `<<'${delimiter}'`, body: `${body}${delimiter}` };
 }
 
+/**
+ * Bash that installs `content` verbatim at `dest` (a bash word, e.g. "$home/$unit_file") with
+ * install_file, through the script's temp file "$tmp".
+ */
+export function installContent(content: string, dest: string, mode: number, owner: string, group: string): string {
+  const doc = heredoc(content);
+  return `cat >"$tmp" ${doc.open}\n${doc.body}\ninstall_file "$tmp" ${dest} ${mode} ${owner} ${group}`;
+}
+
 /** Functions every script may call. Kept small: each script only uses what it needs, shellcheck allows unused functions. */
 const FUNCTIONS = {
   die: sh`
