@@ -168,6 +168,7 @@ export function renderGiteaOpenrc(spec: ContainerSpec): string {
       spec.image,
     ],
     need: ["net", "cgroups"],
+    containerName: spec.containerName,
   });
 }
 

@@ -6,7 +6,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { ConfigError } from "../stacks/config";
-import { driftMarker, Facts, parseMarker, parseProbeSession, ProbeSection, ProbeSession, renderLocalProbeCommand, renderProbeRemoteCommand, renderProbeSessionScript, renderStateRecordScript, STATE_DIR } from "./render/probe";
+import { driftMarker, Facts, parseMarker, parseProbeSession, ProbeSection, ProbeSession, renderLocalProbeCommand, renderProbeRemoteCommand, renderProbeSessionScript, renderStateRecordScript, recordDir } from "./render/probe";
 import { asRootCommand, renderScript, sh, shq } from "./render/shell";
 import { detectPlatform, HOST_FACTS_KEY, HOST_FACTS_SH, Platform, REQUIRED_TOOLS } from "./platform";
 
@@ -135,7 +135,7 @@ if ((\${#missing[@]} > 0)); then
       DEBIAN_FRONTEND=noninteractive apt-get update -q
       DEBIAN_FRONTEND=noninteractive apt-get install -y -q "\${missing[@]}"
       ;;
-    alpine) apk add --quiet --no-progress "\${missing[@]}" ;;
+    alpine) apk add --update-cache --quiet --no-progress "\${missing[@]}" ;;
   esac
 fi
 
@@ -157,10 +157,11 @@ echo "host ready: $os_id, $(podman --version)"
   );
 }
 
-/** Run last on destroy: the drift records go with the resources they describe. */
-export function renderHostCleanupScript(): string {
-  return renderScript({ purpose: "Remove gitea-homelab's drift records from this host.", vars: { state_dir: STATE_DIR } }, sh`
-rm -rf "$state_dir"
+/** Run last on destroy: this stack's drift records go with the resources they describe. */
+export function renderHostCleanupScript(records: string): string {
+  return renderScript({ purpose: "Remove this stack's drift records from this host.", vars: { records } }, sh`
+rm -rf "$records"
+rmdir --ignore-fail-on-non-empty "$(dirname "$records")" 2>/dev/null || true
 echo "drift records removed"
 `);
 }
@@ -182,6 +183,8 @@ export class Host extends pulumi.ComponentResource {
   private readonly probes: Array<pulumi.Output<ProbeSection>> = [];
   private readonly recordNames: string[] = [];
   private inspected = false;
+  /** Where this stack's commands record their drift markers on the host. */
+  private readonly records = recordDir(pulumi.getStack());
 
   constructor(name: string, args: HostArgs, opts?: pulumi.ComponentResourceOptions) {
     super("gitea-homelab:components:Host", name, {}, opts);
@@ -203,7 +206,7 @@ export class Host extends pulumi.ComponentResource {
     const preflightScript = pulumi
       .all([args.requireFirewalld, args.requireQuadlet, args.systemdAdvice])
       .apply(([requireFirewalld, requireQuadlet, systemdAdvice]) => renderHostPreflightScript({ requireFirewalld, requireQuadlet, systemdAdvice }));
-    this.preflight = this.command(`${name}-preflight`, { create: preflightScript, delete: renderHostCleanupScript() }, { parent: this }, false);
+    this.preflight = this.command(`${name}-preflight`, { create: preflightScript, delete: renderHostCleanupScript(this.records) }, { parent: this }, false);
     this.registerOutputs({ connection: this.connection });
   }
 
@@ -228,7 +231,7 @@ export class Host extends pulumi.ComponentResource {
     if (this.inspected) throw new Error("Host.inspect() called twice");
     this.inspected = true;
     const sections = pulumi.all(this.probes);
-    const remote = sections.apply((s) => renderProbeRemoteCommand(renderProbeSessionScript(s, this.recordNames), HOST_FACTS_KEY, HOST_FACTS_SH));
+    const remote = sections.apply((s) => renderProbeRemoteCommand(renderProbeSessionScript(s, this.recordNames, this.records), HOST_FACTS_KEY, HOST_FACTS_SH));
     // The connection is secret (it holds the key); the command line and the result are not.
     const conn = pulumi.unsecret(this.connection);
     const result = command.local.runOutput(
@@ -274,7 +277,7 @@ export class Host extends pulumi.ComponentResource {
         if (drift.length > 0 && parseMarker(recorded) !== undefined) {
           pulumi.log.warn(`${name}: drift on the host: ${marker.text}; pulumi up converges it`, this);
         }
-        return asRootCommand(s, renderStateRecordScript(name, marker));
+        return asRootCommand(s, renderStateRecordScript(this.records, name, marker));
       });
     }
     return new command.remote.Command(

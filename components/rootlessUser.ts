@@ -59,29 +59,37 @@ home=$(getent passwd "$user" | cut -d: -f6)
 group=$(id -gn "$user")
 uid=$(id -u "$user")
 
-# Podman's storage driver: overlay unless Podman runs inside a container (vfs) or the home is
-# on btrfs (btrfs). Set it before the first container: Podman refuses to switch with images.
+# Podman's storage driver: overlay, unless Podman runs inside a container (vfs) or, on Alpine
+# as its wiki says, the home is on btrfs (btrfs). Podman keeps the driver its storage was made
+# with, so an existing storage is never switched.
+# shellcheck source=/dev/null
+os_id=$(. /etc/os-release && echo "\${ID:-}")
 driver=$storage_driver
 if [[ $driver == auto ]]; then
   if [[ -f /run/.containerenv || -f /.dockerenv ]] || grep -qa 'container=' /proc/1/environ 2>/dev/null; then
     driver=vfs
-  elif [[ $(stat -f -c %T "$home") == btrfs ]]; then
+  elif [[ $os_id == alpine && $(stat -f -c %T "$home") == btrfs ]]; then
     driver=btrfs
   else
     driver=overlay
   fi
 fi
+storage_conf=$home/.config/containers/storage.conf
 if [[ $storage_driver != auto || $driver != overlay ]]; then
-  as_user "$user" mkdir -p "$home/.config/containers"
   tmp=$(mktemp)
   {
     cat ${storageConfHead.open}
 ${storageConfHead.body}
     printf 'driver = "%s"\n' "$driver"
   } >"$tmp"
-  install_file "$tmp" "$home/.config/containers/storage.conf" 644 "$user" "$group"
+  if [[ -d $home/.local/share/containers/storage ]] && ! cmp -s "$tmp" "$storage_conf"; then
+    echo "gitea-homelab: $user's Podman storage exists, so its driver stays; to use $driver, remove it or set gitea-homelab:storageDriver to the one it has" >&2
+  else
+    as_user "$user" mkdir -p "$(dirname "$storage_conf")"
+    install_file "$tmp" "$storage_conf" 644 "$user" "$group"
+    echo "Podman storage driver for $user: $driver"
+  fi
   rm -f "$tmp"
-  echo "Podman storage driver for $user: $driver"
 fi
 
 if [[ -d /run/systemd/system ]]; then

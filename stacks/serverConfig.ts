@@ -141,8 +141,12 @@ export function validateServerConfig(raw: RawConfig): { settings: ServerSettings
 
   const image = r.string("image", d.image);
   const lastSegment = image.split("/").pop() ?? "";
+  const registry = image.includes("/") ? image.split("/")[0] : "";
   if (/\s/.test(image) || !(lastSegment.includes(":") || image.includes("@sha256:"))) {
     r.problem("image", `must name a tag or digest, e.g. ${d.image}, got ${JSON.stringify(image)}`);
+  } else if (!(registry.includes(".") || registry.includes(":") || registry === "localhost")) {
+    // Podman resolves short names per host (registries.conf), and drift compares names.
+    r.problem("image", `must name its registry, e.g. ${d.image} or docker.io/gitea/gitea:1.22-rootless, got ${JSON.stringify(image)}`);
   } else if (/:(nightly|latest|main|dev)[^:/]*$/.test(image)) {
     r.warn("image", `${image} is a moving tag; pin a release such as ${d.image} so every up runs the same Gitea`);
   }

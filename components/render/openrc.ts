@@ -13,6 +13,8 @@ export interface OpenrcService {
   args: string[];
   /** Services it needs started first, e.g. net, cgroups. */
   need: string[];
+  /** A container `command` runs: removed after a stop, in case Podman's client went first. */
+  containerName?: string;
 }
 
 export interface OpenrcConf {
@@ -62,7 +64,18 @@ start_pre() {
   directory=$HOME
   supervise_daemon_args="--env XDG_RUNTIME_DIR=$XDG_RUNTIME_DIR --env HOME=$HOME"
 }
-`;
+${
+  s.containerName === undefined
+    ? ""
+    : `
+# Give Podman time to stop the container, then make sure it is gone (it holds the ports).
+retry="SIGTERM/30/SIGKILL/5"
+stop_post() {
+  uid=$(id -u "$run_as_user") || return 0
+  runuser -u "$run_as_user" -- env XDG_RUNTIME_DIR="/run/user/$uid" /usr/bin/podman rm --force --ignore --time 10 ${shq(s.containerName)} >/dev/null 2>&1 || true
+}
+`
+}`;
 }
 
 export function renderOpenrcConf(c: OpenrcConf): string {

@@ -12,8 +12,13 @@
  */
 import { MANAGED_HEADER, ROOT_PRELUDE, sh, shellFunctions, shellVars, shq } from "./shell";
 
-/** Where commands record the marker of their last successful converge (root-owned). */
+/** Where commands record the marker of their last successful converge (root-owned), per stack. */
 export const STATE_DIR = "/var/lib/gitea-homelab/state";
+
+/** This stack's record directory: stacks sharing a host keep theirs apart. */
+export function recordDir(stack: string): string {
+  return `${STATE_DIR}/${assertRecordName(stack)}`;
+}
 
 const SECTION = "@@gitea-homelab-probe";
 const SESSION = "@@gitea-homelab-session";
@@ -41,7 +46,7 @@ export function assertRecordName(name: string): string {
  * The remote half of the session: every section in its own function, run with errors
  * contained so one broken probe cannot hide the others, then the recorded markers.
  */
-export function renderProbeSessionScript(sections: ProbeSection[], recordNames: string[]): string {
+export function renderProbeSessionScript(sections: ProbeSection[], recordNames: string[], records: string): string {
   const seen = new Set<string>();
   const functions = sections.map((s, i) => {
     if (!/^[A-Za-z0-9][A-Za-z0-9:._/-]*$/.test(s.key)) throw new Error(`bad probe key: ${s.key}`);
@@ -70,17 +75,34 @@ cached() {
   cat "$file"
   return "$(cat "$file.status")"
 }`,
-    `# A probe that fails prints no end line, so its facts count as unreadable.
+    `# True when rootless podman can answer for USER without making a runtime dir: /run/user/UID
+# exists (and, under systemd, the user manager that owns it runs).
+user_runtime_ready() {
+  local uid
+  uid=$(id -u "$1") || return 1
+  if [[ -d /run/systemd/system ]]; then systemctl is-active --quiet "user@$uid.service" || return 1; fi
+  [[ -d /run/user/$uid ]]
+}
+
+# Runs one probe in a subshell with errors fatal there only: a probe that fails prints no end
+# line, so its facts count as unreadable, and the next probe still runs.
 run_probe() {
-  local key=$1 fn=$2
+  local key=$1 fn=$2 status=0
   echo "${SECTION} begin $key"
-  if ("$fn") </dev/null; then echo "${SECTION} end $key"; fi
+  set +e
+  (
+    set -e
+    "$fn"
+  ) </dev/null
+  status=$?
+  set -e
+  if ((status == 0)); then echo "${SECTION} end $key"; fi
 }`,
     ...functions,
     ...calls,
     `echo "${SECTION} begin ${RECORDS}"
 for name in ${names.map(shq).join(" ")}; do
-  file=${STATE_DIR}/$name
+  file=${shq(records)}/$name
   if [[ -f $file ]]; then printf '%s=%s\\n' "$name" "$(head -n 1 "$file")"; fi
 done
 echo "${SECTION} end ${RECORDS}"`,
@@ -137,6 +159,7 @@ command -v ssh >/dev/null 2>&1 || { report no-ssh-client; exit 0; }
 umask 077
 dir=$(mktemp -d) || { report local-error cannot create a temporary directory; exit 0; }
 trap 'rm -rf "$dir"' EXIT
+trap 'exit 1' INT TERM HUP
 cat >"$dir/key"
 if [ -s "$dir/key" ] && [ -n "$(tail -c 1 "$dir/key")" ]; then echo >>"$dir/key"; fi
 set -- -F /dev/null -p "$port" -o BatchMode=yes -o ConnectTimeout="$connect_timeout" -o ConnectionAttempts=3 -o LogLevel=ERROR
@@ -259,16 +282,16 @@ export function driftMarker(drift: string[], recorded: string | undefined): Drif
 }
 
 /** Runs after a command succeeded (as root): records its marker. The comment is what `pulumi preview --diff` shows. */
-export function renderStateRecordScript(name: string, marker: DriftMarker): string {
+export function renderStateRecordScript(records: string, name: string, marker: DriftMarker): string {
   const value = formatMarker({ check: marker.check, text: oneLine(marker.text) });
   return [
     "#!/usr/bin/env bash",
     `# ${MANAGED_HEADER}`,
     `# Host state before this converge (drift check ${marker.check}): ${oneLine(marker.text)}`,
     "set -euo pipefail",
-    `install -d -m 755 ${shq(STATE_DIR)}`,
+    `install -d -m 755 ${shq(records)}`,
     "# shellcheck disable=SC2016 # the marker is literal text",
-    `printf '%s\\n' ${shq(value)} >${shq(`${STATE_DIR}/${assertRecordName(name)}`)}`,
+    `printf '%s\\n' ${shq(value)} >${shq(`${records}/${assertRecordName(name)}`)}`,
     "",
   ].join("\n");
 }
@@ -286,9 +309,9 @@ if ! id -u "$user" >/dev/null 2>&1; then
   echo "$kind=missing"
   return 0
 fi
-# Without the user's systemd manager (linger off) there is no /run/user/UID and rootless podman
-# cannot answer; the user's own probe reports that, and this one is checked once it is back.
-if ! systemctl is-active --quiet "user@$(id -u "$user").service"; then
+# Without its runtime dir (linger off, or an OpenRC service not started yet) rootless podman
+# cannot answer without making one; the user's and the unit's probes report that.
+if ! user_runtime_ready "$user"; then
   echo "$kind=unchecked"
   return 0
 fi

@@ -170,7 +170,7 @@ export function asRootCommand(script: string, after?: string): string {
     ROOT_PRELUDE,
     "if ! command -v bash >/dev/null 2>&1; then",
     "  if command -v apk >/dev/null 2>&1; then",
-    '    as_root apk add --quiet --no-progress bash >&2 || { echo "gitea-homelab: installing bash with apk failed" >&2; exit 65; }',
+    '    as_root apk add --update-cache --quiet --no-progress bash >&2 || { echo "gitea-homelab: installing bash with apk failed" >&2; exit 65; }',
     "  else",
     '    echo "gitea-homelab: this host has no bash, which gitea-homelab needs; install it" >&2',
     "    exit 65",

@@ -93,7 +93,7 @@ describe("the POSIX launcher every command goes through", () => {
     const run = spawnSync(BUSYBOX, ["ash", "-c", asRootCommand('echo "ran with bash $BASH_VERSION"')], { env: { PATH: path }, encoding: "utf8" });
     expect(run.stderr).toBe("");
     expect(run.stdout).toMatch(/^ran with bash \d+\.\d+/);
-    expect(readFileSync(log, "utf8")).toBe("apk add --quiet --no-progress bash\n");
+    expect(readFileSync(log, "utf8")).toBe("apk add --update-cache --quiet --no-progress bash\n");
   });
 
   it.runIf(process.getuid?.() === 0)("fails clearly on a host with neither bash nor apk", () => {
@@ -123,6 +123,9 @@ describe("the OpenRC service", () => {
     expect(args).toContain("--env=GITEA__server__ROOT_URL=https://git.example.com/");
     expect(args[args.length - 1]).toBe("docker.gitea.com/gitea:1.27.3-rootless");
     expect(initScript).not.toMatch(/SECRET_KEY|INTERNAL_TOKEN|JWT_SECRET/);
+    // Stopping leaves no container holding the ports, even if Podman's client died first.
+    expect(lines).toContain('retry="SIGTERM/30/SIGKILL/5"');
+    expect(initScript).toMatch(/stop_post\(\) \{[\s\S]*podman rm --force --ignore --time 10 gitea/);
   });
 
   it("refuses a value openrc-run would split or glob", () => {
@@ -199,7 +202,7 @@ describe("Alpine host preparation", () => {
   it("the preflight installs with apk, enables cgroups and loads tun and fuse at boot", () => {
     const script = renderHostPreflightScript({ requireFirewalld: "auto", requireQuadlet: true });
     expectCleanScript(script);
-    expect(script).toContain('alpine) apk add --quiet --no-progress "${missing[@]}" ;;');
+    expect(script).toContain('alpine) apk add --update-cache --quiet --no-progress "${missing[@]}" ;;');
     expect(script).toContain("rc-update add cgroups");
     expect(script).toMatch(/for module in tun fuse; do[\s\S]*\/etc\/modules/);
     expect(script).toContain("podman:podman:podman:podman");

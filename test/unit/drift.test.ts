@@ -120,6 +120,8 @@ describe("unit and container drift", () => {
       'container gitea: GITEA__server__ROOT_URL "http://localhost:3000/", expected "https://git.example.com/100%/"',
     ]);
     expect(unitDrift(spec, expected, { ...inSync, container: "missing" })).toEqual(["container gitea: missing, expected running"]);
+    // No runtime dir: podman was not asked (it would have made one); the unit's state says the rest.
+    expect(unitDrift(spec, expected, { ...inSync, container: "unchecked" })).toEqual([]);
     // With linger off the manager is gone: one line, not every symptom.
     expect(unitDrift(spec, expected, { ...inSync, manager: "inactive", active: "", enabled: "", container: "missing" })).toEqual([
       "unit gitea.service: the systemd user manager of rootless is not running (inactive), expected the unit active",

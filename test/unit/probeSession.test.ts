@@ -45,6 +45,7 @@ describe("the probe session script", () => {
       renderRunnerProbe("runner:wsl", { ...RUNNER_SETTINGS, source: { sourcePath: "/opt/act_runner" } }),
     ],
     ["gitea-http-port", "gitea-service-unit"],
+    "/var/lib/gitea-homelab/state/server",
   );
 
   it("with every component's probe is strict, marked as managed, and passes bash -n and shellcheck", () => {
@@ -56,24 +57,30 @@ describe("the probe session script", () => {
   });
 
   it("keeps one broken probe from hiding the others, and reads back the recorded markers", () => {
+    const records = mkdtempSync(join(tmpdir(), "gh-records-"));
+    writeFileSync(join(records, "gitea-http-port"), "3 firewall 4111/tcp: closed, expected open\n");
     const script = renderProbeSessionScript(
       [
         { key: "first", body: "echo a=1\necho 'b=two words'" },
         { key: "broken", body: "echo half=1\nreturn 3" },
+        // A command failing midway counts as a failed probe, even without an explicit return.
+        { key: "failing", body: "echo half=1\nfalse\necho after=1" },
         { key: "third", vars: { name: "it's" }, body: 'echo "name=$name"' },
       ],
-      [],
+      ["gitea-http-port", "gitea-ssh-port"],
+      records,
     );
     const run = spawnSync("bash", ["-c", script], { encoding: "utf8" });
     expect(run.status).toBe(0);
     const parsed = parseProbeSession(session(run.stdout), TARGET);
     expect(parsed.ok).toBe(true);
     expect(parsed.sections).toEqual({ first: { a: "1", b: "two words" }, third: { name: "it's" } });
+    expect(parsed.records).toEqual({ "gitea-http-port": "3 firewall 4111/tcp: closed, expected open" });
   });
 
   it("refuses duplicate keys and record names that are not file names", () => {
-    expect(() => renderProbeSessionScript([{ key: "a", body: "" }, { key: "a", body: "" }], [])).toThrow(/duplicate/);
-    expect(() => renderProbeSessionScript([], ["../etc/passwd"])).toThrow(/bad state record name/);
+    expect(() => renderProbeSessionScript([{ key: "a", body: "" }, { key: "a", body: "" }], [], "/tmp/r")).toThrow(/duplicate/);
+    expect(() => renderProbeSessionScript([], ["../etc/passwd"], "/tmp/r")).toThrow(/bad state record name/);
   });
 });
 
@@ -144,15 +151,15 @@ describe("drift markers", () => {
   });
 
   it("records the marker with a script that quotes it and passes shellcheck", () => {
-    const script = renderStateRecordScript("gitea-http-port", { check: 2, text: "it's $(rm -rf /) `x`" });
+    const script = renderStateRecordScript("/var/lib/gitea-homelab/state/server", "gitea-http-port", { check: 2, text: "it's $(rm -rf /) `x`" });
     expectCleanScript(script);
     expect(script).toContain("# Host state before this converge (drift check 2): it's $(rm -rf /) `x`");
-    expect(script).toContain(`printf '%s\\n' '2 it'\\''s $(rm -rf /) \`x\`' >/var/lib/gitea-homelab/state/gitea-http-port`);
-    expect(() => renderStateRecordScript("a/b", { check: 0, text: "in sync" })).toThrow();
+    expect(script).toContain(`printf '%s\\n' '2 it'\\''s $(rm -rf /) \`x\`' >/var/lib/gitea-homelab/state/server/gitea-http-port`);
+    expect(() => renderStateRecordScript("/tmp/r", "a/b", { check: 0, text: "in sync" })).toThrow();
   });
 
   it("cleans the records up on destroy with a strict script", () => {
-    expectCleanScript(renderHostCleanupScript());
+    expectCleanScript(renderHostCleanupScript("/var/lib/gitea-homelab/state/server"));
   });
 
   it("runs the record script only after the converge script succeeded", () => {

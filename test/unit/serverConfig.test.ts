@@ -85,6 +85,12 @@ describe("Pulumi.yaml", () => {
     }
   });
 
+  it("wants the image's registry named, since Podman resolves short names per host", () => {
+    const { problems } = validateServerConfig({ host: "h", adminEmail: "a@b.c", image: "gitea/gitea:1.22-rootless" });
+    expect(problems).toEqual([expect.stringMatching(/^gitea-homelab:image: must name its registry/)]);
+    expect(validateServerConfig({ host: "h", adminEmail: "a@b.c", image: "localhost/gitea-standin:1" }).problems).toEqual([]);
+  });
+
   it("turns userns keep-id into the mapping for the image's user 1000", () => {
     const { settings } = validateServerConfig({ host: "h", adminEmail: "a@b.c", userns: "keep-id", storageDriver: "vfs" });
     expect(settings.userns).toBe("keep-id:uid=1000,gid=1000");
