@@ -108,6 +108,17 @@ export function renderGiteaQuadlet(spec: ContainerSpec): string {
   ]);
 }
 
+/** `podman run` options both command-line styles share: name, ports, volumes, env file, userns. */
+function containerRunArgs(spec: ContainerSpec): string[] {
+  return [
+    `--name=${spec.containerName}`,
+    ...spec.ports.map((p) => `--publish=${p.host}:${p.container}`),
+    ...spec.volumes.map((v) => `--volume=${volumeArg(v)}`),
+    `--env-file=${spec.envFile}`,
+    ...(spec.userns ? [`--userns=${spec.userns}`] : []),
+  ];
+}
+
 /** The classic unit `podman generate systemd --new` would write, for Podman older than 4.4. */
 export function renderGiteaService(spec: ContainerSpec): string {
   const run = [
@@ -119,11 +130,7 @@ export function renderGiteaService(spec: ContainerSpec): string {
     "--sdnotify=conmon",
     "--replace",
     "--detach",
-    `--name=${spec.containerName}`,
-    ...spec.ports.map((p) => `--publish=${p.host}:${p.container}`),
-    ...spec.volumes.map((v) => `--volume=${volumeArg(v)}`),
-    `--env-file=${spec.envFile}`,
-    ...(spec.userns ? [`--userns=${spec.userns}`] : []),
+    ...containerRunArgs(spec),
     ...Object.entries(spec.environment).map(([k, v]) => systemdQuote(`--env=${escapeSpecifiers(`${k}=${v}`)}`)),
     spec.image,
   ];
@@ -159,11 +166,7 @@ export function renderGiteaOpenrc(spec: ContainerSpec): string {
       "run",
       "--rm",
       "--replace",
-      `--name=${spec.containerName}`,
-      ...spec.ports.map((p) => `--publish=${p.host}:${p.container}`),
-      ...spec.volumes.map((v) => `--volume=${volumeArg(v)}`),
-      `--env-file=${spec.envFile}`,
-      ...(spec.userns ? [`--userns=${spec.userns}`] : []),
+      ...containerRunArgs(spec),
       ...Object.entries(spec.environment).map(([k, v]) => `--env=${k}=${v}`),
       spec.image,
     ],

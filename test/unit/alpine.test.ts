@@ -10,12 +10,11 @@ import { join } from "path";
 import { describe, expect, it } from "vitest";
 import { renderGiteaOpenrc, renderGiteaUnit } from "../../components/giteaContainer";
 import { renderHostPreflightScript } from "../../components/host";
-import { detectPlatform, osFamily, resolveUnitStyle, usesFirewalld } from "../../components/platform";
+import { detectPlatform, HOST_FACTS_KEY, HOST_FACTS_SH, osFamily, resolveUnitStyle, usesFirewalld } from "../../components/platform";
 import { parseProbeSession, renderProbeRemoteCommand } from "../../components/render/probe";
 import { asRootCommand, MANAGED_HEADER } from "../../components/render/shell";
 import { renderRootlessUserScript } from "../../components/rootlessUser";
 import { renderUnitConf, renderUnitInstallScript, renderUnitRemoveScript, unitDrift, fileDigest } from "../../components/systemdUserUnit";
-import { HOST_FACTS_KEY, HOST_FACTS_SH } from "../../components/platform";
 import { CONTAINER_SPEC } from "../helpers/fixtures";
 import { expectCleanScript } from "../helpers/scripts";
 
