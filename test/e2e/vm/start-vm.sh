@@ -215,11 +215,35 @@ fail_boot() {
 	exit 1
 }
 
-deadline=$((start + boot_timeout))
-until ssh -F "$rundir/ssh_config" -o ConnectTimeout=5 gitea-vm true 2>/dev/null; do
-	qemu_alive || fail_boot "qemu exited during boot"
-	((SECONDS < deadline)) || fail_boot "no SSH after ${boot_timeout}s"
-	sleep 2
+# Waits for SSH; returns 1 when qemu exits, 2 when the guest kernel panics, 3 on timeout.
+wait_for_ssh() {
+	local deadline=$1
+	until ssh -F "$rundir/ssh_config" -o ConnectTimeout=5 gitea-vm true 2>/dev/null; do
+		qemu_alive || return 1
+		grep -q 'Kernel panic' "$rundir/console.log" 2>/dev/null && return 2
+		((SECONDS < deadline)) || return 3
+		sleep 2
+	done
+}
+
+# Under TCG the guest kernel has been seen to panic early in boot, rarely ("Fatal exception
+# in interrupt"); a fresh overlay booted once more comes up.
+for boot in 1 2; do
+	status=0
+	wait_for_ssh $((SECONDS + boot_timeout)) || status=$?
+	((status == 0)) && break
+	if ((status == 2 && boot == 1)); then
+		log "guest kernel panicked during boot; booting a fresh overlay once more"
+		tail -n 5 "$rundir/console.log" >&2 2>/dev/null || true
+		kill_qemu
+		launch "$accel" || fail_boot "qemu did not start again"
+		continue
+	fi
+	case $status in
+		1) fail_boot "qemu exited during boot" ;;
+		2) fail_boot "guest kernel panicked during boot, twice" ;;
+		*) fail_boot "no SSH after ${boot_timeout}s" ;;
+	esac
 done
 boot_s=$((SECONDS - start))
 
