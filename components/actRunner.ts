@@ -12,7 +12,7 @@ import { Host } from "./host";
 import { Facts, ProbeSection } from "./render/probe";
 import { installContent, MANAGED_HEADER, renderScript, sh } from "./render/shell";
 import { fileDigest } from "./systemdUserUnit";
-import { IniEntries, renderIni } from "./render/unitFile";
+import { IniEntries, renderIni, unit } from "./render/unitFile";
 
 export const PODMAN_SOCKET = "unix:///run/podman/podman.sock";
 
@@ -62,26 +62,26 @@ export function renderRunnerConfig(s: RunnerSettings): string {
 }
 
 export function renderRunnerUnit(s: RunnerSettings): string {
-  const unit: IniEntries = [
-    ["Description", "Gitea Actions runner (managed by gitea-homelab)"],
-    ["Documentation", "https://docs.gitea.com/usage/actions/act-runner"],
-    ["Requires", "podman.socket"],
-    ["After", "podman.socket network-online.target"],
-    ["Wants", "network-online.target"],
+  const unitEntries: IniEntries = [
+    ["Description", unit.literal("Gitea Actions runner (managed by gitea-homelab)")],
+    ["Documentation", unit.literal("https://docs.gitea.com/usage/actions/act-runner")],
+    ["Requires", unit.literal("podman.socket")],
+    ["After", unit.literal("podman.socket network-online.target")],
+    ["Wants", unit.literal("network-online.target")],
   ];
   return renderIni([
-    { name: "Unit", entries: unit },
+    { name: "Unit", entries: unitEntries },
     {
       name: "Service",
       entries: [
-        ["ExecStart", `${s.binaryPath} daemon --config ${runnerPaths(s).config}`],
-        ["WorkingDirectory", s.stateDir],
-        ["Environment", `DOCKER_HOST=${PODMAN_SOCKET}`],
-        ["Restart", "always"],
+        ["ExecStart", unit.command([unit.execWord(s.binaryPath), unit.literal("daemon --config"), unit.execWord(runnerPaths(s).config)])],
+        ["WorkingDirectory", unit.text(s.stateDir)],
+        ["Environment", unit.environment("DOCKER_HOST", PODMAN_SOCKET)],
+        ["Restart", unit.literal("always")],
         ["RestartSec", 10],
       ],
     },
-    { name: "Install", entries: [["WantedBy", "multi-user.target"]] },
+    { name: "Install", entries: [["WantedBy", unit.literal("multi-user.target")]] },
   ]);
 }
 
@@ -95,7 +95,7 @@ export function renderRunnerInstallScript(s: RunnerSettings): string {
   const source = "url" in s.source ? { url: s.source.url, sha256: s.source.sha256, source_path: "" } : { url: "", sha256: "", source_path: s.source.sourcePath };
   return renderScript(
     {
-      purpose: `Gitea Actions runner ${s.name}: binary, podman.socket, config, ${s.serviceName}.`,
+      purpose: "Gitea Actions runner: binary, podman.socket, config.yaml, its system unit.",
       vars: { binary: s.binaryPath, config_dir: s.configDir, state_dir: s.stateDir, runner_file: runnerPaths(s).runnerFile, service: s.serviceName, ...source },
     },
     sh`
@@ -114,9 +114,9 @@ else
 fi
 install_file "$tmp" "$binary" 755 root root
 
-${installContent(renderRunnerConfig(s), '"$config_dir/config.yaml"', 644, "root", "root")}
+${installContent(renderRunnerConfig(s), sh`"$config_dir/config.yaml"`, sh`644`, sh`root`, sh`root`)}
 
-${installContent(renderRunnerUnit(s), '"/etc/systemd/system/$service"', 644, "root", "root")}
+${installContent(renderRunnerUnit(s), sh`"/etc/systemd/system/$service"`, sh`644`, sh`root`, sh`root`)}
 
 systemctl daemon-reload
 systemctl enable --quiet "$service"
@@ -139,7 +139,7 @@ export function renderRunnerRegisterScript(s: RunnerSettings, timeoutSeconds: nu
   const paths = runnerPaths(s);
   return renderScript(
     {
-      purpose: `Register runner ${s.name} with ${s.instanceUrl}.`,
+      purpose: "Register the Gitea Actions runner with its Gitea instance.",
       vars: {
         binary: s.binaryPath,
         config: paths.config,
@@ -178,7 +178,7 @@ systemctl is-active --quiet "$service" || die "$service is not running; see jour
 
 export function renderRunnerRemoveScript(s: RunnerSettings): string {
   return renderScript(
-    { purpose: `Remove runner ${s.name}: unit, config, registration.`, vars: { binary: s.binaryPath, service: s.serviceName, config_dir: s.configDir, state_dir: s.stateDir } },
+    { purpose: "Remove the Gitea Actions runner: unit, config, registration, binary.", vars: { binary: s.binaryPath, service: s.serviceName, config_dir: s.configDir, state_dir: s.stateDir } },
     sh`
 systemctl disable --now --quiet "$service" 2>/dev/null || true
 rm -f "/etc/systemd/system/$service"

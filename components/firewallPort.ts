@@ -7,7 +7,7 @@ import * as command from "@pulumi/command";
 import { firewalldRunningCheck, Host } from "./host";
 import { Platform, usesFirewalld } from "./platform";
 import { Facts, ProbeSection } from "./render/probe";
-import { renderScript, sh } from "./render/shell";
+import { Bash, renderScript, sh } from "./render/shell";
 
 export interface FirewallPortArgs {
   host: Host;
@@ -22,8 +22,8 @@ export interface FirewallPortArgs {
 /** What a port does on a host without firewalld under `firewall: auto`: nothing, and says so. */
 export function renderPortSkippedScript(spec: FirewallPortSpec, platform: Platform): string {
   return renderScript(
-    { purpose: `Leave ${spec.port}/${spec.protocol} alone: ${platform.osId} ships no firewalld (gitea-homelab:firewall auto).`, vars: { port: `${spec.port}/${spec.protocol}` } },
-    sh`echo "no firewalld on this host (gitea-homelab:firewall auto): $port not managed; open it in your own firewall"`,
+    { purpose: "Leave a port alone: this OS ships no firewalld (gitea-homelab:firewall auto).", vars: { port: `${spec.port}/${spec.protocol}`, os: platform.osId } },
+    sh`echo "no firewalld on this $os host (gitea-homelab:firewall auto): $port not managed; open it in your own firewall"`,
   );
 }
 
@@ -33,13 +33,13 @@ export interface FirewallPortSpec {
   zone?: string;
 }
 
-function zoneLine(): string {
+function zoneLine(): Bash {
   return sh`zone=\${zone:-$(firewall-cmd --get-default-zone)}`;
 }
 
 export function renderOpenPortScript(spec: FirewallPortSpec): string {
   return renderScript(
-    { purpose: `Open ${spec.port}/${spec.protocol} in firewalld.`, vars: { port: `${spec.port}/${spec.protocol}`, zone: spec.zone ?? "" } },
+    { purpose: "Open a port in firewalld, permanently and at runtime.", vars: { port: `${spec.port}/${spec.protocol}`, zone: spec.zone ?? "" } },
     sh`
 ${firewalldRunningCheck()}
 ${zoneLine()}
@@ -52,7 +52,7 @@ echo "firewalld zone $zone: $port open"
 
 export function renderClosePortScript(spec: FirewallPortSpec): string {
   return renderScript(
-    { purpose: `Close ${spec.port}/${spec.protocol} in firewalld.`, vars: { port: `${spec.port}/${spec.protocol}`, zone: spec.zone ?? "" } },
+    { purpose: "Close a port in firewalld, permanently and at runtime.", vars: { port: `${spec.port}/${spec.protocol}`, zone: spec.zone ?? "" } },
     sh`
 if ! command -v firewall-cmd >/dev/null; then
   echo "firewalld is not installed; nothing to close"

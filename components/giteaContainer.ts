@@ -7,7 +7,7 @@ import { createHash } from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { Host } from "./host";
-import { escapeSpecifiers, IniEntries, renderEnvFile, renderIni, systemdQuote } from "./render/unitFile";
+import { IniEntries, renderEnvFile, renderIni, unit, UnitValue } from "./render/unitFile";
 import { Facts, podmanPresence, renderPodmanExistsProbe } from "./render/probe";
 import { renderOpenrcInitScript } from "./render/openrc";
 import { renderScript, sh } from "./render/shell";
@@ -64,7 +64,7 @@ export interface ContainerSpec {
   image: string;
   ports: Array<{ host: number; container: number }>;
   volumes: Array<{ name: string; path: string }>;
-  /** Path of the secret environment file as systemd sees it (may use %h). */
+  /** The secret environment file, relative to the rootless user's home. */
   envFile: string;
   environment: Record<string, string>;
   /** Podman's --userns, e.g. keep-id:uid=1000,gid=1000 (bind-mounted host dirs keep their owner). */
@@ -76,78 +76,76 @@ const UNIT_DESCRIPTION = "Gitea (rootless Podman, managed by gitea-homelab)";
 /** [Unit] lines both unit styles share. */
 function unitSection(): IniEntries {
   return [
-    ["Description", UNIT_DESCRIPTION],
-    ["Wants", "network-online.target"],
-    ["After", "network-online.target"],
+    ["Description", unit.literal(UNIT_DESCRIPTION)],
+    ["Wants", unit.literal("network-online.target")],
+    ["After", unit.literal("network-online.target")],
   ];
 }
 
-const installSection = { name: "Install", entries: [["WantedBy", "default.target"]] as IniEntries };
+const installSection = { name: "Install", entries: [["WantedBy", unit.literal("default.target")]] as IniEntries };
 
 /** Volumes are relabelled (:Z) for SELinux; Podman skips the relabel where SELinux is off. */
 function volumeArg(v: { name: string; path: string }): string {
   return `${v.name}:${v.path}:Z`;
 }
 
+/** The env file as systemd sees it: %h is the rootless user's home. */
+function homeRelative(path: string): UnitValue {
+  return unit.concat(unit.literal("%h/"), unit.text(path));
+}
+
 export function renderGiteaQuadlet(spec: ContainerSpec): string {
   const container: IniEntries = [
-    ["ContainerName", spec.containerName],
-    ["Image", spec.image],
-    ...spec.ports.map((p): [string, string] => ["PublishPort", `${p.host}:${p.container}`]),
-    ...spec.volumes.map((v): [string, string] => ["Volume", volumeArg(v)]),
-    ["EnvironmentFile", spec.envFile],
-    ...(spec.userns ? [["UserNS", spec.userns] as [string, string]] : []),
-    ...Object.entries(spec.environment).map(([k, v]): [string, string] => ["Environment", systemdQuote(escapeSpecifiers(`${k}=${v}`))]),
+    ["ContainerName", unit.execToken(spec.containerName)],
+    ["Image", unit.execToken(spec.image)],
+    ...spec.ports.map((p): [string, UnitValue] => ["PublishPort", unit.execToken(`${p.host}:${p.container}`)]),
+    ...spec.volumes.map((v): [string, UnitValue] => ["Volume", unit.execToken(volumeArg(v))]),
+    ["EnvironmentFile", homeRelative(spec.envFile)],
+    ...(spec.userns ? [["UserNS", unit.execToken(spec.userns)] as [string, UnitValue]] : []),
+    ...Object.entries(spec.environment).map(([k, v]): [string, UnitValue] => ["Environment", unit.containerEnvironment(k, v)]),
   ];
   return renderIni([
     { name: "Unit", entries: unitSection() },
     { name: "Container", entries: container },
     // A first start may pull the image; Restart=always brings Gitea back after a crash.
-    { name: "Service", entries: [["Restart", "always"], ["TimeoutStartSec", 900]] },
+    { name: "Service", entries: [["Restart", unit.literal("always")], ["TimeoutStartSec", 900]] },
     installSection,
   ]);
 }
 
-/** `podman run` options both command-line styles share: name, ports, volumes, env file, userns. */
+/** `podman run` options both command-line styles share: name, ports, volumes, userns (the env file differs). */
 function containerRunArgs(spec: ContainerSpec): string[] {
   return [
     `--name=${spec.containerName}`,
     ...spec.ports.map((p) => `--publish=${p.host}:${p.container}`),
     ...spec.volumes.map((v) => `--volume=${volumeArg(v)}`),
-    `--env-file=${spec.envFile}`,
     ...(spec.userns ? [`--userns=${spec.userns}`] : []),
   ];
 }
 
 /** The classic unit `podman generate systemd --new` would write, for Podman older than 4.4. */
 export function renderGiteaService(spec: ContainerSpec): string {
-  const run = [
-    "/usr/bin/podman",
-    "run",
-    "--cidfile=%t/%n.ctr-id",
-    "--cgroups=no-conmon",
-    "--rm",
-    "--sdnotify=conmon",
-    "--replace",
-    "--detach",
-    ...containerRunArgs(spec),
-    ...Object.entries(spec.environment).map(([k, v]) => systemdQuote(`--env=${escapeSpecifiers(`${k}=${v}`)}`)),
-    spec.image,
-  ];
+  const run = unit.command([
+    unit.literal("/usr/bin/podman run --cidfile=%t/%n.ctr-id --cgroups=no-conmon --rm --sdnotify=conmon --replace --detach"),
+    ...containerRunArgs(spec).map(unit.execWord),
+    unit.concat(unit.literal("--env-file=%h/"), unit.execWord(spec.envFile)),
+    ...Object.entries(spec.environment).map(([k, v]) => unit.execWord(`--env=${k}=${v}`)),
+    unit.execWord(spec.image),
+  ]);
   return renderIni([
-    { name: "Unit", entries: [...unitSection(), ["RequiresMountsFor", "%t/containers"]] },
+    { name: "Unit", entries: [...unitSection(), ["RequiresMountsFor", unit.literal("%t/containers")]] },
     {
       name: "Service",
       entries: [
-        ["Environment", "PODMAN_SYSTEMD_UNIT=%n"],
-        ["Restart", "always"],
+        ["Environment", unit.literal("PODMAN_SYSTEMD_UNIT=%n")],
+        ["Restart", unit.literal("always")],
         ["TimeoutStartSec", 900],
         ["TimeoutStopSec", 70],
-        ["ExecStart", run.join(" ")],
-        ["ExecStop", "/usr/bin/podman stop --ignore --time=10 --cidfile=%t/%n.ctr-id"],
-        ["ExecStopPost", "/usr/bin/podman rm --force --ignore --time=10 --cidfile=%t/%n.ctr-id"],
-        ["Type", "notify"],
-        ["NotifyAccess", "all"],
+        ["ExecStart", run],
+        ["ExecStop", unit.literal("/usr/bin/podman stop --ignore --time=10 --cidfile=%t/%n.ctr-id")],
+        ["ExecStopPost", unit.literal("/usr/bin/podman rm --force --ignore --time=10 --cidfile=%t/%n.ctr-id")],
+        ["Type", unit.literal("notify")],
+        ["NotifyAccess", unit.literal("all")],
       ],
     },
     installSection,
@@ -167,6 +165,7 @@ export function renderGiteaOpenrc(spec: ContainerSpec): string {
       "--rm",
       "--replace",
       ...containerRunArgs(spec),
+      `--env-file=${spec.envFile}`,
       ...Object.entries(spec.environment).map(([k, v]) => `--env=${k}=${v}`),
       spec.image,
     ],
@@ -184,7 +183,7 @@ export function renderGiteaUnit(style: UnitStyle, spec: ContainerSpec): string {
 /** Makes the image present in the user's storage before the unit starts: loaded from a local archive, else pulled. */
 export function renderImageScript(user: string, image: string, archive?: string): string {
   return renderScript(
-    { purpose: `Image ${image} for ${user}.`, vars: { user, image, archive: archive ?? "" } },
+    { purpose: "Make the image present in the rootless user's storage: loaded from an archive, else pulled.", vars: { user, image, archive: archive ?? "" } },
     sh`
 if as_user "$user" podman image exists "$image"; then
   echo "image $image present"
@@ -226,7 +225,7 @@ export interface HealthSpec {
 /** Waits for GET /api/healthz = 200 on the published port; on timeout prints the unit's last journal lines. */
 export function renderHealthScript(s: HealthSpec): string {
   return renderScript(
-    { purpose: `Wait until Gitea answers /api/healthz on port ${s.httpPort}.`, vars: { user: s.user, service: s.service, log_file: s.logFile, url: `http://127.0.0.1:${s.httpPort}/api/healthz`, timeout: s.timeoutSeconds } },
+    { purpose: "Wait until Gitea answers /api/healthz on its published HTTP port.", vars: { user: s.user, service: s.service, log_file: s.logFile, url: `http://127.0.0.1:${s.httpPort}/api/healthz`, timeout: s.timeoutSeconds } },
     sh`
 healthy() { [[ $(curl --silent --output /dev/null --max-time 5 --write-out '%{http_code}' "$url") == 200 ]]; }
 if ! wait_for "$timeout" "$url to answer 200" healthy; then
@@ -257,7 +256,7 @@ export interface AdminSpec {
  */
 export function renderAdminScript(s: AdminSpec): string {
   return renderScript(
-    { purpose: `Gitea admin account ${s.username}.`, vars: { user: s.user, container: s.containerName, admin: s.username, email: s.email } },
+    { purpose: "Gitea admin account: created, or its password set to the stack's adminPassword.", vars: { user: s.user, container: s.containerName, admin: s.username, email: s.email } },
     sh`
 gitea_cli() { as_user "$user" podman exec --interactive "$container" gitea "$@"; }
 list_names() { gitea_cli admin user list "$@" </dev/null | awk 'NR > 1 { print $2 }'; }
@@ -333,14 +332,14 @@ export class GiteaContainer extends pulumi.ComponentResource {
           { host: sshPort, container: GITEA_SSH_PORT },
         ],
         volumes,
-        // systemd expands %h to the home; OpenRC's service runs in the home.
+        // Relative to the home: systemd units say %h/, OpenRC's service runs in the home.
         envFile: unitPaths("quadlet", cname).envFile,
         environment: giteaEnvironment(settings),
         userns: userns || undefined,
       }));
     const content = pulumi.all([containerSpec, args.unitStyle, args.host.platform]).apply(([spec, configured, platform]) => {
       const style = resolveUnitStyle(configured, platform);
-      return renderGiteaUnit(style, style === "openrc" ? spec : { ...spec, envFile: `%h/${spec.envFile}` });
+      return renderGiteaUnit(style, spec);
     });
     const secretEnv = pulumi.secret(pulumi.output(args.secrets).apply(renderGiteaSecretEnv));
 

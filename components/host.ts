@@ -7,7 +7,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { ConfigError } from "../stacks/config";
 import { driftMarker, Facts, parseMarker, parseProbeSession, ProbeSection, ProbeSession, renderLocalProbeCommand, renderProbeRemoteCommand, renderProbeSessionScript, renderStateRecordScript, recordDir } from "./render/probe";
-import { asRootCommand, renderScript, sh, shq } from "./render/shell";
+import { asRootCommand, Bash, renderScript, sh, shq } from "./render/shell";
 import { detectPlatform, HOST_FACTS_KEY, HOST_FACTS_SH, Platform, REQUIRED_TOOLS } from "./platform";
 
 export interface HostArgs {
@@ -54,9 +54,9 @@ export interface HostCommandOptions {
 }
 
 /** Shell line that fails clearly unless firewalld runs; the preflight and every port script use it. */
-export function firewalldRunningCheck(): string {
+export function firewalldRunningCheck(): Bash {
   const advice = "start it with 'systemctl enable --now firewalld' or set gitea-homelab:firewall to none";
-  return `state=$(firewall-cmd --state 2>&1) || die "firewalld is not running ($state): "${shq(advice)}`;
+  return sh`state=$(firewall-cmd --state 2>&1) || die "firewalld is not running ($state): "${shq(advice)}`;
 }
 
 export interface PreflightOptions {

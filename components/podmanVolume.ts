@@ -18,7 +18,7 @@ export interface PodmanVolumeArgs {
 
 export function renderVolumeCreateScript(owner: string, volume: string): string {
   return renderScript(
-    { purpose: `Podman volume ${volume} of ${owner}.`, vars: { owner, volume } },
+    { purpose: "Podman volume of the rootless user.", vars: { owner, volume } },
     sh`
 if as_user "$owner" podman volume exists "$volume"; then
   echo "volume $volume exists"
@@ -32,7 +32,7 @@ fi
 
 export function renderVolumeDeleteScript(owner: string, volume: string): string {
   return renderScript(
-    { purpose: `Remove Podman volume ${volume} of ${owner} and its data (destroyData is true).`, vars: { owner, volume } },
+    { purpose: "Remove a Podman volume of the rootless user and its data (destroyData is true).", vars: { owner, volume } },
     sh`
 if ! id -u "$owner" >/dev/null 2>&1; then
   echo "user $owner is gone, and its volumes with it"

@@ -30,7 +30,7 @@ export function renderRootlessUserScript(username: string, readyTimeoutSeconds: 
   const storageConfHead = heredoc(`# ${MANAGED_HEADER}\n[storage]`);
   return renderScript(
     {
-      purpose: `Rootless user ${username}: account, subuid/subgid, Podman storage driver, linger and a running user manager (systemd) or its runtime dir (OpenRC).`,
+      purpose: "Rootless user: account, subuid/subgid, Podman storage driver, linger and a running user manager (systemd) or its runtime dir (OpenRC).",
       vars: { user: username, subid_count: SUBID_COUNT, ready_timeout: readyTimeoutSeconds, storage_driver: storageDriver },
     },
     sh`
@@ -112,7 +112,7 @@ fi
 
 export function renderRootlessUserDeleteScript(username: string, removeUser: boolean): string {
   return renderScript(
-    { purpose: `Rootless user ${username}: disable linger${removeUser ? ", remove the account and its home" : "; the account and its home stay"}.`, vars: { user: username, remove_user: removeUser } },
+    { purpose: "Rootless user on destroy: disable linger; remove the account and its home only when removeUserOnDestroy is true.", vars: { user: username, remove_user: removeUser } },
     sh`
 if ! id -u "$user" >/dev/null 2>&1; then
   echo "user $user is already gone"

@@ -11,7 +11,7 @@ import { Host } from "./host";
 import { ConfiguredUnitStyle, resolveUnitStyle, UnitStyle } from "./platform";
 import { renderOpenrcConf } from "./render/openrc";
 import { Facts, ProbeSection } from "./render/probe";
-import { installContent, renderScript, sh } from "./render/shell";
+import { installContent, renderScript, sh, trimBash } from "./render/shell";
 
 export type { UnitStyle } from "./platform";
 /** The styles a systemd host can be given (an OpenRC host always gets an OpenRC service). */
@@ -97,7 +97,7 @@ export function renderContainerFacts(c: ContainerShape, envKeys: string[]): stri
  * Bash: prints a user's container's image, published ports and the listed environment
  * variables (only those: the others hold secrets), in the form renderContainerFacts expects.
  */
-const CONTAINER_FACTS_FUNCTION = sh`
+const CONTAINER_FACTS_FUNCTION = trimBash(sh`
 container_facts() {
   local user=$1 name=$2 env_keys=$3 facts
   # shellcheck disable=SC2016 # a Go template, not a shell expansion
@@ -106,7 +106,7 @@ container_facts() {
     return 1
   printf '%s\n' "$facts" | sed 's/ *$//' | grep -E "^(image|ports)=|^env\.($env_keys)=" | LC_ALL=C sort
 }
-`;
+`);
 
 function containerVars(c: ContainerCheck | undefined): Record<string, string> {
   return { container: c?.name ?? "", env_keys: c ? c.envKeys.join("|") : "", expected_container: c?.facts ?? "" };
@@ -131,7 +131,7 @@ export function renderUnitInstallScript(spec: UnitScriptSpec): string {
   const paths = unitPaths(spec.style, spec.name);
   return renderScript(
     {
-      purpose: `User unit ${paths.service} of ${spec.user} (${spec.style}).`,
+      purpose: "Systemd user unit (Quadlet or classic) of the rootless user, with its 0600 environment file.",
       vars: {
         user: spec.user,
         style: spec.style,
@@ -142,14 +142,14 @@ export function renderUnitInstallScript(spec: UnitScriptSpec): string {
       },
     },
     sh`
-${CONTAINER_FACTS_FUNCTION.trim()}
+${CONTAINER_FACTS_FUNCTION}
 home=$(getent passwd "$user" | cut -d: -f6)
 group=$(id -gn "$user")
 as_user "$user" mkdir -p "$home/$(dirname "$unit_file")" "$home/$(dirname "$env_file")"
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
 
-${installContent(spec.content, '"$home/$unit_file"', 644, '"$user"', '"$group"')}
+${installContent(spec.content, sh`"$home/$unit_file"`, sh`644`, sh`"$user"`, sh`"$group"`)}
 
 if [[ -n $env_file ]]; then
   # The environment file holds secrets: it arrives on stdin and is only readable by the user.
@@ -183,17 +183,17 @@ function renderOpenrcInstallScript(spec: UnitScriptSpec): string {
   const paths = unitPaths("openrc", spec.name);
   return renderScript(
     {
-      purpose: `OpenRC service ${paths.service}, running a container as ${spec.user}.`,
+      purpose: "OpenRC service running a container as the rootless user, with its 0600 environment file.",
       vars: { user: spec.user, service: paths.service, unit_file: paths.unitFile, conf_file: paths.confFile!, env_file: spec.hasEnvironment ? paths.envFile : "", ...containerVars(spec.container) },
     },
     sh`
-${CONTAINER_FACTS_FUNCTION.trim()}
+${CONTAINER_FACTS_FUNCTION}
 home=$(getent passwd "$user" | cut -d: -f6)
 group=$(id -gn "$user")
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
-${installContent(spec.content, '"$unit_file"', 755, "root", "root")}
-${installContent(renderUnitConf(spec.user, spec.name), '"$conf_file"', 644, "root", "root")}
+${installContent(spec.content, sh`"$unit_file"`, sh`755`, sh`root`, sh`root`)}
+${installContent(renderUnitConf(spec.user, spec.name), sh`"$conf_file"`, sh`644`, sh`root`, sh`root`)}
 if [[ -n $env_file ]]; then
   # The environment file holds secrets: it arrives on stdin and is only readable by the user.
   as_user "$user" mkdir -p "$home/$(dirname "$env_file")"
@@ -221,7 +221,7 @@ export function renderUnitRemoveScript(spec: Omit<UnitScriptSpec, "content" | "h
   const paths = unitPaths(spec.style, spec.name);
   if (spec.style === "openrc") {
     return renderScript(
-      { purpose: `Remove OpenRC service ${paths.service} of ${spec.user}.`, vars: { user: spec.user, service: paths.service, unit_file: paths.unitFile, conf_file: paths.confFile!, env_file: paths.envFile } },
+      { purpose: "Remove the OpenRC service, its conf.d and environment file.", vars: { user: spec.user, service: paths.service, unit_file: paths.unitFile, conf_file: paths.confFile!, env_file: paths.envFile } },
       sh`
 if [[ -f $unit_file ]]; then
   rc-service "$service" stop 2>/dev/null || true
@@ -234,7 +234,7 @@ echo "$service removed"
     );
   }
   return renderScript(
-    { purpose: `Remove user unit ${paths.service} of ${spec.user}.`, vars: { user: spec.user, style: spec.style, service: paths.service, unit_file: paths.unitFile, env_file: paths.envFile } },
+    { purpose: "Remove the systemd user unit and its environment file.", vars: { user: spec.user, style: spec.style, service: paths.service, unit_file: paths.unitFile, env_file: paths.envFile } },
     sh`
 if ! id -u "$user" >/dev/null 2>&1; then
   echo "user $user is gone, and its units with it"
@@ -278,7 +278,7 @@ export function renderUnitProbe(key: string, spec: Omit<UnitScriptSpec, "content
       env_keys: spec.container?.envKeys.join("|") ?? "",
     },
     body: sh`
-${CONTAINER_FACTS_FUNCTION.trim()}
+${CONTAINER_FACTS_FUNCTION}
 if ! id -u "$user" >/dev/null 2>&1; then
   echo account=missing
   return 0

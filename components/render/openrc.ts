@@ -1,8 +1,14 @@
 /**
  * OpenRC services (Alpine): an init script run by supervise-daemon, which restarts the command
  * when it exits, and its /etc/conf.d file. Both are POSIX sh that openrc-run sources: values
- * are quoted with `shq`, and command arguments must be single safe words, since openrc-run
- * splits `command_args` on whitespace.
+ * are quoted with `shq`.
+ *
+ * openrc-run's supervise_start passes `command_args` through an unquoted expansion and then
+ * `eval` (sh/supervise-daemon.sh), so a value written there is split, globbed and parsed as
+ * code a second time. Every argument that is not a plain safe word is therefore kept in a
+ * variable of its own, set (quoted, once) at the top of the init script, and `command_args`
+ * holds only `"$gitea_homelab_arg_N"`: eval expands it inside double quotes, and the value is
+ * never parsed again.
  */
 import { MANAGED_HEADER, shellVars, shq } from "./shell";
 
@@ -25,12 +31,25 @@ export interface OpenrcConf {
   logFile: string;
 }
 
+/** Words that mean the same to sh before and after eval: no quotes, spaces, globs or `$`. */
 const SAFE_WORD = /^[A-Za-z0-9_@%+=:,./-]+$/;
 
+/** The init script's argument variables and the `command_args` text that refers to them. */
+export function openrcCommandArgs(args: string[]): { vars: Record<string, string>; commandArgs: string } {
+  const vars: Record<string, string> = {};
+  const words = args.map((arg) => {
+    if (SAFE_WORD.test(arg)) return arg;
+    const name = `gitea_homelab_arg_${Object.keys(vars).length + 1}`;
+    vars[name] = arg;
+    return `"$${name}"`;
+  });
+  return { vars, commandArgs: words.join(" ") };
+}
+
 export function renderOpenrcInitScript(s: OpenrcService): string {
-  for (const word of [s.command, ...s.args]) {
-    if (!SAFE_WORD.test(word)) throw new Error(`cannot put ${JSON.stringify(word)} into an OpenRC command line (no spaces, quotes or glob characters)`);
-  }
+  if (!SAFE_WORD.test(s.command)) throw new Error(`the OpenRC command must be a plain path: ${JSON.stringify(s.command)}`);
+  const args = openrcCommandArgs(s.args);
+  const argVars = Object.keys(args.vars).length === 0 ? "" : `# Arguments eval must not parse again (see command_args).\n${shellVars(args.vars)}\n`;
   return `#!/sbin/openrc-run
 # ${MANAGED_HEADER}
 # Settings: /etc/conf.d/$RC_SVCNAME (run_as_user, respawn_delay, log_file).
@@ -38,7 +57,8 @@ export function renderOpenrcInitScript(s: OpenrcService): string {
 description=${shq(s.description)}
 supervisor=supervise-daemon
 command=${shq(s.command)}
-command_args=${shq(s.args.join(" "))}
+${argVars}# shellcheck disable=SC2016 # expanded by openrc-run's eval, not here
+command_args=${shq(args.commandArgs)}
 command_user="$run_as_user"
 # Restart after a crash, without limit, like systemd's Restart=always.
 respawn_delay="\${respawn_delay:-10}"

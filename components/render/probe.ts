@@ -10,7 +10,7 @@
  * later probe that finds no drift reproduces the recorded marker exactly (no diff); one that
  * finds drift makes a new marker with the next check number (a diff, even for the same drift).
  */
-import { MANAGED_HEADER, ROOT_PRELUDE, sh, shellFunctions, shellVars, shq } from "./shell";
+import { Bash, MANAGED_HEADER, ROOT_PRELUDE, sh, shellFunctions, shellVars, shq } from "./shell";
 
 /** Where commands record the marker of their last successful converge (root-owned), per stack. */
 export const STATE_DIR = "/var/lib/gitea-homelab/state";
@@ -31,7 +31,7 @@ export interface ProbeSection {
   /** Unique per host; names the section in the output. */
   key: string;
   /** Bash body printing `name=value` lines; runs as root, may use the common functions. */
-  body: string;
+  body: Bash;
   /** Variables set (as locals) before the body. */
   vars?: Record<string, string | number | boolean>;
 }
@@ -52,8 +52,9 @@ export function renderProbeSessionScript(sections: ProbeSection[], recordNames: 
     if (!/^[A-Za-z0-9][A-Za-z0-9:._/-]*$/.test(s.key)) throw new Error(`bad probe key: ${s.key}`);
     if (seen.has(s.key)) throw new Error(`duplicate probe key: ${s.key}`);
     seen.add(s.key);
-    const locals = s.vars && Object.keys(s.vars).length > 0 ? shellVars(s.vars).replace(/^/gm, "  local ") + "\n" : "";
-    return `probe_${i}() {\n${locals}${s.body.trim().replace(/^/gm, "  ")}\n}`;
+    // Not indented: a quoted value must stay exactly as it is, line breaks and all.
+    const locals = s.vars && Object.keys(s.vars).length > 0 ? `${shellVars(s.vars, { local: true })}\n` : "";
+    return `probe_${i}() {\n${locals}${s.body.trim()}\n}`;
   });
   const calls = sections.map((s, i) => `run_probe ${shq(s.key)} probe_${i}`);
   const names = recordNames.map(assertRecordName);

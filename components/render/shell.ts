@@ -6,47 +6,83 @@
 
 export const MANAGED_HEADER = "Managed by gitea-homelab: edits are overwritten by `pulumi up`.";
 
+declare const bashBrand: unique symbol;
+/**
+ * Bash source text. Only `sh`, `shq`, `heredoc` and the helpers built on them make it, so a
+ * plain string (a config value, a host's answer) cannot become code by accident: the compiler
+ * refuses it in `sh` and in `renderScript`. Values reach a script through `vars` (quoted).
+ */
+export type Bash = string & { readonly [bashBrand]: true };
+
+/** A string literal written in this program's source, never a computed one (`string`). */
+export type Literal<S extends string> = S & (string extends S ? never : unknown);
+
+/** Values no script, unit or file on a host can carry: NUL and the other control characters. */
+export const CONTROL_CHARACTERS = /[\x00-\x1f\x7f-\x9f\u2028\u2029]/;
+
 /**
  * Tag for bash text in TypeScript: backslashes stay as written (like String.raw), `\${…}` is
- * bash's own expansion and `${…}` interpolates a TypeScript value.
+ * bash's own expansion and `${…}` interpolates other bash text (never a plain string).
  */
-export function sh(strings: TemplateStringsArray, ...values: unknown[]): string {
+export function sh(strings: TemplateStringsArray, ...values: Bash[]): Bash {
   const raw = strings.raw.map((part) => part.replace(/\\\$\{/g, "${").replace(/\\`/g, "`"));
-  return String.raw({ raw }, ...values);
+  return String.raw({ raw }, ...values) as Bash;
+}
+
+/** Bash text of code constants joined by newlines (e.g. several `sh` pieces). */
+export function bashLines(...parts: Bash[]): Bash {
+  return parts.join("\n") as Bash;
+}
+
+/** Bash text without its leading and trailing blank lines. */
+export function trimBash(code: Bash): Bash {
+  return code.trim() as Bash;
 }
 
 /** Quotes a value for bash: the result is always one word, whatever the value holds. */
-export function shq(value: string | number): string {
+export function shq(value: string | number): Bash {
   const s = String(value);
-  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(s)) return s;
-  return `'${s.replace(/'/g, `'\\''`)}'`;
+  if (s.includes("\0")) throw new Error("a NUL byte cannot be passed to bash");
+  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(s)) return s as Bash;
+  return `'${s.replace(/'/g, `'\\''`)}'` as Bash;
 }
 
-/** `name=value` assignments, one per line, every value quoted. */
-export function shellVars(vars: Record<string, string | number | boolean>): string {
+export type ShellVars = Record<string, string | number | boolean>;
+
+/**
+ * `name=value` assignments, one per line (`local name=value` with `local`), every value quoted.
+ * A value holding `$`, a backtick or a backslash is literal on purpose: shellcheck is told so.
+ */
+export function shellVars(vars: ShellVars, opts: { local?: boolean } = {}): Bash {
   return Object.entries(vars)
     .map(([name, value]) => {
       if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new Error(`bad shell variable name: ${name}`);
-      return `${name}=${shq(String(value))}`;
+      const text = String(value);
+      const codes = [/[$`]/.test(text) ? "SC2016" : "", text.includes("\\") ? "SC1003" : ""].filter((c) => c !== "");
+      const directive = codes.length > 0 ? `# shellcheck disable=${codes.join(",")} # a literal value\n` : "";
+      return `${directive}${opts.local ? "local " : ""}${name}=${shq(text)}`;
     })
-    .join("\n");
+    .join("\n") as Bash;
 }
 
 /** A heredoc that writes `content` verbatim; the delimiter is chosen so the content cannot end it. */
-export function heredoc(content: string): { open: string; body: string } {
+export function heredoc(content: string): { open: Bash; body: Bash } {
+  if (content.includes("\0")) throw new Error("a NUL byte cannot be written through a heredoc");
   let delimiter = "GITEA_HOMELAB_EOF";
   while (content.split("\n").includes(delimiter)) delimiter += "_";
   const body = content.endsWith("\n") ? content : `${content}\n`;
-  return { open: `<<'${delimiter}'`, body: `${body}${delimiter}` };
+  return { open: `<<'${delimiter}'` as Bash, body: `${body}${delimiter}` as Bash };
 }
 
 /**
  * Bash that installs `content` verbatim at `dest` (a bash word, e.g. "$home/$unit_file") with
- * install_file, through the script's temp file "$tmp".
+ * install_file, through the script's temp file "$tmp". Mode, owner and group are bash words too.
  */
-export function installContent(content: string, dest: string, mode: number, owner: string, group: string): string {
+export function installContent(content: string, dest: Bash, mode: Bash, owner: Bash, group: Bash): Bash {
   const doc = heredoc(content);
-  return `cat >"$tmp" ${doc.open}\n${doc.body}\ninstall_file "$tmp" ${dest} ${mode} ${owner} ${group}`;
+  return sh`cat >"$tmp" ${doc.open}
+${doc.body}
+install_file "$tmp" ${dest} ${mode} ${owner} ${group}`;
 }
 
 /** Functions every script may call. Kept small: each script only uses what it needs, shellcheck allows unused functions. */
@@ -117,21 +153,25 @@ wait_for() {
 };
 
 /** The named shared functions, for scripts that need only some of them. */
-export function shellFunctions(...names: Array<keyof typeof FUNCTIONS>): string {
-  return names.map((n) => FUNCTIONS[n].trim()).join("\n\n");
+export function shellFunctions(...names: Array<keyof typeof FUNCTIONS>): Bash {
+  return names.map((n) => FUNCTIONS[n].trim()).join("\n\n") as Bash;
 }
 
 const COMMON_FUNCTIONS = shellFunctions(...(Object.keys(FUNCTIONS) as Array<keyof typeof FUNCTIONS>));
 
-export interface ScriptOptions {
-  /** One line saying what the script is for; becomes its first comment. */
-  purpose: string;
+export interface ScriptOptions<P extends string> {
+  /**
+   * One line saying what the script is for; becomes its first comment. A literal of this
+   * program's source: names and paths from config go in `vars`, never in a comment.
+   */
+  purpose: Literal<P>;
   /** Variables set at the top, quoted; the body refers to them instead of repeating values. */
-  vars?: Record<string, string | number | boolean>;
+  vars?: ShellVars;
 }
 
 /** Assembles a complete, strict bash script from a body. */
-export function renderScript(opts: ScriptOptions, body: string): string {
+export function renderScript<P extends string>(opts: ScriptOptions<P>, body: Bash): string {
+  if (!/^[\x20-\x7e]+$/.test(opts.purpose)) throw new Error(`a script's purpose must be one printable line: ${JSON.stringify(opts.purpose)}`);
   const parts = [
     ["#!/usr/bin/env bash", `# ${MANAGED_HEADER}`, `# ${opts.purpose}`, "set -euo pipefail"].join("\n"),
     "# shellcheck disable=SC2034 # install_file sets it; not every script reads it\nchanged=0",

@@ -13,7 +13,7 @@ export const CONTAINER_SPEC: ContainerSpec = {
     { name: "gitea-data", path: "/var/lib/gitea" },
     { name: "gitea-config", path: "/etc/gitea" },
   ],
-  envFile: "%h/.config/gitea-homelab/gitea.env",
+  envFile: ".config/gitea-homelab/gitea.env",
   environment: giteaEnvironment({ publicHost: "git.example.com", rootUrl: "https://git.example.com/100%/", sshPort: 3333, database: "sqlite3" }),
 };
 

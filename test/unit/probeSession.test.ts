@@ -14,7 +14,7 @@ import {
   renderProbeSessionScript,
   renderStateRecordScript,
 } from "../../components/render/probe";
-import { asRootCommand, MANAGED_HEADER } from "../../components/render/shell";
+import { asRootCommand, MANAGED_HEADER, sh } from "../../components/render/shell";
 import { renderRootlessUserProbe } from "../../components/rootlessUser";
 import { renderUnitProbe } from "../../components/systemdUserUnit";
 import { renderRunnerProbe } from "../../components/actRunner";
@@ -61,11 +61,15 @@ describe("the probe session script", () => {
     writeFileSync(join(records, "gitea-http-port"), "3 firewall 4111/tcp: closed, expected open\n");
     const script = renderProbeSessionScript(
       [
-        { key: "first", body: "echo a=1\necho 'b=two words'" },
-        { key: "broken", body: "echo half=1\nreturn 3" },
+        { key: "first", body: sh`echo a=1
+echo 'b=two words'` },
+        { key: "broken", body: sh`echo half=1
+return 3` },
         // A command failing midway counts as a failed probe, even without an explicit return.
-        { key: "failing", body: "echo half=1\nfalse\necho after=1" },
-        { key: "third", vars: { name: "it's" }, body: 'echo "name=$name"' },
+        { key: "failing", body: sh`echo half=1
+false
+echo after=1` },
+        { key: "third", vars: { name: "it's" }, body: sh`echo "name=$name"` },
       ],
       ["gitea-http-port", "gitea-ssh-port"],
       records,
@@ -79,7 +83,7 @@ describe("the probe session script", () => {
   });
 
   it("refuses duplicate keys and record names that are not file names", () => {
-    expect(() => renderProbeSessionScript([{ key: "a", body: "" }, { key: "a", body: "" }], [], "/tmp/r")).toThrow(/duplicate/);
+    expect(() => renderProbeSessionScript([{ key: "a", body: sh`` }, { key: "a", body: sh`` }], [], "/tmp/r")).toThrow(/duplicate/);
     expect(() => renderProbeSessionScript([], ["../etc/passwd"], "/tmp/r")).toThrow(/bad state record name/);
   });
 });

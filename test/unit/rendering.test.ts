@@ -12,7 +12,7 @@ import {
 import { renderHostPreflightScript } from "../../components/host";
 import { renderVolumeCreateScript, renderVolumeDeleteScript } from "../../components/podmanVolume";
 import { asRootCommand, heredoc, MANAGED_HEADER, renderScript, sh, shq } from "../../components/render/shell";
-import { renderIni } from "../../components/render/unitFile";
+import { renderIni, unit } from "../../components/render/unitFile";
 import { CONTAINER_SPEC } from "../helpers/fixtures";
 import { expectCleanScript } from "../helpers/scripts";
 import { renderRootlessUserDeleteScript, renderRootlessUserScript } from "../../components/rootlessUser";
@@ -34,12 +34,12 @@ describe("unit files", () => {
     expect(q).toContain("PublishPort=3333:2222");
     expect(q).toContain("Volume=gitea-data:/var/lib/gitea:Z");
     expect(q).toContain("EnvironmentFile=%h/.config/gitea-homelab/gitea.env");
-    expect(q).toContain("Environment=GITEA__security__INSTALL_LOCK=true");
-    expect(q).toContain("Environment=GITEA__server__SSH_PORT=3333");
-    expect(q).toContain("Environment=GITEA__server__SSH_LISTEN_PORT=2222");
-    expect(q).toContain("Environment=GITEA__server__SSH_DOMAIN=git.example.com");
+    expect(q).toContain('Environment="GITEA__security__INSTALL_LOCK=true"');
+    expect(q).toContain('Environment="GITEA__server__SSH_PORT=3333"');
+    expect(q).toContain('Environment="GITEA__server__SSH_LISTEN_PORT=2222"');
+    expect(q).toContain('Environment="GITEA__server__SSH_DOMAIN=git.example.com"');
     // systemd would expand a bare %
-    expect(q).toContain("Environment=GITEA__server__ROOT_URL=https://git.example.com/100%%/");
+    expect(q).toContain('Environment="GITEA__server__ROOT_URL=https://git.example.com/100%%/"');
     expect(q).toContain("WantedBy=default.target");
     expect(q).toContain("After=network-online.target");
   });
@@ -62,8 +62,24 @@ describe("unit files", () => {
     expect(renderGiteaQuadlet(SPEC)).not.toMatch(/SECRET_KEY|INTERNAL_TOKEN|JWT_SECRET|REGISTRATION_TOKEN/);
   });
 
+  it("escapes a value for each systemd context it goes to", () => {
+    const v = `a b $X %h "q" \\ 'x' \${Y}`;
+    // Quadlet copies Environment= onto ExecStart=, where systemd expands both % and $.
+    expect(unit.containerEnvironment("K", v)).toBe(`"K=a b $$X %%h \\"q\\" \\\\ 'x' $\${Y}"`);
+    // [Service] Environment= expands specifiers only.
+    expect(unit.environment("K", v)).toBe(`"K=a b $X %%h \\"q\\" \\\\ 'x' \${Y}"`);
+    expect(unit.execWord(v)).toBe(`"a b $$X %%h \\"q\\" \\\\ 'x' $\${Y}"`);
+    expect(unit.execWord("/usr/local/bin/act_runner")).toBe("/usr/local/bin/act_runner");
+    expect(unit.execToken("img:1%$")).toBe("img:1%%$$");
+    expect(() => unit.execToken("two words")).toThrow(/one unquoted unit word/);
+    expect(unit.text("/srv/100%")).toBe("/srv/100%%");
+    // Config values cannot reach the classic unit's command line as specifiers or variables.
+    const service = renderGiteaService({ ...SPEC, environment: { GITEA__server__ROOT_URL: "https://x.test/%h/$USER/${HOME}/" } });
+    expect(lines(service).find((l) => l.startsWith("ExecStart="))).toContain("--env=GITEA__server__ROOT_URL=https://x.test/%%h/$$USER/$\${HOME}/");
+  });
+
   it("refuses values that would break out of a line", () => {
-    expect(() => renderIni([{ name: "Unit", entries: [["Description", "a\n[Service]"]] }])).toThrow(/single line/);
+    expect(() => renderIni([{ name: "Unit", entries: [["Description", unit.text("a\n[Service]")]] }])).toThrow(/single line/);
   });
 });
 
@@ -74,9 +90,19 @@ describe("shell helpers", () => {
     }
   });
 
-  it("keeps bash expansions and interpolates TypeScript values in sh``", () => {
-    const x = "value";
-    expect(sh`echo \${HOME} ${x} \`date\``).toBe("echo ${HOME} value `date`");
+  it("keeps bash expansions and interpolates bash text in sh``", () => {
+    const x = shq("a value");
+    expect(sh`echo \${HOME} ${x} \`date\``).toBe("echo ${HOME} 'a value' `date`");
+  });
+
+  it("refuses, at compile time, a plain string as bash code or as a script's purpose", () => {
+    const fromConfig: string = "$(touch /tmp/pwn)";
+    // @ts-expect-error a plain string is not bash text: it must go through vars or shq
+    expect(sh`echo ${fromConfig}`).toContain("touch");
+    // @ts-expect-error a computed purpose could carry a config value into a comment
+    expect(() => renderScript({ purpose: `user ${fromConfig}` }, sh`true`)).not.toThrow();
+    // At run time too: a purpose is one printable line.
+    expect(() => renderScript({ purpose: "two\nlines" }, sh`true`)).toThrow(/one printable line/);
   });
 
   it("picks a heredoc delimiter the content cannot end", () => {
