@@ -153,7 +153,7 @@ export function renderLocalProbeCommand(conn: ProbeConnection, remoteCommand: st
     remote: remoteCommand,
   });
   return `# ${MANAGED_HEADER}
-# gitea-homelab drift probe: one SSH session to ${conn.user}@${host}:${conn.port}.
+# gitea-homelab drift probe: one read-only SSH session to the host.
 ${vars}
 report() { echo "${SESSION} $*"; }
 command -v ssh >/dev/null 2>&1 || { report no-ssh-client; exit 0; }
@@ -282,17 +282,60 @@ export function driftMarker(drift: string[], recorded: string | undefined): Drif
   return { check: (previous?.check ?? 0) + 1, text: oneLine(drift.join("; ")) };
 }
 
-/** Runs after a command succeeded (as root): records its marker. The comment is what `pulumi preview --diff` shows. */
+/** The variable of the record script that carries the marker (the line `preview --diff` shows). */
+const MARKER_VAR = "host_state_before_this_converge";
+
+/**
+ * Splits words as sh does for what `shq` and `asRootCommand` make: bare words, '…' quoting and
+ * backslash escapes outside quotes. Enough to read a folded marker back; not a shell parser.
+ */
+function splitQuotedWords(text: string): string[] {
+  const words: string[] = [];
+  let word: string | undefined;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === "'") {
+      const end = text.indexOf("'", i + 1);
+      word = (word ?? "") + text.slice(i + 1, end < 0 ? text.length : end);
+      i = end < 0 ? text.length : end;
+    } else if (c === "\\") {
+      word = (word ?? "") + (text[++i] ?? "");
+    } else if (/\s/.test(c)) {
+      if (word !== undefined) words.push(word);
+      word = undefined;
+    } else {
+      word = (word ?? "") + c;
+    }
+  }
+  if (word !== undefined) words.push(word);
+  return words;
+}
+
+/** The marker folded into a command line by `asRootCommand(script, renderStateRecordScript(…))`. */
+export function foldedMarker(commandLine: string): DriftMarker | undefined {
+  // sh -c LAUNCHER gitea-homelab SCRIPT RECORD
+  const record = splitQuotedWords(commandLine)[5];
+  const line = record?.split("\n").find((l) => l.startsWith(`${MARKER_VAR}=`));
+  return line === undefined ? undefined : parseMarker(splitQuotedWords(line.slice(MARKER_VAR.length + 1))[0]);
+}
+
+/**
+ * Runs after a command succeeded (as root): records its marker. The marker names paths and
+ * values from config, so it is a quoted variable, never a comment; `pulumi preview --diff`
+ * shows its line.
+ */
 export function renderStateRecordScript(records: string, name: string, marker: DriftMarker): string {
-  const value = formatMarker({ check: marker.check, text: oneLine(marker.text) });
   return [
     "#!/usr/bin/env bash",
     `# ${MANAGED_HEADER}`,
-    `# Host state before this converge (drift check ${marker.check}): ${oneLine(marker.text)}`,
+    "# Records the host state this converge started from, for the next drift check.",
     "set -euo pipefail",
-    `install -d -m 755 ${shq(records)}`,
-    "# shellcheck disable=SC2016 # the marker is literal text",
-    `printf '%s\\n' ${shq(value)} >${shq(`${records}/${assertRecordName(name)}`)}`,
+    shellVars({
+      [MARKER_VAR]: formatMarker({ check: marker.check, text: oneLine(marker.text) }),
+      record_file: `${records}/${assertRecordName(name)}`,
+    }),
+    'install -d -m 755 "$(dirname "$record_file")"',
+    `printf '%s\\n' "$${MARKER_VAR}" >"$record_file"`,
     "",
   ].join("\n");
 }

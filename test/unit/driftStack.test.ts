@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { foldedMarker } from "../../components/render/probe";
 import { listen } from "../helpers/fakeSshd";
 import type { ProgramRun } from "../helpers/pulumiMocks";
 import { runWithMocks } from "../helpers/pulumiMocks";
@@ -75,12 +76,12 @@ describe("drift in the server stack (preview)", () => {
 
   it("folds the drift into the drifted command with the next check number", () => {
     const create = run.byName("gitea-http-port").inputs.create as string;
-    expect(create).toContain("# Host state before this converge (drift check 5): firewall 4111/tcp: closed, expected open");
+    expect(foldedMarker(create)).toEqual({ check: 5, text: "firewall 4111/tcp: closed, expected open" });
   });
 
   it("reproduces the recorded marker of a command in sync, so it shows no change", () => {
     const create = run.byName("gitea-ssh-port").inputs.create as string;
-    expect(create).toContain("# Host state before this converge (drift check 2): firewall 3333/tcp: closed, expected open");
+    expect(foldedMarker(create)).toEqual({ check: 2, text: "firewall 3333/tcp: closed, expected open" });
   });
 
   it("warns about drift of a command converged before, naming the drift", () => {

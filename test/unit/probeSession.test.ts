@@ -7,6 +7,7 @@ import { renderPortProbe } from "../../components/firewallPort";
 import { renderHostCleanupScript } from "../../components/host";
 import {
   driftMarker,
+  foldedMarker,
   parseMarker,
   parseProbeSession,
   renderLocalProbeCommand,
@@ -157,8 +158,11 @@ describe("drift markers", () => {
   it("records the marker with a script that quotes it and passes shellcheck", () => {
     const script = renderStateRecordScript("/var/lib/gitea-homelab/state/server", "gitea-http-port", { check: 2, text: "it's $(rm -rf /) `x`" });
     expectCleanScript(script);
-    expect(script).toContain("# Host state before this converge (drift check 2): it's $(rm -rf /) `x`");
-    expect(script).toContain(`printf '%s\\n' '2 it'\\''s $(rm -rf /) \`x\`' >/var/lib/gitea-homelab/state/server/gitea-http-port`);
+    // The marker holds config values: a quoted variable, never a comment.
+    expect(script).not.toContain("rm -rf /) `x`\n");
+    expect(script).toContain("host_state_before_this_converge='2 it'\\''s $(rm -rf /) `x`'");
+    expect(script).toContain("record_file=/var/lib/gitea-homelab/state/server/gitea-http-port");
+    expect(foldedMarker(asRootCommand(sh`true`, script))).toEqual({ check: 2, text: "it's $(rm -rf /) `x`" });
     expect(() => renderStateRecordScript("/tmp/r", "a/b", { check: 0, text: "in sync" })).toThrow();
   });
 

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { foldedMarker } from "../../components/render/probe";
 import { listen } from "../helpers/fakeSshd";
 import type { ProgramRun } from "../helpers/pulumiMocks";
 import { runWithMocks } from "../helpers/pulumiMocks";
@@ -36,7 +37,8 @@ describe("wsl stack", () => {
     expect(probes).toHaveLength(1);
     expect(probes[0].inputs.command).toContain("run_probe runner:runner ");
     for (const name of ["runner-install", "runner-register"]) {
-      expect(run.byName(name).inputs.create).toContain("# Host state before this converge (drift check 1): runner ");
+      expect(foldedMarker(run.byName(name).inputs.create)?.check).toBe(1);
+      expect(foldedMarker(run.byName(name).inputs.create)?.text).toMatch(/^runner /);
     }
   });
 

@@ -22,6 +22,7 @@ import { randomBytes, randomInt } from "crypto";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "fs";
 import * as pulumi from "@pulumi/pulumi";
 import { MockMonitor } from "@pulumi/pulumi/runtime/mocks";
+import { foldedMarker } from "../../../components/render/probe";
 import { unwrapSecrets } from "../../helpers/pulumiMocks";
 import { Connection, sshRun } from "./ssh";
 
@@ -115,12 +116,9 @@ function comparable(inputs: Record<string, any>, ignore: string[]): string {
   return JSON.stringify(copy, Object.keys(copy).sort());
 }
 
-const DRIFT_LINE = /# Host state before this converge \(drift check (\d+)\): (.*)/;
-
-/** The drift marker comment folded into a command line, if any. */
+/** The drift marker folded into a command line, if any. */
 export function driftOf(createLine: string | undefined): { check: number; text: string } | undefined {
-  const m = DRIFT_LINE.exec(createLine ?? "");
-  return m ? { check: Number(m[1]), text: m[2] } : undefined;
+  return foldedMarker(createLine ?? "");
 }
 
 function changedKeys(old: Record<string, any>, next: Record<string, any>): string[] {
