@@ -4,6 +4,8 @@
  * config key to fix, so nothing is registered (and nothing on a host changes) on bad input.
  */
 import * as pulumi from "@pulumi/pulumi";
+import ipaddr from "ipaddr.js";
+import { CONTROL_CHARACTERS } from "../components/render/shell";
 
 export const PROJECT = "gitea-homelab";
 
@@ -19,15 +21,33 @@ export class ConfigError extends Error {
 
 export type RawConfig = Record<string, string | undefined>;
 
+/** A problem about a value that must not be repeated back (a secret): names the key only. */
+export function controlCharacterProblem(value: string | undefined): string | undefined {
+  if (value === undefined || !CONTROL_CHARACTERS.test(value)) return undefined;
+  return "must not contain control characters (a newline, tab, escape or NUL); remove them";
+}
+
 /** Collects problems while reading raw values; every reader falls back to a default when unset. */
 export class ConfigReader {
   readonly problems: string[] = [];
   readonly warnings: string[] = [];
+  /** Keys whose value was refused outright: read as unset, with no second problem. */
+  private readonly refused = new Set<string>();
 
-  constructor(private readonly raw: RawConfig) {}
+  constructor(private readonly raw: RawConfig) {
+    // Before anything reads them: a value with a control character is refused whole, never trimmed.
+    for (const [key, value] of Object.entries(raw)) {
+      const problem = controlCharacterProblem(value);
+      if (problem) {
+        this.problem(key, `${problem}, got ${JSON.stringify(value)}`);
+        this.refused.add(key);
+      }
+    }
+  }
 
   /** The raw value, with "" treated as unset (Pulumi.yaml declares optional keys with default ""). */
   optional(key: string): string | undefined {
+    if (this.refused.has(key)) return undefined;
     const v = this.raw[key]?.trim();
     return v === undefined || v === "" ? undefined : v;
   }
@@ -47,6 +67,7 @@ export class ConfigReader {
   required(key: string, what: string): string {
     const v = this.optional(key);
     if (v === undefined) {
+      if (this.refused.has(key)) return "";
       this.problem(key, `is required (${what})`);
       return "";
     }
@@ -66,6 +87,20 @@ export class ConfigReader {
 
   port(key: string, fallback: number): number {
     return this.int(key, fallback, 1, 65535);
+  }
+
+  /** A port the rootless container publishes: unprivileged, since rootless Podman cannot bind below 1024. */
+  publishedPort(key: string, fallback: number): number {
+    const v = this.optional(key);
+    const port = this.port(key, fallback);
+    if (v !== undefined && /^\d+$/.test(v) && Number(v) >= 1 && Number(v) < 1024) {
+      this.problem(
+        key,
+        `must be 1024 or higher, got ${v}: rootless Podman cannot publish ports below 1024; publish e.g. 4111 and put a reverse proxy on port ${v} in front of it (then set gitea-homelab:rootUrl to the proxy's URL)`,
+      );
+      return fallback;
+    }
+    return port;
   }
 
   bool(key: string, fallback: boolean): boolean {
@@ -90,6 +125,76 @@ export class ConfigReader {
     if (value !== "" && !pattern.test(value)) this.problem(key, `must be ${what}, got ${JSON.stringify(value)}`);
     return value;
   }
+
+  /** A host name or IP address, IPv6 without brackets (URLs add them). */
+  host(key: string, value: string): string {
+    const bare = value.replace(/^\[(.*)\]$/, "$1");
+    if (value !== "" && !(HOSTNAME.test(value) || (bare.includes(":") && ipaddr.IPv6.isValid(bare)))) {
+      this.problem(key, `must be a hostname or IP address, got ${JSON.stringify(value)}`);
+    }
+    return bare;
+  }
+
+  /** An absolute path of plain characters (no spaces, quotes, `$`, `%`, `..`). */
+  absolutePath(key: string, value: string, what: string): string {
+    if (!ABSOLUTE_PATH.test(value) || value.split("/").includes("..")) {
+      this.problem(key, `must be ${what}: an absolute path of letters, digits and . _ - + @ (no spaces, quotes, $, % or ..), got ${JSON.stringify(value)}`);
+    }
+    return value;
+  }
+
+  /**
+   * An http(s) URL: no user name or password in it (they would land in outputs, state and the
+   * host's files), and for a base URL no query or fragment. Returns it normalised, or undefined.
+   */
+  httpUrl(key: string, value: string, opts: { base: boolean; example: string }): URL | undefined {
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch {
+      this.problem(key, `must be an absolute http(s) URL like ${opts.example}, got ${JSON.stringify(value)}`);
+      return undefined;
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      this.problem(key, `must use http or https, got ${JSON.stringify(value)}`);
+      return undefined;
+    }
+    if (url.username !== "" || url.password !== "") {
+      // Do not repeat the value: it holds a credential.
+      this.problem(key, `must not contain a user name or password (user:pass@): they would be stored in plain text and shown in outputs; remove them`);
+      return undefined;
+    }
+    if (opts.base && (url.search !== "" || url.hash !== "")) {
+      this.problem(key, `must be a base URL without ?query or #fragment, got ${JSON.stringify(value)}`);
+      return undefined;
+    }
+    return url;
+  }
+}
+
+export const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+const ABSOLUTE_PATH = /^(\/[A-Za-z0-9._+@-]+)+\/?$/;
+
+/**
+ * True for every way of naming the machine itself or no machine: localhost (with or without the
+ * trailing dot, and its subdomains), 127.0.0.0/8, 0.0.0.0/8, ::1, ::, and IPv4 loopback or
+ * unspecified addresses mapped into or compatible with IPv6. `hostname` as URL gives it.
+ */
+export function isLoopbackOrUnspecified(hostname: string): boolean {
+  const host = hostname.replace(/^\[(.*)\]$/, "$1").toLowerCase().replace(/\.$/, "");
+  if (host === "localhost" || host.endsWith(".localhost")) return true;
+  if (!ipaddr.isValid(host)) return false;
+  const address = ipaddr.parse(host);
+  let v4: ipaddr.IPv4;
+  if (address.kind() === "ipv4") v4 = address as ipaddr.IPv4;
+  else {
+    const v6 = address as ipaddr.IPv6;
+    if (v6.isIPv4MappedAddress()) v4 = v6.toIPv4Address();
+    // ::, ::1 and the IPv4-compatible ::a.b.c.d: the last 32 bits as IPv4 (:: is 0.0.0.0, ::1 is 0.0.0.1).
+    else if (v6.parts.slice(0, 6).every((p) => p === 0)) v4 = new ipaddr.IPv4([v6.parts[6] >> 8, v6.parts[6] & 255, v6.parts[7] >> 8, v6.parts[7] & 255]);
+    else return v6.range() === "loopback" || v6.range() === "unspecified";
+  }
+  return v4.octets[0] === 127 || v4.octets[0] === 0;
 }
 
 /** A secret config value, undefined when unset or blank (Pulumi.yaml declares it with default ""). */
@@ -104,7 +209,6 @@ export function readRawConfig(keys: readonly string[], config = new pulumi.Confi
   return raw;
 }
 
-export const HOSTNAME_OR_IP = /^(\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]+|[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*)$/;
 export const LINUX_USERNAME = /^[a-z_][a-z0-9_-]{0,30}$/;
 export const SSH_PUBLIC_KEY = /^(ssh-[a-z0-9-]+|ecdsa-sha2-[a-z0-9-]+|sk-[a-z0-9@.-]+) [A-Za-z0-9+/]+={0,3}$/;
 
@@ -125,7 +229,7 @@ export interface ConnectionSettings {
 export const CONNECTION_KEYS = ["host", "port", "user", "hostKey"] as const;
 
 export function readConnection(r: ConfigReader): ConnectionSettings {
-  const host = r.matching("host", r.required("host", "the SSH address of the host, e.g. 192.168.1.10"), HOSTNAME_OR_IP, "a hostname or IP address");
+  const host = r.host("host", r.required("host", "the SSH address of the host, e.g. 192.168.1.10"));
   const port = r.port("port", 22);
   const user = r.matching("user", r.string("user", "root"), LINUX_USERNAME, "a Linux user name");
   const hostKey = r.optional("hostKey");
@@ -135,4 +239,85 @@ export function readConnection(r: ConfigReader): ConnectionSettings {
     r.warn("hostKey", "is not set, so the SSH host key is not checked; pin it with the output of `ssh-keyscan -t ed25519 HOST`");
   }
   return { host, port, user, hostKey };
+}
+
+/** An e-mail address as Gitea accepts it: RFC 5322 dot-atom characters before the @, a host name after. */
+export const EMAIL = /^[A-Za-z0-9][A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{0,63}@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
+/** A release version like 0.2.13, v1.0.0 or 1.0.0-rc.1 (it becomes part of a download URL). */
+export const VERSION = /^v?\d+\.\d+\.\d+(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$/;
+
+export interface ImageReference {
+  /** The registry host (with port), when the first component names one. */
+  registry?: string;
+  path: string;
+  tag?: string;
+  digest?: string;
+}
+
+// The grammar of container image references (distribution's reference package), in pieces.
+const REGISTRY_HOST = String.raw`(?:(?:localhost|[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+|\[[0-9A-Fa-f:.]+\])(?::[0-9]+)?|[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?:[0-9]+)`;
+const PATH_COMPONENT = String.raw`[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*`;
+const IMAGE_REFERENCE = new RegExp(
+  String.raw`^(?:(${REGISTRY_HOST})/)?(${PATH_COMPONENT}(?:/${PATH_COMPONENT})*)(?::([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(sha256:[a-f0-9]{64}))?$`,
+);
+
+/** Splits an image reference, or undefined when it is not one (spaces, quotes, `$`, `%` never are). */
+export function parseImageReference(image: string): ImageReference | undefined {
+  if (image.length > 255) return undefined;
+  const m = IMAGE_REFERENCE.exec(image);
+  if (!m) return undefined;
+  // A first component without a dot, port or "localhost" is a path, not a registry (docker.io/library style).
+  return { registry: m[1], path: m[2], tag: m[3], digest: m[4] };
+}
+
+/** Secret config keys and what each must be; problems name the key, never the value. */
+export type SecretKey = "privateKey" | "adminPassword" | "registrationToken";
+
+/** Gitea's default MIN_PASSWORD_LENGTH. */
+export const MIN_ADMIN_PASSWORD_LENGTH = 8;
+/** Gitea refuses shorter runner registration tokens. */
+export const MIN_RUNNER_TOKEN_LENGTH = 32;
+
+/** True for an OpenSSH or PEM private key protected by a passphrase (the commands cannot type it). */
+export function isEncryptedPrivateKey(key: string): boolean {
+  if (/Proc-Type: 4,ENCRYPTED|BEGIN ENCRYPTED PRIVATE KEY/.test(key)) return true;
+  const body = /-----BEGIN OPENSSH PRIVATE KEY-----([\s\S]*?)-----END OPENSSH PRIVATE KEY-----/.exec(key)?.[1];
+  if (body === undefined) return false;
+  // openssh-key-v1\0, then the cipher name as a length-prefixed string: "none" unless encrypted.
+  const bytes = Buffer.from(body.replace(/\s+/g, ""), "base64");
+  const magic = "openssh-key-v1\0";
+  if (bytes.toString("latin1", 0, magic.length) !== magic || bytes.length < magic.length + 4) return false;
+  const length = bytes.readUInt32BE(magic.length);
+  return bytes.toString("latin1", magic.length + 4, magic.length + 4 + length) !== "none";
+}
+
+/** Problems with the secret config, each naming its key; the values are never repeated. */
+export function secretProblems(secrets: Partial<Record<SecretKey, string | undefined>>): string[] {
+  const problems: string[] = [];
+  const problem = (key: SecretKey, message: string) => problems.push(`${PROJECT}:${key}: ${message} (set it with: pulumi config set --secret ${PROJECT}:${key})`);
+  const privateKey = secrets.privateKey?.trim();
+  if (privateKey) {
+    if (/[\x00-\x09\x0b\x0c\x0e-\x1f\x7f]/.test(privateKey) || !/^-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]+-----END [A-Z0-9 ]*PRIVATE KEY-----$/.test(privateKey)) {
+      problem("privateKey", "must be an OpenSSH or PEM private key (the whole file, -----BEGIN … PRIVATE KEY----- to -----END … -----), or unset to use your ssh-agent");
+    } else if (isEncryptedPrivateKey(privateKey)) {
+      problem("privateKey", "is protected by a passphrase, which nothing can type during pulumi up; use a key without one, or leave privateKey unset and load the key into your ssh-agent");
+    }
+  }
+  const password = secrets.adminPassword;
+  if (password !== undefined && password.trim() !== "") {
+    if (CONTROL_CHARACTERS.test(password)) problem("adminPassword", "must not contain control characters (a newline, tab, escape or NUL)");
+    else if ([...password].length < MIN_ADMIN_PASSWORD_LENGTH) problem("adminPassword", `must be at least ${MIN_ADMIN_PASSWORD_LENGTH} characters (Gitea's minimum), or unset for a random one`);
+  }
+  const token = secrets.registrationToken;
+  if (token !== undefined && token.trim() !== "") {
+    if (/[\s\x00-\x1f\x7f-\x9f]/.test(token)) problem("registrationToken", "must not contain spaces or control characters");
+    else if (token.length < MIN_RUNNER_TOKEN_LENGTH) problem("registrationToken", `must be at least ${MIN_RUNNER_TOKEN_LENGTH} characters: Gitea refuses shorter runner registration tokens`);
+  }
+  return problems;
+}
+
+/** The plain values of secret config, for validation only (never logged or stored). */
+export function readRawSecrets(keys: readonly SecretKey[]): Partial<Record<SecretKey, string | undefined>> {
+  return Object.fromEntries(keys.map((k) => [k, pulumi.runtime.getConfig(`${PROJECT}:${k}`)]));
 }

@@ -8,13 +8,17 @@ import {
   ConfigError,
   ConfigReader,
   ConnectionSettings,
-  HOSTNAME_OR_IP,
+  EMAIL,
+  isLoopbackOrUnspecified,
+  parseImageReference,
   LINUX_USERNAME,
   PROJECT,
   RawConfig,
   readConnection,
   readRawConfig,
+  readRawSecrets,
   readSecret,
+  secretProblems,
   urlHost,
 } from "./config";
 import { STORAGE_DRIVERS, StorageDriver } from "../components/rootlessUser";
@@ -103,17 +107,8 @@ export function defaultRootUrl(publicHost: string, httpPort: number): string {
 }
 
 function validateRootUrl(r: ConfigReader, explicit: string, derived: string): { rootUrl: string; note?: string } {
-  let url: URL;
-  try {
-    url = new URL(explicit);
-  } catch {
-    r.problem("rootUrl", `must be an absolute http(s) URL like https://git.example.com/, got ${JSON.stringify(explicit)}`);
-    return { rootUrl: derived };
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:") {
-    r.problem("rootUrl", `must use http or https, got ${JSON.stringify(explicit)}`);
-    return { rootUrl: derived };
-  }
+  const url = r.httpUrl("rootUrl", explicit, { base: true, example: "https://git.example.com/" });
+  if (url === undefined) return { rootUrl: derived };
   // Gitea compares ROOT_URL with what browsers use; a trailing slash keeps links consistent.
   const rootUrl = url.href.endsWith("/") ? url.href : `${url.href}/`;
   const note =
@@ -127,10 +122,18 @@ export function validateServerConfig(raw: RawConfig): { settings: ServerSettings
   const r = new ConfigReader(raw);
   const d = SERVER_DEFAULTS;
   const connection = readConnection(r);
-  const publicHost = r.matching("publicHost", r.string("publicHost", connection.host), HOSTNAME_OR_IP, "a hostname or IP address");
-  const httpPort = r.port("httpPort", d.httpPort);
-  const sshPort = r.port("sshPort", d.sshPort);
+  const publicHost = r.host("publicHost", r.string("publicHost", connection.host));
+  if (publicHost !== "" && isLoopbackOrUnspecified(publicHost)) {
+    r.warn("publicHost", `${publicHost} is this machine's own address: ROOT_URL and clone URLs will only work on the host itself, and runners elsewhere cannot reach Gitea; set the address people and runners use`);
+  }
+  const httpPort = r.publishedPort("httpPort", d.httpPort);
+  const sshPort = r.publishedPort("sshPort", d.sshPort);
   if (httpPort === sshPort) r.problem("sshPort", `must differ from httpPort (both are ${httpPort})`);
+  for (const [key, published] of [["httpPort", httpPort], ["sshPort", sshPort]] as const) {
+    if (published === connection.port) {
+      r.problem(key, `must differ from gitea-homelab:port (${connection.port}), the port the host's own sshd listens on; pick another, e.g. ${key === "httpPort" ? d.httpPort : d.sshPort}`);
+    }
+  }
 
   const derived = defaultRootUrl(publicHost, httpPort);
   const explicitRootUrl = r.optional("rootUrl");
@@ -140,18 +143,17 @@ export function validateServerConfig(raw: RawConfig): { settings: ServerSettings
   if (rootlessUser === "root") r.problem("rootlessUser", "must not be root: Gitea runs rootless");
 
   const image = r.string("image", d.image);
-  const lastSegment = image.split("/").pop() ?? "";
-  const registry = image.includes("/") ? image.split("/")[0] : "";
-  if (/\s/.test(image) || !(lastSegment.includes(":") || image.includes("@sha256:"))) {
-    r.problem("image", `must name a tag or digest, e.g. ${d.image}, got ${JSON.stringify(image)}`);
-  } else if (!(registry.includes(".") || registry.includes(":") || registry === "localhost")) {
+  const reference = parseImageReference(image);
+  if (reference === undefined || (reference.tag === undefined && reference.digest === undefined)) {
+    r.problem("image", `must be an image reference with a tag or digest (REGISTRY/PATH:TAG, lower-case path), e.g. ${d.image}, got ${JSON.stringify(image)}`);
+  } else if (reference.registry === undefined) {
     // Podman resolves short names per host (registries.conf), and drift compares names.
     r.problem("image", `must name its registry, e.g. ${d.image} or docker.io/gitea/gitea:1.22-rootless, got ${JSON.stringify(image)}`);
-  } else if (/:(nightly|latest|main|dev)[^:/]*$/.test(image)) {
+  } else if (/^(nightly|latest|main|dev)/.test(reference.tag ?? "") && reference.digest === undefined) {
     r.warn("image", `${image} is a moving tag; pin a release such as ${d.image} so every up runs the same Gitea`);
   }
   const imageArchive = r.optional("imageArchive");
-  if (imageArchive !== undefined) r.matching("imageArchive", imageArchive, /^\/[^\s'"\\]*$/, "an absolute path on the host without spaces or quotes");
+  if (imageArchive !== undefined) r.absolutePath("imageArchive", imageArchive, "the image archive's path on the host");
 
   const unitStyle = r.oneOf("unitStyle", d.unitStyle, UNIT_STYLES);
   const firewall = r.oneOf("firewall", d.firewall, FIREWALLS);
@@ -166,12 +168,7 @@ export function validateServerConfig(raw: RawConfig): { settings: ServerSettings
   } else if (GITEA_RESERVED_NAMES.includes(adminUsername.toLowerCase())) {
     r.problem("adminUsername", `${JSON.stringify(adminUsername)} is reserved by Gitea; pick another, e.g. ${d.adminUsername}`);
   }
-  const adminEmail = r.matching(
-    "adminEmail",
-    r.required("adminEmail", "the Gitea admin's e-mail address"),
-    /^[^\s@'"\\]+@[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/,
-    "an e-mail address",
-  );
+  const adminEmail = r.matching("adminEmail", r.required("adminEmail", "the Gitea admin's e-mail address"), EMAIL, "an e-mail address like admin@example.com");
   const database = r.oneOf("database", d.database, DATABASES);
   const healthTimeoutSeconds = r.int("healthTimeoutSeconds", d.healthTimeoutSeconds, 10, 3600);
   const destroyData = r.bool("destroyData", d.destroyData);
@@ -211,6 +208,7 @@ export interface ServerSecrets {
 export function readServerConfig(config = new pulumi.Config(PROJECT)): { settings: ServerSettings; secrets: ServerSecrets } {
   const { settings, problems, warnings } = validateServerConfig(readRawConfig(SERVER_KEYS, config));
   for (const w of warnings) pulumi.log.warn(w);
+  problems.push(...secretProblems(readRawSecrets(["privateKey", "adminPassword"])));
   if (problems.length > 0) throw new ConfigError(problems);
   return { settings, secrets: { privateKey: readSecret(config, "privateKey"), adminPassword: readSecret(config, "adminPassword") } };
 }

@@ -3,7 +3,22 @@
  * token come from, and the runner binary. Pure validation; `readWslConfig` feeds it Pulumi config.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { CONNECTION_KEYS, ConfigError, ConfigReader, ConnectionSettings, PROJECT, RawConfig, readConnection, readRawConfig, readSecret } from "./config";
+import {
+  CONNECTION_KEYS,
+  ConfigError,
+  ConfigReader,
+  ConnectionSettings,
+  isLoopbackOrUnspecified,
+  parseImageReference,
+  PROJECT,
+  RawConfig,
+  readConnection,
+  readRawConfig,
+  readRawSecrets,
+  readSecret,
+  secretProblems,
+  VERSION,
+} from "./config";
 
 export const WSL_DEFAULTS = {
   serverStack: "organization/gitea-homelab/server",
@@ -39,20 +54,25 @@ export const WSL_SYSTEMD_ADVICE =
   "in WSL put '[boot]' and 'systemd=true' in /etc/wsl.conf, then run 'wsl --shutdown' in Windows and start the VM again; " +
   "also set 'vmIdleTimeout=-1' under [wsl2] in %UserProfile%\\.wslconfig, or WSL stops the VM and the runner with it";
 
-/** Job containers reach Gitea by this URL, so it must not point at themselves. */
+/**
+ * Job containers reach Gitea by this URL, so it must not point at themselves; the first problem
+ * with it, or undefined. Used for `instanceUrl` and for the server stack's `giteaUrl` output.
+ */
 export function instanceUrlProblem(url: string): string | undefined {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return `must be an absolute http(s) URL, got ${JSON.stringify(url)}`;
-  }
-  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") return `must use http or https, got ${JSON.stringify(url)}`;
-  const host = parsed.hostname.replace(/^\[|\]$/g, "");
-  if (host === "localhost" || host.endsWith(".localhost") || /^127\./.test(host) || host === "::1" || host === "0.0.0.0") {
-    return `must not be ${host}: the runner and its job containers would reach themselves; use Gitea's ROOT_URL (e.g. http://192.168.1.10:4111/)`;
+  const r = new ConfigReader({ url });
+  const parsed = r.httpUrl("url", url, { base: true, example: "http://192.168.1.10:4111/" });
+  if (parsed === undefined) return (r.problems[0] ?? "").replace(/^[^:]+:url: /, "");
+  if (isLoopbackOrUnspecified(parsed.hostname)) {
+    return `must not be ${parsed.hostname}: the runner and its job containers would reach themselves; use Gitea's ROOT_URL (e.g. http://192.168.1.10:4111/)`;
   }
   return undefined;
+}
+
+/** The sha256 a user pasted: YAML reads an unquoted all-digit value as a number, which drops it. */
+function sha256Hint(raw: string): string {
+  return /^\d+$/.test(raw) && raw.length < 64
+    ? ` (${JSON.stringify(raw)} looks like a number YAML converted: quote the value in Pulumi.<stack>.yaml, or set it with pulumi config set)`
+    : "";
 }
 
 export function defaultRunnerUrl(binaryName: string, version: string): string {
@@ -84,7 +104,8 @@ export function validateWslConfig(raw: RawConfig): { settings: WslSettings; prob
   if (instanceUrl !== undefined) {
     const problem = instanceUrlProblem(instanceUrl);
     if (problem) r.problem("instanceUrl", problem);
-    instance = { kind: "config", instanceUrl: instanceUrl.endsWith("/") ? instanceUrl : `${instanceUrl}/` };
+    const href = problem ? instanceUrl : new URL(instanceUrl).href;
+    instance = { kind: "config", instanceUrl: href.endsWith("/") ? href : `${href}/` };
   } else {
     const serverStack = r.matching("serverStack", r.string("serverStack", d.serverStack), /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+){0,2}$/, "a stack name like organization/gitea-homelab/server");
     instance = { kind: "stack", serverStack };
@@ -97,24 +118,34 @@ export function validateWslConfig(raw: RawConfig): { settings: WslSettings; prob
     .map((l) => l.trim())
     .filter((l) => l !== "");
   if (labels.length === 0) r.problem("runnerLabels", "needs at least one label");
-  for (const label of labels) r.matching("runnerLabels", label, /^[A-Za-z0-9._-]+(:(host|docker:\/\/[^\s,'"\\]+))?$/, 'labels like "ubuntu-latest:docker://IMAGE" or "NAME:host"');
+  for (const label of labels) {
+    const m = /^([A-Za-z0-9._-]+)(?::(host|docker:\/\/(.*)))?$/.exec(label);
+    if (!m || (m[3] !== undefined && parseImageReference(m[3]) === undefined)) {
+      r.problem("runnerLabels", `must be comma-separated labels like "ubuntu-latest:docker://IMAGE" or "NAME:host" (IMAGE an image reference), got ${JSON.stringify(label)}`);
+    }
+  }
   const capacity = r.int("runnerCapacity", d.runnerCapacity, 1, 64);
   const timeout = r.matching("runnerTimeout", r.string("runnerTimeout", d.runnerTimeout), /^(\d+h)?(\d+m)?(\d+s)?$/, 'a duration like "3h" or "90m"');
   const binaryName = r.matching("runnerBinaryName", r.string("runnerBinaryName", d.runnerBinaryName), /^[A-Za-z0-9._-]+$/, "a file name");
-  const version = r.matching("runnerVersion", r.string("runnerVersion", d.runnerVersion), /^[0-9A-Za-z.+-]+$/, "a version like 0.2.13");
-  const installDir = r.matching("runnerInstallDir", r.string("runnerInstallDir", d.runnerInstallDir), /^\/[^\s'"\\]*$/, "an absolute directory");
+  const version = r.matching("runnerVersion", r.string("runnerVersion", d.runnerVersion), VERSION, "a release version like 0.2.13 or v1.0.0");
+  const installDir = r.absolutePath("runnerInstallDir", r.string("runnerInstallDir", d.runnerInstallDir), "the directory the runner binary is installed to");
 
   const sourcePath = r.optional("runnerSourcePath");
   let source: WslSettings["source"];
   if (sourcePath !== undefined) {
-    r.matching("runnerSourcePath", sourcePath, /^\/[^\s'"\\]*$/, "an absolute path on the runner host");
+    r.absolutePath("runnerSourcePath", sourcePath, "the runner binary's path on the runner host");
     source = { sourcePath };
   } else {
-    const url = r.string("runnerUrl", defaultRunnerUrl(binaryName, version));
-    if (!/^https?:\/\/\S+$/.test(url)) r.problem("runnerUrl", `must be an http(s) URL, got ${JSON.stringify(url)}`);
-    const sha256 = (r.optional("runnerSha256") ?? "").toLowerCase();
+    const explicitUrl = r.optional("runnerUrl");
+    const url = explicitUrl ?? defaultRunnerUrl(binaryName, version);
+    if (explicitUrl !== undefined) r.httpUrl("runnerUrl", explicitUrl, { base: false, example: defaultRunnerUrl(d.runnerBinaryName, d.runnerVersion) });
+    const rawSha256 = r.optional("runnerSha256") ?? "";
+    const sha256 = rawSha256.toLowerCase();
     if (!/^[0-9a-f]{64}$/.test(sha256)) {
-      r.problem("runnerSha256", `must be the sha256 of ${url} (64 hex digits; the release publishes it beside the binary), or set gitea-homelab:runnerSourcePath to a binary already on the host`);
+      r.problem(
+        "runnerSha256",
+        `must be the sha256 of the runner binary (64 hex digits; the release publishes it beside the binary), or set gitea-homelab:runnerSourcePath to a binary already on the host${sha256Hint(rawSha256)}`,
+      );
     }
     source = { url, sha256 };
   }
@@ -136,9 +167,11 @@ export function readWslConfig(config = new pulumi.Config(PROJECT)): { settings: 
   const raw = readRawConfig(WSL_KEYS, config);
   const { settings, problems, warnings } = validateWslConfig(raw);
   for (const w of warnings) pulumi.log.warn(w);
-  // Presence only, read raw: Config.get would warn about reading a secret.
-  const hasToken = (pulumi.runtime.getConfig(`${PROJECT}:registrationToken`) ?? "").trim() !== "";
+  // Read raw for validation only: Config.get would warn about reading a secret.
+  const rawSecrets = readRawSecrets(["privateKey", "registrationToken"]);
+  const hasToken = (rawSecrets.registrationToken ?? "").trim() !== "";
   if (settings.instance.kind === "config" && !hasToken) problems.push(`${PROJECT}:registrationToken: is required with gitea-homelab:instanceUrl (set it with --secret)`);
+  problems.push(...secretProblems(rawSecrets));
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     settings,
