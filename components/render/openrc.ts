@@ -16,7 +16,8 @@ export interface OpenrcService {
   description: string;
   /** Absolute path of the program, run in the foreground (supervise-daemon must not see it fork). */
   command: string;
-  args: string[];
+  /** Fixed words of this program (must be plain safe words), and values (any text) as `{ value }`. */
+  args: Array<string | { value: string }>;
   /** Services it needs started first, e.g. net, cgroups. */
   need: string[];
   /** A container `command` runs: removed after a stop, in case Podman's client went first. */
@@ -34,13 +35,19 @@ export interface OpenrcConf {
 /** Words that mean the same to sh before and after eval: no quotes, spaces, globs or `$`. */
 const SAFE_WORD = /^[A-Za-z0-9_@%+=:,./-]+$/;
 
-/** The init script's argument variables and the `command_args` text that refers to them. */
-export function openrcCommandArgs(args: string[]): { vars: Record<string, string>; commandArgs: string } {
+/**
+ * The init script's value variables and the `command_args` text that refers to them. Every
+ * value gets a variable, whatever it holds, so the script's shape never depends on a value.
+ */
+export function openrcCommandArgs(args: OpenrcService["args"]): { vars: Record<string, string>; commandArgs: string } {
   const vars: Record<string, string> = {};
   const words = args.map((arg) => {
-    if (SAFE_WORD.test(arg)) return arg;
+    if (typeof arg === "string") {
+      if (!SAFE_WORD.test(arg)) throw new Error(`a fixed OpenRC argument must be a plain word: ${JSON.stringify(arg)}`);
+      return arg;
+    }
     const name = `gitea_homelab_arg_${Object.keys(vars).length + 1}`;
-    vars[name] = arg;
+    vars[name] = arg.value;
     return `"$${name}"`;
   });
   return { vars, commandArgs: words.join(" ") };
@@ -49,16 +56,16 @@ export function openrcCommandArgs(args: string[]): { vars: Record<string, string
 export function renderOpenrcInitScript(s: OpenrcService): string {
   if (!SAFE_WORD.test(s.command)) throw new Error(`the OpenRC command must be a plain path: ${JSON.stringify(s.command)}`);
   const args = openrcCommandArgs(s.args);
-  const argVars = Object.keys(args.vars).length === 0 ? "" : `# Arguments eval must not parse again (see command_args).\n${shellVars(args.vars)}\n`;
+  const argVars = Object.keys(args.vars).length === 0 ? "" : `# Values eval must not parse again (see command_args).\n${shellVars(args.vars, { directives: false })}\n`;
   return `#!/sbin/openrc-run
 # ${MANAGED_HEADER}
 # Settings: /etc/conf.d/$RC_SVCNAME (run_as_user, respawn_delay, log_file).
-# shellcheck shell=sh disable=SC2034,SC2154 # openrc-run reads these; conf.d sets the others
+# SC2016: values and command_args hold $ literally (expanded by openrc-run's eval, if at all).
+# shellcheck shell=sh disable=SC2034,SC2154,SC2016,SC1003 # openrc-run reads these; conf.d sets the others
 description=${shq(s.description)}
 supervisor=supervise-daemon
 command=${shq(s.command)}
-${argVars}# shellcheck disable=SC2016 # expanded by openrc-run's eval, not here
-command_args=${shq(args.commandArgs)}
+${argVars}command_args=${shq(args.commandArgs)}
 command_user="$run_as_user"
 # Restart after a crash, without limit, like systemd's Restart=always.
 respawn_delay="\${respawn_delay:-10}"

@@ -53,13 +53,13 @@ export type ShellVars = Record<string, string | number | boolean>;
  * `name=value` assignments, one per line (`local name=value` with `local`), every value quoted.
  * A value holding `$`, a backtick or a backslash is literal on purpose: shellcheck is told so.
  */
-export function shellVars(vars: ShellVars, opts: { local?: boolean } = {}): Bash {
+export function shellVars(vars: ShellVars, opts: { local?: boolean; directives?: boolean } = {}): Bash {
   return Object.entries(vars)
     .map(([name, value]) => {
       if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new Error(`bad shell variable name: ${name}`);
       const text = String(value);
       const codes = [/[$`]/.test(text) ? "SC2016" : "", text.includes("\\") ? "SC1003" : ""].filter((c) => c !== "");
-      const directive = codes.length > 0 ? `# shellcheck disable=${codes.join(",")} # a literal value\n` : "";
+      const directive = codes.length > 0 && opts.directives !== false ? `# shellcheck disable=${codes.join(",")} # a literal value\n` : "";
       return `${directive}${opts.local ? "local " : ""}${name}=${shq(text)}`;
     })
     .join("\n") as Bash;

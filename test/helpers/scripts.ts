@@ -3,6 +3,16 @@ import { spawnSync } from "child_process";
 import { expect } from "vitest";
 import { MANAGED_HEADER } from "../../components/render/shell";
 
+/**
+ * Fails with a message naming the package when a tool the tests need is missing (instead of an
+ * ENOENT deep inside a test). Returns the tool's path.
+ */
+export function requireTool(tool: string, debianPackage: string): string {
+  const found = spawnSync("sh", ["-c", `command -v ${tool}`], { encoding: "utf8" }).stdout.trim();
+  if (found === "") throw new Error(`the unit tests need ${tool}: install it (apt-get install ${debianPackage}), then run npm test again`);
+  return found;
+}
+
 export function expectCleanScript(script: string): void {
   expect(script.startsWith(`#!/usr/bin/env bash\n# ${MANAGED_HEADER}\n`)).toBe(true);
   expect(script).toContain("\nset -euo pipefail\n");

@@ -16,12 +16,27 @@ import { asRootCommand, MANAGED_HEADER } from "../../components/render/shell";
 import { renderRootlessUserScript } from "../../components/rootlessUser";
 import { renderUnitConf, renderUnitInstallScript, renderUnitRemoveScript, unitDrift, fileDigest } from "../../components/systemdUserUnit";
 import { CONTAINER_SPEC } from "../helpers/fixtures";
-import { expectCleanScript } from "../helpers/scripts";
+import { expectCleanScript, requireTool } from "../helpers/scripts";
 
-const BUSYBOX = spawnSync("sh", ["-c", "command -v busybox"], { encoding: "utf8" }).stdout.trim();
+const BUSYBOX = requireTool("busybox", "busybox-static");
 const ALPINE = { family: "alpine", osId: "alpine", init: "openrc" } as const;
 const FEDORA = { family: "fedora", osId: "fedora", init: "systemd" } as const;
 const SPEC = { ...CONTAINER_SPEC, envFile: ".config/gitea-homelab/gitea.env", environment: { ...CONTAINER_SPEC.environment, GITEA__server__ROOT_URL: "https://git.example.com/" } };
+
+/**
+ * The arguments supervise-daemon hands podman: the init script sourced, then the line
+ * sh/supervise-daemon.sh runs (an unquoted expansion of command_args, then eval), under dash.
+ */
+function openrcArgs(initScript: string, shell: string[] = ["dash"]): string[] {
+  const harness = `
+printargs() { for a in "$@"; do printf '%s\\0' "$a"; done; }
+${initScript.replace(/^#!.*\n/, "")}
+eval printargs $command -- $command_args
+`;
+  const run = spawnSync(shell[0], [...shell.slice(1), "-c", harness], { encoding: "utf8", cwd: tmpdir() });
+  expect(run.stderr).toBe("");
+  return run.stdout.split("\0").slice(2, -1);
+}
 
 /** Lints POSIX sh as Alpine's /bin/sh runs it: shellcheck for sh, then busybox ash's own parser. */
 function expectCleanPosix(script: string): void {
@@ -114,7 +129,7 @@ describe("the OpenRC service", () => {
     expect(lines).toContain('command_user="$run_as_user"');
     expect(lines).toContain("respawn_max=0");
     expect(lines).toContain("  need net cgroups");
-    const args = /^command_args='(.*)'$/m.exec(initScript)![1].split(" ");
+    const args = openrcArgs(initScript);
     expect(args.slice(0, 4)).toEqual(["run", "--rm", "--replace", "--name=gitea"]);
     expect(args).not.toContain("--detach");
     expect(args).toEqual(expect.arrayContaining(["--publish=4111:3000", "--publish=3333:2222", "--volume=gitea-data:/var/lib/gitea:Z", "--env-file=.config/gitea-homelab/gitea.env"]));
@@ -144,17 +159,8 @@ describe("the OpenRC service", () => {
       const environment = Object.fromEntries(hostile.map((v, i) => [`GITEA__test__V${i}`, v]));
       const script = renderGiteaOpenrc({ ...SPEC, environment });
       expectCleanPosix(script);
-      writeFileSync(join(dir, "init"), script);
-      // The line sh/supervise-daemon.sh runs: unquoted expansion, then eval.
-      const harness = `
-printargs() { for a in "$@"; do printf '%s\\n' "$a"; done; }
-. ${dir}/init
-eval printargs $command -- $command_args
-`;
       for (const shell of [[BUSYBOX, "ash"], ["dash"]]) {
-        const run = spawnSync(shell[0], [...shell.slice(1), "-c", harness], { encoding: "utf8", cwd: dir });
-        expect(run.stderr).toBe("");
-        const args = run.stdout.split("\n");
+        const args = openrcArgs(script, shell);
         for (const [k, v] of Object.entries(environment)) expect(args).toContain(`--env=${k}=${v}`);
         expect(args).toContain(SPEC.image);
         expect(existsSync(canary)).toBe(false);

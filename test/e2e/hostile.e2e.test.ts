@@ -1,0 +1,69 @@
+/**
+ * Hostile config values on the real Debian 13 VM: values that pass validation but are full of
+ * shell and systemd syntax ($(…), ;, quotes, $VAR, %specifiers) go through a fresh up with a
+ * Quadlet unit, then a classic unit. No canary file may appear anywhere on the host, and Gitea
+ * (the stand-in, which records its environment) must receive each value exactly. The suite
+ * removes everything it made, data and account included, so the other suites start clean.
+ */
+import { join } from "path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Engine, freshEngine } from "./harness/engine";
+import { serverConfig, TestVm, testVm, waitForStatus } from "./harness/vm";
+
+const rundir = process.env.GITEA_HOMELAB_VM_RUNDIR;
+
+/** Each payload would make /tmp/gh-canary-N if any shell or systemd ever ran it as code. */
+const ROOT_URL = "http://gitea.test:4111/$(touch$IFS/tmp/gh-canary-1)/;touch$IFS/tmp/gh-canary-2;/%h/$USER/${HOME}/'q'/a&b|c/";
+const ADMIN_EMAIL = "ops`touch$IFS/tmp/gh-canary-3`$USER'x&y|z@gitea.test";
+const ADMIN_PASSWORD = "p4ss'$(touch$IFS/tmp/gh-canary-4)\"`x`";
+
+describe.runIf(rundir)("hostile config values on the Debian 13 VM", () => {
+  let vm: TestVm;
+  let engine: Engine;
+  const log: string[] = [];
+  let config: Record<string, string>;
+
+  const canaries = () => vm.root("find / -xdev -name 'gh-canary-*' 2>/dev/null | tr '\\n' ' '; ls /tmp | grep -c gh-canary || true");
+  const recorded = () => vm.asUser("rootless", "podman exec gitea cat /var/lib/gitea/standin/env.txt");
+
+  beforeAll(() => {
+    vm = testVm(rundir!);
+    engine = freshEngine(join(rundir!, "engine-state-hostile.json"), log);
+    config = { ...serverConfig(vm), rootUrl: ROOT_URL, adminEmail: ADMIN_EMAIL, adminPassword: ADMIN_PASSWORD, destroyData: "true", removeUserOnDestroy: "true" };
+  });
+
+  afterAll(async () => {
+    await engine.destroy().catch(() => undefined);
+  });
+
+  it("a Quadlet unit: nothing runs, Gitea gets every value exactly", async () => {
+    const report = await engine.up(config);
+    expect(report.commands.every((c) => c.exitCode === 0)).toBe(true);
+    expect(await waitForStatus(`http://127.0.0.1:${vm.forwarded(4111)}/api/healthz`, 200, 60_000)).toBe(200);
+    expect(await canaries()).toBe("0");
+    // WHATWG URL normalisation keeps these characters; only the braces are percent-encoded.
+    const rootUrl = new URL(ROOT_URL).href;
+    expect(rootUrl).toContain("$(touch$IFS/tmp/gh-canary-1)");
+    expect((await recorded()).split("\n")).toContain(`GITEA__server__ROOT_URL=${rootUrl}`);
+    const users = await vm.asUser("rootless", "podman exec gitea cat /var/lib/gitea/standin/users.txt");
+    expect(users).toContain(`:gitea-admin:${ADMIN_EMAIL}:`);
+  });
+
+  it("a classic unit (ExecStart= expands $ and %): nothing runs, the same values arrive", async () => {
+    const report = await engine.up({ ...config, unitStyle: "service" });
+    expect(report.commands.every((c) => c.exitCode === 0)).toBe(true);
+    expect(await waitForStatus(`http://127.0.0.1:${vm.forwarded(4111)}/api/healthz`, 200, 60_000)).toBe(200);
+    expect(await vm.root("systemctl --user -M rootless@ is-active gitea.service")).toBe("active");
+    expect(await canaries()).toBe("0");
+    expect((await recorded()).split("\n")).toContain(`GITEA__server__ROOT_URL=${new URL(ROOT_URL).href}`);
+    // A value systemd would have expanded shows as text in the unit, doubled.
+    expect(await vm.root("grep -c 'ROOT_URL=.*\\$\\$(touch\\$\\$IFS' ~rootless/.config/systemd/user/gitea.service")).toBe("1");
+  });
+
+  it("the next preview sees no drift, and destroy leaves no canary", async () => {
+    expect((await engine.preview({ ...config, unitStyle: "service" })).steps).toEqual([]);
+    await engine.destroy();
+    expect(await canaries()).toBe("0");
+    expect(await vm.root("id -u rootless >/dev/null 2>&1 && echo yes || echo no")).toBe("no");
+  });
+});

@@ -1,0 +1,151 @@
+/**
+ * Runs generated scripts the way a host would run them, but harmlessly: every command that
+ * changes a system (useradd, systemctl, podman, firewall-cmd, install, rm, …) is a stub that
+ * only logs its arguments (with canned answers where a script needs one to go on), read-only
+ * tools (cat, grep, awk, sha256sum, …) are the real ones, and anything else is logged by
+ * bash's command_not_found_handle. As root the scripts run as nobody, so a stray redirection
+ * cannot write to the machine. `install` stubs keep a copy of each file a script installs.
+ *
+ * A canary command `gh_canary` and the canary path mark injected code: if a config value ever
+ * runs, `canaryFired()` is true.
+ */
+import { spawnSync } from "child_process";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "fs";
+import { tmpdir } from "os";
+import { join } from "path";
+
+/** Commands run for real: they only read, or write inside the sandbox's temp dir. */
+const REAL_TOOLS = ["bash", "cat", "grep", "sed", "awk", "sort", "cut", "head", "tail", "tr", "wc", "cmp", "stat", "sha256sum", "dirname", "basename", "mktemp", "true", "false", "printf", "env", "date", "uniq", "base64", "od"];
+
+/** Commands that change a host: logged, never run. */
+const STUBBED = [
+  "id", "getent", "runuser", "sudo", "systemctl", "loginctl", "journalctl", "useradd", "usermod", "userdel", "pkill", "pgrep",
+  "podman", "firewall-cmd", "firewall-offline-cmd", "install", "cp", "mv", "rm", "rmdir", "chmod", "chown", "mkdir", "touch", "ln",
+  "curl", "timeout", "sleep", "modprobe", "rc-service", "rc-update", "apk", "dnf", "apt-get", "openrc-run", "ssh", "sh", "dash",
+];
+
+/** The stub: logs `name args`, answers what the scripts ask so they run on to their end. */
+const STUB = `#!/bin/bash
+name=\${0##*/}
+printf '%s\\0' "$name" "$@" >>"$GH_SANDBOX/log"
+printf '\\n' >>"$GH_SANDBOX/log"
+case "$name $*" in
+  "id -u"*) echo 1000 ;;
+  "id -gn"*) echo gitea ;;
+  "id -un"*) echo root ;;
+  "getent passwd"*) echo "$2:x:1000:1000::$GH_SANDBOX/home:/bin/bash" ;;
+  "curl "*) echo 200 ;;
+  "pgrep "*) exit 1 ;;
+  "systemctl --user -M "*" is-system-running"*) echo running ;;
+  "systemctl --user -M "*" show "*) echo loaded ;;
+  "podman --version"*) echo "podman version 5.4.2" ;;
+  "firewall-cmd --state"*) echo running ;;
+  "firewall-cmd --get-default-zone"* | "firewall-offline-cmd --get-default-zone"*) echo public ;;
+  "install "*)
+    # install [-m M] [-o O] [-g G] SRC DEST: keep a copy of what a script installs.
+    if [[ $1 != -d ]]; then
+      dest=\${!#}; src=\${*: -2:1}
+      cat "$src" >"$GH_SANDBOX/installed/\${dest//\\//%2F}" 2>/dev/null || true
+    fi ;;
+  "ssh "*) printf '%s' "\${!#}" >"$GH_SANDBOX/ssh-remote" ;;
+esac
+exit 0
+`;
+
+export interface ScriptRun {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+}
+
+export class ScriptSandbox {
+  readonly dir: string;
+  readonly canary: string;
+  private readonly bin: string;
+
+  constructor() {
+    this.dir = mkdtempSync(join(tmpdir(), "gh-sandbox-"));
+    this.bin = join(this.dir, "bin");
+    this.canary = join(this.dir, "canary", "CANARY");
+    for (const d of ["bin", "canary", "installed", "home", "tmp"]) mkdirSync(join(this.dir, d));
+    writeFileSync(join(this.bin, ".stub"), STUB, { mode: 0o755 });
+    for (const name of STUBBED) symlinkSync(".stub", join(this.bin, name));
+    for (const name of REAL_TOOLS) {
+      const path = ["/usr/bin", "/bin"].map((d) => join(d, name)).find((p) => existsSync(p));
+      if (path) symlinkSync(path, join(this.bin, name));
+    }
+    writeFileSync(join(this.bin, "gh_canary"), `#!/bin/bash\n: >${JSON.stringify(this.canary)}\n`, { mode: 0o755 });
+    // nobody must be able to use the sandbox (and only it).
+    for (const d of [this.dir, join(this.dir, "canary"), join(this.dir, "installed"), join(this.dir, "home"), join(this.dir, "tmp")]) chmodSync(d, 0o777);
+    writeFileSync(join(this.dir, "log"), "");
+    chmodSync(join(this.dir, "log"), 0o666);
+  }
+
+  private env(): NodeJS.ProcessEnv {
+    return {
+      PATH: this.bin,
+      HOME: join(this.dir, "home"),
+      TMPDIR: join(this.dir, "tmp"),
+      LC_ALL: "C.UTF-8",
+      GH_SANDBOX: this.dir,
+      // Commands no stub names are logged and succeed.
+      "BASH_FUNC_command_not_found_handle%%": `() { printf '%s\\0' "not-found:$1" "\${@:2}" >>"$GH_SANDBOX/log"; printf '\\n' >>"$GH_SANDBOX/log"; return 0; }`,
+    };
+  }
+
+  /** Runs a bash script with the stubs, as nobody when this process is root. */
+  runBash(script: string, stdin = ""): ScriptRun {
+    const file = join(this.dir, "tmp", "script.sh");
+    writeFileSync(file, script, { mode: 0o644 });
+    const asNobody = process.getuid?.() === 0 ? ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"] : [];
+    const argv = [...asNobody, "/bin/bash", file];
+    const run = spawnSync(argv[0], argv.slice(1), { input: stdin, encoding: "utf8", env: this.env(), cwd: this.dir, timeout: 30_000 });
+    return { status: run.status, stdout: run.stdout ?? "", stderr: run.stderr ?? "", timedOut: run.error !== undefined };
+  }
+
+  /** Runs a POSIX sh script (the drift probe's local half) with the stubs; `ssh` records its remote command. */
+  runSh(script: string, stdin = ""): ScriptRun & { remote?: string } {
+    const run = spawnSync("/bin/sh", ["-c", script], { input: stdin, encoding: "utf8", env: this.env(), cwd: this.dir, timeout: 30_000 });
+    const remoteFile = join(this.dir, "ssh-remote");
+    const remote = existsSync(remoteFile) ? readFileSync(remoteFile, "utf8") : undefined;
+    rmSync(remoteFile, { force: true });
+    return { status: run.status, stdout: run.stdout ?? "", stderr: run.stderr ?? "", timedOut: run.error !== undefined, remote };
+  }
+
+  /**
+   * The arguments a command line gives its first command, as the host's login shell parses it:
+   * for `sh -c LAUNCHER gitea-homelab SCRIPT [AFTER]`, [-c, LAUNCHER, gitea-homelab, SCRIPT, AFTER].
+   */
+  argv(commandLine: string): string[] {
+    const capture = join(this.dir, "argv");
+    const bin = join(this.dir, "capture-bin");
+    if (!existsSync(bin)) {
+      mkdirSync(bin);
+      writeFileSync(join(bin, "sh"), `#!/bin/bash\nfor a; do printf '%s\\0' "$a"; done >${JSON.stringify(capture)}\n`, { mode: 0o755 });
+    }
+    rmSync(capture, { force: true });
+    const run = spawnSync("/bin/bash", ["-c", commandLine], { encoding: "utf8", env: { PATH: bin }, timeout: 10_000 });
+    if (run.status !== 0 || !existsSync(capture)) throw new Error(`command line did not run its launcher: ${run.stderr}`);
+    return readFileSync(capture, "utf8").split("\0").slice(0, -1);
+  }
+
+  canaryFired(): boolean {
+    return existsSync(this.canary);
+  }
+
+  /** Files the scripts installed since the last call, by destination path. */
+  takeInstalled(): Record<string, string> {
+    const dir = join(this.dir, "installed");
+    const files: Record<string, string> = {};
+    for (const name of readdirSync(dir)) {
+      files[name.replace(/%2F/g, "/")] = readFileSync(join(dir, name), "utf8");
+      rmSync(join(dir, name));
+    }
+    return files;
+  }
+
+  dispose(): void {
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}

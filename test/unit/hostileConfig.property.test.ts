@@ -1,0 +1,324 @@
+/**
+ * Property tests: no config value, however hostile, runs anything on a host or breaks a file.
+ *
+ * For every string config key of both stacks, fast-check generates values made of a valid base
+ * and hostile pieces (newlines, quotes, $(…), backticks, ;, %, $VAR, unicode, long runs). Each
+ * value alone must be either rejected naming its key, or accepted; the accepted ones together
+ * then go through the real stack under Pulumi's mocks (a Fedora/Debian host with a Quadlet or a
+ * classic unit, or an Alpine/OpenRC host; the wsl stack), and every command line it registers:
+ *   - is split by a real shell into the launcher's arguments, and each script passes bash -n
+ *     and shellcheck (the drift probe's local half: sh and shellcheck for sh);
+ *   - runs under bash with every system command a logging stub (test/helpers/scriptSandbox),
+ *     where the canary (`gh_canary`, or a redirection to the canary path) never fires;
+ *   - installs unit files that differ from the ones rendered for the plain base values only in
+ *     the lines that carry a value, line for line.
+ * GITEA_HOMELAB_PROPERTY_RUNS sets the number of samples (default 10 per stack).
+ */
+import fc from "fast-check";
+import * as pulumi from "@pulumi/pulumi";
+import { spawnSync } from "child_process";
+import { writeFileSync } from "fs";
+import { join } from "path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { RawConfig, secretProblems, SecretKey } from "../../stacks/config";
+import { SERVER_KEYS, validateServerConfig } from "../../stacks/serverConfig";
+import { validateWslConfig, WSL_KEYS } from "../../stacks/wslConfig";
+import { runWithMocks } from "../helpers/pulumiMocks";
+import { ScriptSandbox } from "../helpers/scriptSandbox";
+import { requireTool } from "../helpers/scripts";
+
+const RUNS = Number(process.env.GITEA_HOMELAB_PROPERTY_RUNS ?? 10);
+const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleExampleExampleExampleExampleExample";
+const PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ==\n-----END OPENSSH PRIVATE KEY-----";
+
+/** Valid values every hostile value is built around (secrets included: they are strings too). */
+const SERVER_BASE: RawConfig = {
+  host: "192.168.1.10",
+  port: "22",
+  user: "root",
+  hostKey: HOST_KEY,
+  publicHost: "git.example.com",
+  httpPort: "4111",
+  sshPort: "3333",
+  rootUrl: "https://git.example.com/",
+  rootlessUser: "rootless",
+  image: "docker.gitea.com/gitea:1.27.3-rootless",
+  imageArchive: "/opt/images/gitea.tar",
+  unitStyle: "quadlet",
+  firewall: "auto",
+  firewallZone: "public",
+  userns: "keep-id",
+  storageDriver: "auto",
+  adminUsername: "gitea-admin",
+  adminEmail: "admin@example.com",
+  database: "sqlite3",
+  healthTimeoutSeconds: "600",
+  destroyData: "false",
+  removeUserOnDestroy: "false",
+};
+const SERVER_SECRETS: Partial<Record<SecretKey, string>> = { adminPassword: "correct horse battery", privateKey: PRIVATE_KEY };
+
+const WSL_BASE: RawConfig = {
+  host: "192.168.1.20",
+  port: "2222",
+  user: "root",
+  hostKey: HOST_KEY,
+  serverStack: "organization/gitea-homelab/server",
+  instanceUrl: "http://192.168.1.10:4111/",
+  runnerName: "wsl-runner",
+  runnerLabels: "ubuntu-latest:docker://docker.gitea.com/runner-images:ubuntu-latest,self:host",
+  runnerCapacity: "2",
+  runnerTimeout: "3h",
+  runnerBinaryName: "act_runner",
+  runnerVersion: "0.2.13",
+  runnerUrl: "https://dl.example.com/act_runner/0.2.13/act_runner",
+  runnerSha256: "a".repeat(64),
+  runnerSourcePath: "",
+  runnerInstallDir: "/usr/local/bin",
+  registerTimeoutSeconds: "120",
+};
+const WSL_SECRETS: Partial<Record<SecretKey, string>> = { registrationToken: "T0ken".repeat(8), privateKey: PRIVATE_KEY };
+
+let sandbox: ScriptSandbox;
+beforeAll(() => {
+  requireTool("shellcheck", "shellcheck");
+  sandbox = new ScriptSandbox();
+});
+afterAll(() => sandbox.dispose());
+
+/** Pieces that would run code, split a line, expand in systemd, or just be awkward. */
+function hostilePieces(canary: string): fc.Arbitrary<string> {
+  return fc.oneof(
+    fc.constantFrom(
+      "$(gh_canary)",
+      "`gh_canary`",
+      ";gh_canary;",
+      "\ngh_canary\n",
+      "\r\ngh_canary",
+      "|gh_canary",
+      "&&gh_canary&",
+      "$(gh_canary$IFS)",
+      `$(>${canary})`,
+      `;>${canary};`,
+      "'$(gh_canary)'",
+      '"$(gh_canary)"',
+      "\\'`gh_canary`\\'",
+      "%h%n%%",
+      "$HOME${PATH}$$",
+      "\\",
+      "'",
+      '"',
+      " ",
+      "\t",
+      "\0",
+      "#",
+      "*?[a]",
+      "~root",
+      "!!",
+      "-- --rm",
+      "ünïcødé ✓ 漢字",
+      "\u2028",
+      "x".repeat(300),
+      "GITEA_HOMELAB_EOF",
+      "\nGITEA_HOMELAB_EOF\n",
+      "[Service]\nExecStart=/bin/gh_canary",
+    ),
+    fc.string({ maxLength: 12 }),
+    fc.string({ unit: "binary", maxLength: 6 }),
+  );
+}
+
+/** A base value with hostile pieces put in at random places (or the pieces alone). */
+function hostileValue(base: string, canary: string): fc.Arbitrary<string> {
+  return fc.oneof(
+    fc.tuple(fc.array(hostilePieces(canary), { minLength: 1, maxLength: 3 }), fc.nat()).map(([pieces, at]) => {
+      const i = base.length === 0 ? 0 : at % (base.length + 1);
+      return base.slice(0, i) + pieces.join("") + base.slice(i);
+    }),
+    fc.array(hostilePieces(canary), { minLength: 1, maxLength: 2 }).map((p) => p.join("")),
+  );
+}
+
+function hostileConfig(base: RawConfig, secrets: Partial<Record<SecretKey, string>>, canary: string): fc.Arbitrary<Record<string, string>> {
+  const all = { ...base, ...secrets } as Record<string, string>;
+  return fc.record(Object.fromEntries(Object.entries(all).map(([k, v]) => [k, hostileValue(v ?? "", canary)])));
+}
+
+type Validate = (raw: RawConfig, secrets: Partial<Record<SecretKey, string>>) => string[];
+const validateServer: Validate = (raw, secrets) => [...validateServerConfig(raw).problems, ...secretProblems(secrets)];
+const validateWsl: Validate = (raw, secrets) => [...validateWslConfig(raw).problems, ...secretProblems(secrets)];
+
+/**
+ * Puts each hostile value alone into the base config: rejected (naming its key, never echoing a
+ * secret) or kept. Returns the config of every kept value.
+ */
+function keepAccepted(base: RawConfig, baseSecrets: Partial<Record<SecretKey, string>>, hostile: Record<string, string>, validate: Validate) {
+  const raw: RawConfig = { ...base };
+  const secrets = { ...baseSecrets };
+  const accepted: string[] = [];
+  for (const [key, value] of Object.entries(hostile)) {
+    // Blank is unset, which may change what is rendered (not a hostile value): keep the base.
+    if (value.trim() === "") continue;
+    const isSecret = key in baseSecrets;
+    const problems = isSecret ? validate(base, { ...baseSecrets, [key]: value }) : validate({ ...base, [key]: value }, baseSecrets);
+    if (problems.length > 0) {
+      expect(problems.some((p) => p.includes(`gitea-homelab:${key}`)), `${key}=${JSON.stringify(value)} rejected without naming the key: ${problems.join("; ")}`).toBe(true);
+      if (isSecret && value.trim().length > 3) for (const p of problems) expect(p).not.toContain(value.trim());
+      continue;
+    }
+    accepted.push(key);
+    if (isSecret) secrets[key as SecretKey] = value;
+    else raw[key] = value;
+  }
+  return { raw, secrets, accepted };
+}
+
+const PLATFORMS = {
+  fedora: ["os_id=fedora", "os_like=", "init=systemd"],
+  debian: ["os_id=debian", "os_like=", "init=systemd"],
+  alpine: ["os_id=alpine", "os_like=", "init=openrc"],
+};
+function session(platform: keyof typeof PLATFORMS): string {
+  return ["@@gitea-homelab-probe begin @host", ...PLATFORMS[platform], "bash=present", "@@gitea-homelab-probe end @host", "@@gitea-homelab-session exit 0"].join("\n");
+}
+
+/** Every command line the stack registers (create and delete) and the drift probe's local script. */
+async function renderServer(raw: RawConfig, secrets: Partial<Record<SecretKey, string>>, platform: keyof typeof PLATFORMS) {
+  const run = await runWithMocks(
+    {},
+    async () => {
+      const { buildServerStack } = await import("../../stacks/server");
+      const { settings } = validateServerConfig(raw);
+      return buildServerStack(settings, { privateKey: pulumi.secret(secrets.privateKey), adminPassword: pulumi.secret(secrets.adminPassword) });
+    },
+    { probeStdout: () => session(platform) },
+  );
+  return collect(run);
+}
+
+async function renderWsl(raw: RawConfig, secrets: Partial<Record<SecretKey, string>>) {
+  const run = await runWithMocks(
+    {},
+    async () => {
+      const { buildWslStack } = await import("../../stacks/wsl");
+      const { settings } = validateWslConfig(raw);
+      return buildWslStack(settings, { privateKey: pulumi.secret(secrets.privateKey), registrationToken: pulumi.secret(secrets.registrationToken) });
+    },
+    { stack: "wsl", probeStdout: () => session("fedora") },
+  );
+  return collect(run);
+}
+
+function collect(run: Awaited<ReturnType<typeof runWithMocks>>) {
+  const commands = run.ofType("command:remote:Command").flatMap((r) =>
+    (["create", "delete"] as const).filter((f) => typeof r.inputs[f] === "string").map((f) => ({ name: `${r.name}.${f}`, line: r.inputs[f] as string, stdin: (r.inputs.stdin as string) ?? "" })),
+  );
+  const probes = run.invokes.filter((i) => i.token === "command:local:run").map((i) => i.inputs.command as string);
+  return { commands, probes, outputs: run.outputs };
+}
+
+function shellcheck(files: string[], shell: "bash" | "sh"): string {
+  const lint = spawnSync("shellcheck", [`--shell=${shell}`, "--severity=style", "--format=gcc", ...files], { encoding: "utf8" });
+  return lint.stdout;
+}
+
+/**
+ * Runs every script of every command line in the sandbox; returns the files they installed.
+ * Asserts bash -n, shellcheck and that the canary never fired.
+ */
+function exercise(rendered: Awaited<ReturnType<typeof collect>>, label: string): Record<string, string> {
+  const files: string[] = [];
+  const scripts: Array<{ name: string; script: string; stdin: string }> = [];
+  for (const c of rendered.commands) {
+    const argv = sandbox.argv(c.line);
+    expect(argv.slice(0, 3), `${label} ${c.name}: launcher`).toEqual(["-c", argv[1], "gitea-homelab"]);
+    scripts.push({ name: c.name, script: argv[3], stdin: c.stdin });
+    if (argv[4] !== undefined) scripts.push({ name: `${c.name}.record`, script: argv[4], stdin: "" });
+    expect(argv.length, `${label} ${c.name}: one script and at most one record`).toBeLessThanOrEqual(5);
+  }
+  for (const local of rendered.probes) {
+    const file = join(sandbox.dir, "tmp", `probe-local-${files.length}.sh`);
+    writeFileSync(file, local);
+    expect(shellcheck([file], "sh"), `${label}: local probe`).toBe("");
+    const run = sandbox.runSh(local, "");
+    expect(run.timedOut).toBe(false);
+    expect(run.remote, `${label}: the probe opened no ssh session`).toBeDefined();
+    const remote = sandbox.argv(run.remote!);
+    scripts.push({ name: "probe-session", script: remote[3], stdin: "" });
+  }
+  scripts.forEach((s, i) => {
+    const file = join(sandbox.dir, "tmp", `s${i}.sh`);
+    writeFileSync(file, s.script);
+    files.push(file);
+    const syntax = spawnSync("bash", ["-n", file], { encoding: "utf8" });
+    expect(syntax.stderr, `${label} ${s.name}: bash -n`).toBe("");
+  });
+  expect(shellcheck(files, "bash"), `${label}: shellcheck`).toBe("");
+  for (const s of scripts) {
+    const run = sandbox.runBash(s.script, s.stdin);
+    expect(run.timedOut, `${label} ${s.name} did not finish`).toBe(false);
+    expect(sandbox.canaryFired(), `${label} ${s.name} ran injected code`).toBe(false);
+  }
+  return sandbox.takeInstalled();
+}
+
+/** Unit and config files must keep their shape: same lines, same keys; only values differ. */
+function expectSameShape(file: string, hostile: string, plain: string): void {
+  const a = hostile.split("\n");
+  const b = plain.split("\n");
+  expect(a.length, `${file}: line count`).toBe(b.length);
+  const key = (line: string) => (/^(\s*[A-Za-z_][A-Za-z0-9_.-]*\s*[=:])/.exec(line)?.[1] ?? line);
+  a.forEach((line, i) => {
+    if (line !== b[i]) expect(key(line), `${file} line ${i + 1}`).toBe(key(b[i]));
+  });
+}
+
+function expectFilesKeepShape(installed: Record<string, string>, plain: Record<string, string>): void {
+  expect(Object.keys(installed).sort()).toEqual(Object.keys(plain).sort());
+  for (const [path, content] of Object.entries(installed)) {
+    if (/\.(container|service|yaml)$|\/(init|conf)\.d\//.test(path)) expectSameShape(path, content, plain[path]);
+    if (path.endsWith(".yaml")) expect(() => parse(content), path).not.toThrow();
+  }
+}
+
+describe("hostile values in every string config key", () => {
+  const canary = () => sandbox.canary;
+
+  it("server stack: rejected naming the key, or rendered into scripts and units that stay intact and run nothing", async () => {
+    const plain: Record<string, Record<string, string>> = {};
+    for (const platform of ["fedora", "alpine"] as const) plain[platform] = exercise(await renderServer(SERVER_BASE, SERVER_SECRETS, platform), `plain ${platform}`);
+    plain.service = exercise(await renderServer({ ...SERVER_BASE, unitStyle: "service" }, SERVER_SECRETS, "debian"), "plain service");
+    await fc.assert(
+      fc.asyncProperty(hostileConfig(SERVER_BASE, SERVER_SECRETS, canary()), fc.constantFrom("fedora", "alpine", "service"), async (hostile, variant) => {
+        // The unit style is a choice of the variant, not a hostile value here.
+        delete hostile.unitStyle;
+        const { raw, secrets } = keepAccepted(SERVER_BASE, SERVER_SECRETS, hostile, validateServer);
+        if (variant === "service") raw.unitStyle = "service";
+        expect(validateServer(raw, secrets), "values accepted one by one are accepted together").toEqual([]);
+        const rendered = await renderServer(raw, secrets, variant === "service" ? "debian" : variant);
+        const installed = exercise(rendered, `server ${variant} ${JSON.stringify(hostile)}`);
+        expectFilesKeepShape(installed, plain[variant]);
+      }),
+      { numRuns: RUNS, endOnFailure: true },
+    );
+  }, 600_000);
+
+  it("wsl stack: rejected naming the key, or rendered into scripts and units that stay intact and run nothing", async () => {
+    const plain = exercise(await renderWsl(WSL_BASE, WSL_SECRETS), "plain wsl");
+    await fc.assert(
+      fc.asyncProperty(hostileConfig(WSL_BASE, WSL_SECRETS, canary()), async (hostile) => {
+        const { raw, secrets } = keepAccepted(WSL_BASE, WSL_SECRETS, hostile, validateWsl);
+        expect(validateWsl(raw, secrets), "values accepted one by one are accepted together").toEqual([]);
+        const installed = exercise(await renderWsl(raw, secrets), `wsl ${JSON.stringify(hostile)}`);
+        expectFilesKeepShape(installed, plain);
+      }),
+      { numRuns: RUNS, endOnFailure: true },
+    );
+  }, 600_000);
+
+  it("covers every string key the stacks read", () => {
+    expect(Object.keys(SERVER_BASE).sort()).toEqual([...SERVER_KEYS].sort());
+    expect(Object.keys(WSL_BASE).sort()).toEqual([...WSL_KEYS].sort());
+  });
+});
