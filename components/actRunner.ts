@@ -58,7 +58,8 @@ export function renderRunnerConfig(s: RunnerSettings): string {
     },
     host: { workdir_parent: `${s.stateDir}/host-work` },
   };
-  return `# ${MANAGED_HEADER}\n${stringify(doc)}`;
+  // lineWidth 0: never fold a long value across lines (one setting, one line).
+  return `# ${MANAGED_HEADER}\n${stringify(doc, { lineWidth: 0 })}`;
 }
 
 export function renderRunnerUnit(s: RunnerSettings): string {

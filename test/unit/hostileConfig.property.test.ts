@@ -307,7 +307,21 @@ describe("hostile values in every string config key", () => {
         const installed = exercise(rendered, `server ${variant} ${JSON.stringify(hostile)}`);
         expectFilesKeepShape(installed, plain[variant]);
       }),
-      { numRuns: RUNS, endOnFailure: true },
+      {
+        numRuns: RUNS,
+        endOnFailure: true,
+        // Values that pass validation, so every run exercises the accepted path on each unit style.
+        examples: (["fedora", "alpine", "service"] as const).map((variant): [Record<string, string>, typeof variant] => [
+          {
+            ...(SERVER_BASE as Record<string, string>),
+            ...(SERVER_SECRETS as Record<string, string>),
+            rootUrl: "https://git.example.com/$(gh_canary)/;gh_canary;/%h/$HOME/${PATH}/'q'/",
+            adminEmail: "ops`gh_canary`$USER'x&y|z@example.com",
+            adminPassword: `p4ss'$(gh_canary)"\`gh_canary\`;`,
+          },
+          variant,
+        ]),
+      },
     );
   }, 600_000);
 
@@ -320,7 +334,21 @@ describe("hostile values in every string config key", () => {
         const installed = exercise(await renderWsl(raw, secrets), `wsl ${JSON.stringify(hostile)}`);
         expectFilesKeepShape(installed, plain);
       }),
-      { numRuns: RUNS, endOnFailure: true },
+      {
+        numRuns: RUNS,
+        endOnFailure: true,
+        examples: [
+          [
+            {
+              ...(WSL_BASE as Record<string, string>),
+              ...(WSL_SECRETS as Record<string, string>),
+              instanceUrl: "http://192.168.1.10:4111/$(gh_canary);gh_canary;'%h'/",
+              runnerLabels: "other:docker://node:20,self:host",
+              registrationToken: "$(gh_canary)`gh_canary`;gh_canary;'\"xxxxxxxxxxxxxxx",
+            },
+          ],
+        ],
+      },
     );
   }, 600_000);
 
