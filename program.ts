@@ -2,7 +2,7 @@
  * Chooses what this stack builds: `role` config, else the stack's name (server, wsl).
  */
 import * as pulumi from "@pulumi/pulumi";
-import { ConfigError, PROJECT } from "./stacks/config";
+import { ConfigError, controlCharacterProblem, PROJECT } from "./stacks/config";
 import { serverStack } from "./stacks/server";
 import { wslStack } from "./stacks/wsl";
 
@@ -12,6 +12,8 @@ const ROLES: Record<string, () => Promise<Record<string, unknown>>> = {
 };
 
 export function resolveRole(configured: string | undefined, stackName: string): string {
+  const problem = controlCharacterProblem(configured);
+  if (problem) throw new ConfigError([`${PROJECT}:role: ${problem}, got ${JSON.stringify(configured)}`]);
   const role = configured?.trim() || stackName;
   if (!(role in ROLES)) {
     throw new ConfigError([

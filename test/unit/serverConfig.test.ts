@@ -105,5 +105,6 @@ describe("resolveRole", () => {
     expect(resolveRole("server", "prod")).toBe("server");
     expect(() => resolveRole(undefined, "prod")).toThrow(/gitea-homelab:role: .*supported roles: server/);
     expect(() => resolveRole("mail", "server")).toThrow(/"mail" is not a role/);
+    expect(() => resolveRole("server\n", "wsl")).toThrow(/gitea-homelab:role: must not contain control characters/);
   });
 });
