@@ -102,8 +102,8 @@ function assertName(name: string): void {
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new Error(`bad environment variable name: ${name}`);
 }
 
-export function renderIni(sections: IniSection[], opts: { header?: string[] } = {}): string {
-  const header = [MANAGED_HEADER, ...(opts.header ?? [])].map((line) => `# ${line}`);
+export function renderIni(sections: IniSection[]): string {
+  const header = [`# ${MANAGED_HEADER}`];
   const body = sections.map((section) => {
     if (!/^[A-Za-z]+$/.test(section.name)) throw new Error(`bad section name: ${section.name}`);
     const lines = section.entries.map(([key, value]) => {
