@@ -21,6 +21,14 @@ export class ConfigError extends Error {
 
 export type RawConfig = Record<string, string | undefined>;
 
+/**
+ * A config value as a problem may show it: quoted, and with any `user:password@` of a URL-like
+ * value cut out, since a credential must not reach logs (even in an invalid URL).
+ */
+export function shown(value: string): string {
+  return JSON.stringify(value.replace(/\/\/[^/?#@]*@/g, "//…@"));
+}
+
 /** A problem about a value that must not be repeated back (a secret): names the key only. */
 export function controlCharacterProblem(value: string | undefined): string | undefined {
   if (value === undefined || !CONTROL_CHARACTERS.test(value)) return undefined;
@@ -39,7 +47,7 @@ export class ConfigReader {
     for (const [key, value] of Object.entries(raw)) {
       const problem = controlCharacterProblem(value);
       if (problem) {
-        this.problem(key, `${problem}, got ${JSON.stringify(value)}`);
+        this.problem(key, `${problem}, got ${shown(value ?? "")}`);
         this.refused.add(key);
       }
     }
@@ -79,7 +87,7 @@ export class ConfigReader {
     if (v === undefined) return fallback;
     const n = Number(v);
     if (!/^-?\d+$/.test(v) || n < min || n > max) {
-      this.problem(key, `must be a whole number from ${min} to ${max}, got ${JSON.stringify(v)}`);
+      this.problem(key, `must be a whole number from ${min} to ${max}, got ${shown(v)}`);
       return fallback;
     }
     return n;
@@ -108,7 +116,7 @@ export class ConfigReader {
     if (v === undefined) return fallback;
     if (v === "true") return true;
     if (v === "false") return false;
-    this.problem(key, `must be true or false, got ${JSON.stringify(v)}`);
+    this.problem(key, `must be true or false, got ${shown(v)}`);
     return fallback;
   }
 
@@ -116,21 +124,29 @@ export class ConfigReader {
     const v = this.optional(key);
     if (v === undefined) return fallback;
     if ((allowed as readonly string[]).includes(v)) return v as T;
-    this.problem(key, `must be one of ${allowed.join(", ")}, got ${JSON.stringify(v)}`);
+    this.problem(key, `must be one of ${allowed.join(", ")}, got ${shown(v)}`);
     return fallback;
   }
 
   /** A value matching `pattern`, else a problem describing `what` it must be. */
   matching(key: string, value: string, pattern: RegExp, what: string): string {
-    if (value !== "" && !pattern.test(value)) this.problem(key, `must be ${what}, got ${JSON.stringify(value)}`);
+    if (value !== "" && !pattern.test(value)) this.problem(key, `must be ${what}, got ${shown(value)}`);
     return value;
   }
 
-  /** A host name or IP address, IPv6 without brackets (URLs add them). */
+  /**
+   * A host name or IP address, IPv6 without brackets (URLs add them). A name whose last label
+   * is all digits must be a dotted-quad IPv4 address (URL parsers read 999 or 1.2.3.256 as
+   * numbers); IPv6 zone ids (%eth0) cannot go into a URL.
+   */
   host(key: string, value: string): string {
     const bare = value.replace(/^\[(.*)\]$/, "$1");
-    if (value !== "" && !(HOSTNAME.test(value) || (bare.includes(":") && ipaddr.IPv6.isValid(bare)))) {
-      this.problem(key, `must be a hostname or IP address, got ${JSON.stringify(value)}`);
+    const ipv4Like = /(^|\.)\d+\.?$/.test(value);
+    const valid = bare.includes(":")
+      ? !bare.includes("%") && ipaddr.IPv6.isValid(bare)
+      : HOSTNAME.test(value) && (!ipv4Like || ipaddr.IPv4.isValidFourPartDecimal(value));
+    if (value !== "" && !valid) {
+      this.problem(key, `must be a hostname or IP address, got ${shown(value)}`);
     }
     return bare;
   }
@@ -138,7 +154,7 @@ export class ConfigReader {
   /** An absolute path of plain characters (no spaces, quotes, `$`, `%`, `..`). */
   absolutePath(key: string, value: string, what: string): string {
     if (!ABSOLUTE_PATH.test(value) || value.split("/").includes("..")) {
-      this.problem(key, `must be ${what}: an absolute path of letters, digits and . _ - + @ (no spaces, quotes, $, % or ..), got ${JSON.stringify(value)}`);
+      this.problem(key, `must be ${what}: an absolute path of letters, digits and . _ - + @ (no spaces, quotes, $, % or ..), got ${shown(value)}`);
     }
     return value;
   }
@@ -152,11 +168,11 @@ export class ConfigReader {
     try {
       url = new URL(value);
     } catch {
-      this.problem(key, `must be an absolute http(s) URL like ${opts.example}, got ${JSON.stringify(value)}`);
+      this.problem(key, `must be an absolute http(s) URL like ${opts.example}, got ${shown(value)}`);
       return undefined;
     }
     if (url.protocol !== "http:" && url.protocol !== "https:") {
-      this.problem(key, `must use http or https, got ${JSON.stringify(value)}`);
+      this.problem(key, `must use http or https, got ${shown(value)}`);
       return undefined;
     }
     if (url.username !== "" || url.password !== "") {
@@ -165,7 +181,7 @@ export class ConfigReader {
       return undefined;
     }
     if (opts.base && (url.search !== "" || url.hash !== "")) {
-      this.problem(key, `must be a base URL without ?query or #fragment, got ${JSON.stringify(value)}`);
+      this.problem(key, `must be a base URL without ?query or #fragment, got ${shown(value)}`);
       return undefined;
     }
     return url;
@@ -242,7 +258,7 @@ export function readConnection(r: ConfigReader): ConnectionSettings {
 }
 
 /** An e-mail address as Gitea accepts it: RFC 5322 dot-atom characters before the @, a host name after. */
-export const EMAIL = /^[A-Za-z0-9][A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{0,63}@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+export const EMAIL = /^(?!.*\.\.)(?!.*\.@)[A-Za-z0-9][A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{0,63}@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
 /** A release version like 0.2.13, v1.0.0 or 1.0.0-rc.1 (it becomes part of a download URL). */
 export const VERSION = /^v?\d+\.\d+\.\d+(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$/;

@@ -10,6 +10,7 @@ import {
   ConnectionSettings,
   EMAIL,
   isLoopbackOrUnspecified,
+  shown,
   parseImageReference,
   LINUX_USERNAME,
   PROJECT,
@@ -122,7 +123,9 @@ export function validateServerConfig(raw: RawConfig): { settings: ServerSettings
   const r = new ConfigReader(raw);
   const d = SERVER_DEFAULTS;
   const connection = readConnection(r);
-  const publicHost = r.host("publicHost", r.string("publicHost", connection.host));
+  // Unset, it is host (whose own problems are said once, under host).
+  const explicitPublicHost = r.optional("publicHost");
+  const publicHost = explicitPublicHost === undefined ? connection.host : r.host("publicHost", explicitPublicHost);
   if (publicHost !== "" && isLoopbackOrUnspecified(publicHost)) {
     r.warn("publicHost", `${publicHost} is this machine's own address: ROOT_URL and clone URLs will only work on the host itself, and runners elsewhere cannot reach Gitea; set the address people and runners use`);
   }
@@ -136,6 +139,10 @@ export function validateServerConfig(raw: RawConfig): { settings: ServerSettings
   }
 
   const derived = defaultRootUrl(publicHost, httpPort);
+  // The address must make a valid URL too; httpUrl names publicHost when it does not.
+  if (publicHost !== "" && !r.problems.some((p) => /^gitea-homelab:(host|publicHost):/.test(p))) {
+    r.httpUrl("publicHost", derived, { base: true, example: "http://192.168.1.10:4111/" });
+  }
   const explicitRootUrl = r.optional("rootUrl");
   const { rootUrl, note } = explicitRootUrl === undefined ? { rootUrl: derived, note: undefined } : validateRootUrl(r, explicitRootUrl, derived);
 
@@ -145,10 +152,13 @@ export function validateServerConfig(raw: RawConfig): { settings: ServerSettings
   const image = r.string("image", d.image);
   const reference = parseImageReference(image);
   if (reference === undefined || (reference.tag === undefined && reference.digest === undefined)) {
-    r.problem("image", `must be an image reference with a tag or digest (REGISTRY/PATH:TAG, lower-case path), e.g. ${d.image}, got ${JSON.stringify(image)}`);
+    r.problem("image", `must be an image reference with a tag or digest (REGISTRY/PATH:TAG, lower-case path), e.g. ${d.image}, got ${shown(image)}`);
+  } else if (/\.(image|build)$/.test(reference.tag ?? "")) {
+    // Quadlet reads Image=NAME.image / NAME.build as another Quadlet unit, not as an image.
+    r.problem("image", `must not have a tag ending in .image or .build (Quadlet reads that as a unit name), got ${shown(image)}`);
   } else if (reference.registry === undefined) {
     // Podman resolves short names per host (registries.conf), and drift compares names.
-    r.problem("image", `must name its registry, e.g. ${d.image} or docker.io/gitea/gitea:1.22-rootless, got ${JSON.stringify(image)}`);
+    r.problem("image", `must name its registry, e.g. ${d.image} or docker.io/gitea/gitea:1.22-rootless, got ${shown(image)}`);
   } else if (/^(nightly|latest|main|dev)/.test(reference.tag ?? "") && reference.digest === undefined) {
     r.warn("image", `${image} is a moving tag; pin a release such as ${d.image} so every up runs the same Gitea`);
   }
@@ -164,9 +174,9 @@ export function validateServerConfig(raw: RawConfig): { settings: ServerSettings
 
   const adminUsername = r.string("adminUsername", d.adminUsername);
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,38}$/.test(adminUsername) || /[._-]{2}|[._-]$/.test(adminUsername)) {
-    r.problem("adminUsername", `must be a Gitea user name (letters, digits, single . _ - between them, up to 39 characters), got ${JSON.stringify(adminUsername)}`);
+    r.problem("adminUsername", `must be a Gitea user name (letters, digits, single . _ - between them, up to 39 characters), got ${shown(adminUsername)}`);
   } else if (GITEA_RESERVED_NAMES.includes(adminUsername.toLowerCase())) {
-    r.problem("adminUsername", `${JSON.stringify(adminUsername)} is reserved by Gitea; pick another, e.g. ${d.adminUsername}`);
+    r.problem("adminUsername", `${shown(adminUsername)} is reserved by Gitea; pick another, e.g. ${d.adminUsername}`);
   }
   const adminEmail = r.matching("adminEmail", r.required("adminEmail", "the Gitea admin's e-mail address"), EMAIL, "an e-mail address like admin@example.com");
   const database = r.oneOf("database", d.database, DATABASES);

@@ -9,6 +9,7 @@ import {
   ConfigReader,
   ConnectionSettings,
   isLoopbackOrUnspecified,
+  shown,
   parseImageReference,
   PROJECT,
   RawConfig,
@@ -71,7 +72,7 @@ export function instanceUrlProblem(url: string): string | undefined {
 /** The sha256 a user pasted: YAML reads an unquoted all-digit value as a number, which drops it. */
 function sha256Hint(raw: string): string {
   return /^\d+$/.test(raw) && raw.length < 64
-    ? ` (${JSON.stringify(raw)} looks like a number YAML converted: quote the value in Pulumi.<stack>.yaml, or set it with pulumi config set)`
+    ? ` (${shown(raw)} looks like a number YAML converted: quote the value in Pulumi.<stack>.yaml, or set it with pulumi config set)`
     : "";
 }
 
@@ -121,12 +122,12 @@ export function validateWslConfig(raw: RawConfig): { settings: WslSettings; prob
   for (const label of labels) {
     const m = /^([A-Za-z0-9._-]+)(?::(host|docker:\/\/(.*)))?$/.exec(label);
     if (!m || (m[3] !== undefined && parseImageReference(m[3]) === undefined)) {
-      r.problem("runnerLabels", `must be comma-separated labels like "ubuntu-latest:docker://IMAGE" or "NAME:host" (IMAGE an image reference), got ${JSON.stringify(label)}`);
+      r.problem("runnerLabels", `must be comma-separated labels like "ubuntu-latest:docker://IMAGE" or "NAME:host" (IMAGE an image reference), got ${shown(label)}`);
     }
   }
   const capacity = r.int("runnerCapacity", d.runnerCapacity, 1, 64);
   const timeout = r.matching("runnerTimeout", r.string("runnerTimeout", d.runnerTimeout), /^(\d+h)?(\d+m)?(\d+s)?$/, 'a duration like "3h" or "90m"');
-  const binaryName = r.matching("runnerBinaryName", r.string("runnerBinaryName", d.runnerBinaryName), /^[A-Za-z0-9._-]+$/, "a file name");
+  const binaryName = r.matching("runnerBinaryName", r.string("runnerBinaryName", d.runnerBinaryName), /^[A-Za-z0-9][A-Za-z0-9._-]*$/, "a file name (letters, digits, . _ -, not starting with . or -)");
   const version = r.matching("runnerVersion", r.string("runnerVersion", d.runnerVersion), VERSION, "a release version like 0.2.13 or v1.0.0");
   const installDir = r.absolutePath("runnerInstallDir", r.string("runnerInstallDir", d.runnerInstallDir), "the directory the runner binary is installed to");
 
@@ -137,8 +138,9 @@ export function validateWslConfig(raw: RawConfig): { settings: WslSettings; prob
     source = { sourcePath };
   } else {
     const explicitUrl = r.optional("runnerUrl");
-    const url = explicitUrl ?? defaultRunnerUrl(binaryName, version);
-    if (explicitUrl !== undefined) r.httpUrl("runnerUrl", explicitUrl, { base: false, example: defaultRunnerUrl(d.runnerBinaryName, d.runnerVersion) });
+    // Normalised (spaces percent-encoded, host lower-cased) so curl gets a well-formed URL.
+    const parsed = explicitUrl === undefined ? undefined : r.httpUrl("runnerUrl", explicitUrl, { base: false, example: defaultRunnerUrl(d.runnerBinaryName, d.runnerVersion) });
+    const url = parsed?.href ?? explicitUrl ?? defaultRunnerUrl(binaryName, version);
     const rawSha256 = r.optional("runnerSha256") ?? "";
     const sha256 = rawSha256.toLowerCase();
     if (!/^[0-9a-f]{64}$/.test(sha256)) {

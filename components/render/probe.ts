@@ -238,9 +238,9 @@ export function parseProbeSession(stdout: string, target: string): ProbeSession 
       if (word === "exit" && /^\d+$/.test(rest[0] ?? "")) {
         sawExit = true;
         exitCode = Number(rest[0]);
-      } else if (word === "stderr") stderr.push(rest.join(" "));
+      } else if (word === "stderr") stderr.push(oneLine(rest.join(" ")));
       else if (word === "no-ssh-client") noClient = true;
-      else stderr.push(line.slice(SESSION.length + 1));
+      else stderr.push(oneLine(line.slice(SESSION.length + 1)));
     } else if (open) {
       open.lines.push(line);
     }

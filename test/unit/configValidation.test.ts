@@ -42,6 +42,19 @@ describe("URLs", () => {
     expect(wslProblems({ runnerSourcePath: "", runnerSha256: "a".repeat(64), runnerUrl: "https://u:p@dl.example.com/x" })).toEqual(naming("runnerUrl", /user name or password/));
   });
 
+  it("never echo a credential, even in a URL refused for another reason", () => {
+    for (const rootUrl of ["ftp://alice:hunter2@git.example.com/", "http://alice:hunter2@git.example.com:99999/", "http://alice:hunter2@ex.test/\n"]) {
+      const problems = serverProblems({ rootUrl });
+      expect(problems).toEqual(naming("rootUrl"));
+      expect(problems.join()).not.toContain("hunter2");
+    }
+  });
+
+  it("normalise runnerUrl for curl", () => {
+    const { settings } = validateWslConfig({ ...WSL, runnerSourcePath: "", runnerSha256: "a".repeat(64), runnerUrl: "https://DL.example.com/a b/x" });
+    expect(settings.source).toEqual({ url: "https://dl.example.com/a%20b/x", sha256: "a".repeat(64) });
+  });
+
   it("refuse a query or fragment in a base URL", () => {
     expect(serverProblems({ rootUrl: "https://ex.test/?a=1" })).toEqual(naming("rootUrl", /base URL/));
   });
@@ -111,6 +124,25 @@ describe("names, paths and versions", () => {
     }
     expect(parseImageReference("registry:5000/gitea/gitea:1.27.3-rootless")).toEqual({ registry: "registry:5000", path: "gitea/gitea", tag: "1.27.3-rootless", digest: undefined });
     expect(serverProblems({ image: "gitea/gitea:1.27.3-rootless" })).toEqual(naming("image", /must name its registry/));
+  });
+
+  it("refuses an image tag Quadlet would read as a unit name", () => {
+    for (const image of ["docker.io/library/alpine:v.image", "docker.io/library/alpine:x.build"]) expect(serverProblems({ image }), image).toEqual(naming("image", /Quadlet reads that as a unit name/));
+  });
+
+  it("refuses addresses no URL can hold, and names them once", () => {
+    for (const publicHost of ["1.2.3.256", "fe80::1%eth0", "999", "host.123"]) expect(serverProblems({ publicHost }), publicHost).toEqual(naming("publicHost", /must be a hostname or IP address/));
+    expect(serverProblems({ host: "8.8.8" })).toEqual([expect.stringMatching(/^gitea-homelab:host: must be a hostname or IP address/)]);
+    for (const publicHost of ["git.example.com", "10.0.0.1", "[fd00::1]", "fd00::1", "git2"]) expect(serverProblems({ publicHost }), publicHost).toEqual([]);
+  });
+
+  it("refuses e-mail addresses Gitea would refuse late", () => {
+    for (const adminEmail of ["a..b@example.com", "a.@example.com", ".a@example.com", "a b@example.com", "a@"]) expect(serverProblems({ adminEmail }), adminEmail).toEqual(naming("adminEmail"));
+    expect(serverProblems({ adminEmail: "ops`x`$USER'x&y|z@example.com" })).toEqual([]);
+  });
+
+  it("refuses a binary name that is a directory or an option", () => {
+    for (const runnerBinaryName of ["..", ".", "-rf", "a/b"]) expect(wslProblems({ runnerBinaryName }), runnerBinaryName).toEqual(naming("runnerBinaryName"));
   });
 
   it("refuses paths with specifiers, variables, spaces or ..", () => {
