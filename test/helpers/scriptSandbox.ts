@@ -3,8 +3,14 @@
  * changes a system (useradd, systemctl, podman, firewall-cmd, install, rm, …) is a stub that
  * only logs its arguments (with canned answers where a script needs one to go on), read-only
  * tools (cat, grep, awk, sha256sum, …) are the real ones, and anything else is logged by
- * bash's command_not_found_handle. As root the scripts run as nobody, so a stray redirection
- * cannot write to the machine. `install` stubs keep a copy of each file a script installs.
+ * bash's command_not_found_handle. Everything here runs as nobody when this process is root,
+ * in the sandbox directory, so a stray redirection cannot write to the machine. `install`
+ * stubs keep a copy of each file a script installs.
+ *
+ * Two worlds: "present" (the user, image, units exist and run) and "absent" (queries fail, so
+ * scripts take their create/load/start branches). Commands that run other commands (runuser,
+ * timeout, `podman exec … sh -c`) run them, through the stubs, so a value that became code in
+ * an inner shell fires the canary too.
  *
  * A canary command `gh_canary` and the canary path mark injected code: if a config value ever
  * runs, `canaryFired()` is true.
@@ -29,6 +35,29 @@ const STUB = `#!/bin/bash
 name=\${0##*/}
 printf '%s\\0' "$name" "$@" >>"$GH_SANDBOX/log"
 printf '\\n' >>"$GH_SANDBOX/log"
+# Commands that run a command: run it (only a bare name, which resolves to a stub or a read-only tool).
+case $name in
+  runuser)
+    while (($# > 0)) && [[ $1 != -- ]]; do shift; done
+    shift
+    [[ \${1:-} == */* ]] || exec "$@" ;;
+  timeout)
+    shift
+    [[ \${1:-} == */* ]] || exec "$@" ;;
+  podman)
+    if [[ \${1:-} == exec ]]; then
+      for ((i = 2; i < $#; i++)); do
+        if [[ \${!i} == sh && \${*:i+1:1} == -c ]]; then exec /bin/dash "\${@:i+1}"; fi
+      done
+    fi ;;
+esac
+if [[ $GH_STUB_MODE == absent ]]; then
+  case "$name $*" in
+    "id "* | "getent "* | "pgrep "*) exit 1 ;;
+    *" exists "* | *" is-active"* | *" is-enabled"* | *"--query-port"* | *" status"* | "systemctl --user -M "*" list-units"*) exit 1 ;;
+    "firewall-cmd --state"*) exit 252 ;;
+  esac
+fi
 case "$name $*" in
   "id -u"*) echo 1000 ;;
   "id -gn"*) echo gitea ;;
@@ -51,6 +80,13 @@ case "$name $*" in
 esac
 exit 0
 `;
+
+export type StubMode = "present" | "absent";
+
+/** As nobody when this process is root: nothing it runs can write outside the sandbox. */
+function unprivileged(argv: string[]): string[] {
+  return process.getuid?.() === 0 ? ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", ...argv] : argv;
+}
 
 export interface ScriptRun {
   status: number | null;
@@ -82,8 +118,9 @@ export class ScriptSandbox {
     chmodSync(join(this.dir, "log"), 0o666);
   }
 
-  private env(): NodeJS.ProcessEnv {
+  private env(mode: StubMode = "present"): NodeJS.ProcessEnv {
     return {
+      GH_STUB_MODE: mode,
       PATH: this.bin,
       HOME: join(this.dir, "home"),
       TMPDIR: join(this.dir, "tmp"),
@@ -94,19 +131,19 @@ export class ScriptSandbox {
     };
   }
 
-  /** Runs a bash script with the stubs, as nobody when this process is root. */
-  runBash(script: string, stdin = ""): ScriptRun {
+  /** Runs a bash script with the stubs in one of the two worlds. */
+  runBash(script: string, stdin = "", mode: StubMode = "present"): ScriptRun {
     const file = join(this.dir, "tmp", "script.sh");
     writeFileSync(file, script, { mode: 0o644 });
-    const asNobody = process.getuid?.() === 0 ? ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"] : [];
-    const argv = [...asNobody, "/bin/bash", file];
-    const run = spawnSync(argv[0], argv.slice(1), { input: stdin, encoding: "utf8", env: this.env(), cwd: this.dir, timeout: 30_000 });
+    const argv = unprivileged(["/bin/bash", file]);
+    const run = spawnSync(argv[0], argv.slice(1), { input: stdin, encoding: "utf8", env: this.env(mode), cwd: this.dir, timeout: 30_000 });
     return { status: run.status, stdout: run.stdout ?? "", stderr: run.stderr ?? "", timedOut: run.error !== undefined };
   }
 
   /** Runs a POSIX sh script (the drift probe's local half) with the stubs; `ssh` records its remote command. */
   runSh(script: string, stdin = ""): ScriptRun & { remote?: string } {
-    const run = spawnSync("/bin/sh", ["-c", script], { input: stdin, encoding: "utf8", env: this.env(), cwd: this.dir, timeout: 30_000 });
+    const argv = unprivileged(["/bin/sh", "-c", script]);
+    const run = spawnSync(argv[0], argv.slice(1), { input: stdin, encoding: "utf8", env: this.env(), cwd: this.dir, timeout: 30_000 });
     const remoteFile = join(this.dir, "ssh-remote");
     const remote = existsSync(remoteFile) ? readFileSync(remoteFile, "utf8") : undefined;
     rmSync(remoteFile, { force: true });
@@ -118,14 +155,17 @@ export class ScriptSandbox {
    * for `sh -c LAUNCHER gitea-homelab SCRIPT [AFTER]`, [-c, LAUNCHER, gitea-homelab, SCRIPT, AFTER].
    */
   argv(commandLine: string): string[] {
-    const capture = join(this.dir, "argv");
+    const capture = join(this.dir, "canary", "argv");
     const bin = join(this.dir, "capture-bin");
     if (!existsSync(bin)) {
       mkdirSync(bin);
       writeFileSync(join(bin, "sh"), `#!/bin/bash\nfor a; do printf '%s\\0' "$a"; done >${JSON.stringify(capture)}\n`, { mode: 0o755 });
+      symlinkSync(join(this.bin, "gh_canary"), join(bin, "gh_canary"));
+      chmodSync(bin, 0o755);
     }
     rmSync(capture, { force: true });
-    const run = spawnSync("/bin/bash", ["-c", commandLine], { encoding: "utf8", env: { PATH: bin }, timeout: 10_000 });
+    const argv = unprivileged(["/bin/bash", "-c", commandLine]);
+    const run = spawnSync(argv[0], argv.slice(1), { encoding: "utf8", env: { PATH: bin }, cwd: this.dir, timeout: 10_000 });
     if (run.status !== 0 || !existsSync(capture)) throw new Error(`command line did not run its launcher: ${run.stderr}`);
     return readFileSync(capture, "utf8").split("\0").slice(0, -1);
   }
