@@ -2,8 +2,9 @@
  * Hostile config values on the real Debian 13 VM: values that pass validation but are full of
  * shell and systemd syntax ($(…), ;, quotes, $VAR, %specifiers) go through a fresh up with a
  * Quadlet unit, then a classic unit. No canary file may appear anywhere on the host, and Gitea
- * (the stand-in, which records its environment) must receive each value exactly. The suite
- * removes everything it made, data and account included, so the other suites start clean.
+ * (the stand-in, which records its environment) must receive each value exactly. It runs as a
+ * rootless user of its own, so data other suites kept on the VM (an admin made with another
+ * e-mail) cannot meet it, and removes everything it made, data and account included.
  */
 import { join } from "path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -16,6 +17,8 @@ const rundir = process.env.GITEA_HOMELAB_VM_RUNDIR;
 const ROOT_URL = "http://gitea.test:4111/$(touch$IFS/tmp/gh-canary-1)/;touch$IFS/tmp/gh-canary-2;/%h/$USER/${HOME}/'q'/a&b|c/";
 const ADMIN_EMAIL = "ops`touch$IFS/tmp/gh-canary-3`$USER'x&y|z@gitea.test";
 const ADMIN_PASSWORD = "p4ss'$(touch$IFS/tmp/gh-canary-4)\"`x`";
+/** Not the other suites' "rootless": its volumes start empty whatever ran before. */
+const USER = "hostile";
 
 describe.runIf(rundir)("hostile config values on the Debian 13 VM", () => {
   let vm: TestVm;
@@ -24,12 +27,12 @@ describe.runIf(rundir)("hostile config values on the Debian 13 VM", () => {
   let config: Record<string, string>;
 
   const canaries = () => vm.root("find / -xdev -name 'gh-canary-*' 2>/dev/null | tr '\\n' ' '; ls /tmp | grep -c gh-canary || true");
-  const recorded = () => vm.asUser("rootless", "podman exec gitea cat /var/lib/gitea/standin/env.txt");
+  const recorded = () => vm.asUser(USER, "podman exec gitea cat /var/lib/gitea/standin/env.txt");
 
   beforeAll(() => {
     vm = testVm(rundir!);
     engine = freshEngine(join(rundir!, "engine-state-hostile.json"), log);
-    config = { ...serverConfig(vm), rootUrl: ROOT_URL, adminEmail: ADMIN_EMAIL, adminPassword: ADMIN_PASSWORD, destroyData: "true", removeUserOnDestroy: "true" };
+    config = { ...serverConfig(vm), rootlessUser: USER, rootUrl: ROOT_URL, adminEmail: ADMIN_EMAIL, adminPassword: ADMIN_PASSWORD, destroyData: "true", removeUserOnDestroy: "true" };
   });
 
   afterAll(async () => {
@@ -45,7 +48,7 @@ describe.runIf(rundir)("hostile config values on the Debian 13 VM", () => {
     const rootUrl = new URL(ROOT_URL).href;
     expect(rootUrl).toContain("$(touch$IFS/tmp/gh-canary-1)");
     expect((await recorded()).split("\n")).toContain(`GITEA__server__ROOT_URL=${rootUrl}`);
-    const users = await vm.asUser("rootless", "podman exec gitea cat /var/lib/gitea/standin/users.txt");
+    const users = await vm.asUser(USER, "podman exec gitea cat /var/lib/gitea/standin/users.txt");
     expect(users).toContain(`:gitea-admin:${ADMIN_EMAIL}:`);
   });
 
@@ -53,17 +56,17 @@ describe.runIf(rundir)("hostile config values on the Debian 13 VM", () => {
     const report = await engine.up({ ...config, unitStyle: "service" });
     expect(report.commands.every((c) => c.exitCode === 0)).toBe(true);
     expect(await waitForStatus(`http://127.0.0.1:${vm.forwarded(4111)}/api/healthz`, 200, 60_000)).toBe(200);
-    expect(await vm.root("systemctl --user -M rootless@ is-active gitea.service")).toBe("active");
+    expect(await vm.root(`systemctl --user -M ${USER}@ is-active gitea.service`)).toBe("active");
     expect(await canaries()).toBe("0");
     expect((await recorded()).split("\n")).toContain(`GITEA__server__ROOT_URL=${new URL(ROOT_URL).href}`);
     // A value systemd would have expanded shows as text in the unit, doubled.
-    expect(await vm.root("grep -c 'ROOT_URL=.*\\$\\$(touch\\$\\$IFS' ~rootless/.config/systemd/user/gitea.service")).toBe("1");
+    expect(await vm.root(`grep -c 'ROOT_URL=.*\\$\\$(touch\\$\\$IFS' ~${USER}/.config/systemd/user/gitea.service`)).toBe("1");
   });
 
   it("the next preview sees no drift, and destroy leaves no canary", async () => {
     expect((await engine.preview({ ...config, unitStyle: "service" })).steps).toEqual([]);
     await engine.destroy();
     expect(await canaries()).toBe("0");
-    expect(await vm.root("id -u rootless >/dev/null 2>&1 && echo yes || echo no")).toBe("no");
+    expect(await vm.root(`id -u ${USER} >/dev/null 2>&1 && echo yes || echo no`)).toBe("no");
   });
 });
