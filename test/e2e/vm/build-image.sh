@@ -27,7 +27,8 @@ log() { echo "build-image: $*" >&2; }
 # and the busybox baked into the stand-in.
 inputs_hash() {
 	{
-		sha256sum "$here/build-image.sh"
+		# Content only: the checkout's path must not change the key (CI clones elsewhere each run).
+		sha256sum <"$here/build-image.sh"
 		(cd "$standin_dir" && find . -type f ! -name '*.tar' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
 		printf '%s\n' "$suite" "$mirror" "$disk_size" "${packages[@]}"
 		sha256sum /bin/busybox
