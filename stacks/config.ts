@@ -159,33 +159,45 @@ export class ConfigReader {
     return value;
   }
 
-  /**
-   * An http(s) URL: no user name or password in it (they would land in outputs, state and the
-   * host's files), and for a base URL no query or fragment. Returns it normalised, or undefined.
-   */
-  httpUrl(key: string, value: string, opts: { base: boolean; example: string }): URL | undefined {
-    let url: URL;
-    try {
-      url = new URL(value);
-    } catch {
-      this.problem(key, `must be an absolute http(s) URL like ${opts.example}, got ${shown(value)}`);
-      return undefined;
-    }
-    if (url.protocol !== "http:" && url.protocol !== "https:") {
-      this.problem(key, `must use http or https, got ${shown(value)}`);
-      return undefined;
-    }
-    if (url.username !== "" || url.password !== "") {
-      // Do not repeat the value: it holds a credential.
-      this.problem(key, `must not contain a user name or password (user:pass@): they would be stored in plain text and shown in outputs; remove them`);
-      return undefined;
-    }
-    if (opts.base && (url.search !== "" || url.hash !== "")) {
-      this.problem(key, `must be a base URL without ?query or #fragment, got ${shown(value)}`);
-      return undefined;
-    }
-    return url;
+  /** `httpUrlProblem` as a reader: the URL normalised, or undefined with the problem recorded. */
+  httpUrl(key: string, value: string, opts: HttpUrlOptions): URL | undefined {
+    const checked = checkHttpUrl(value, opts);
+    if ("problem" in checked) this.problem(key, checked.problem);
+    return "url" in checked ? checked.url : undefined;
   }
+
+  /** Whether a problem was recorded for any of these keys. */
+  hasProblem(...keys: string[]): boolean {
+    return this.problems.some((p) => keys.some((k) => p.startsWith(`${PROJECT}:${k}:`)));
+  }
+}
+
+export interface HttpUrlOptions {
+  /** A base URL (ROOT_URL, a Gitea instance): no ?query or #fragment. */
+  base: boolean;
+  example: string;
+}
+
+/**
+ * An http(s) URL: no control characters, no user name or password in it (they would land in
+ * outputs, state and the host's files), and for a base URL no query or fragment. The URL
+ * normalised, or the problem (without the key), which never repeats a credential.
+ */
+export function checkHttpUrl(value: string, opts: HttpUrlOptions): { url: URL } | { problem: string } {
+  const control = controlCharacterProblem(value);
+  if (control) return { problem: `${control}, got ${shown(value)}` };
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return { problem: `must be an absolute http(s) URL like ${opts.example}, got ${shown(value)}` };
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") return { problem: `must use http or https, got ${shown(value)}` };
+  if (url.username !== "" || url.password !== "") {
+    return { problem: "must not contain a user name or password (user:pass@): they would be stored in plain text and shown in outputs; remove them" };
+  }
+  if (opts.base && (url.search !== "" || url.hash !== "")) return { problem: `must be a base URL without ?query or #fragment, got ${shown(value)}` };
+  return { url };
 }
 
 export const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;

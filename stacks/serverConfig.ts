@@ -140,7 +140,7 @@ export function validateServerConfig(raw: RawConfig): { settings: ServerSettings
 
   const derived = defaultRootUrl(publicHost, httpPort);
   // The address must make a valid URL too; httpUrl names publicHost when it does not.
-  if (publicHost !== "" && !r.problems.some((p) => /^gitea-homelab:(host|publicHost):/.test(p))) {
+  if (publicHost !== "" && !r.hasProblem("host", "publicHost")) {
     r.httpUrl("publicHost", derived, { base: true, example: "http://192.168.1.10:4111/" });
   }
   const explicitRootUrl = r.optional("rootUrl");

@@ -4,6 +4,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import {
+  checkHttpUrl,
   CONNECTION_KEYS,
   ConfigError,
   ConfigReader,
@@ -60,11 +61,11 @@ export const WSL_SYSTEMD_ADVICE =
  * with it, or undefined. Used for `instanceUrl` and for the server stack's `giteaUrl` output.
  */
 export function instanceUrlProblem(url: string): string | undefined {
-  const r = new ConfigReader({ url });
-  const parsed = r.httpUrl("url", url, { base: true, example: "http://192.168.1.10:4111/" });
-  if (parsed === undefined) return (r.problems[0] ?? "").replace(/^[^:]+:url: /, "");
-  if (isLoopbackOrUnspecified(parsed.hostname)) {
-    return `must not be ${parsed.hostname}: the runner and its job containers would reach themselves; use Gitea's ROOT_URL (e.g. http://192.168.1.10:4111/)`;
+  const checked = checkHttpUrl(url, { base: true, example: "http://192.168.1.10:4111/" });
+  if ("problem" in checked) return checked.problem;
+  const host = checked.url.hostname;
+  if (isLoopbackOrUnspecified(host)) {
+    return `must not be ${host}: the runner and its job containers would reach themselves; use Gitea's ROOT_URL (e.g. http://192.168.1.10:4111/)`;
   }
   return undefined;
 }

@@ -10,7 +10,7 @@
  * later probe that finds no drift reproduces the recorded marker exactly (no diff); one that
  * finds drift makes a new marker with the next check number (a diff, even for the same drift).
  */
-import { Bash, MANAGED_HEADER, ROOT_PRELUDE, sh, shellFunctions, shellVars, shq } from "./shell";
+import { Bash, MANAGED_HEADER, ROOT_PRELUDE, sh, shellFunctions, shellVars, ShellVars, shq } from "./shell";
 
 /** Where commands record the marker of their last successful converge (root-owned), per stack. */
 export const STATE_DIR = "/var/lib/gitea-homelab/state";
@@ -33,7 +33,7 @@ export interface ProbeSection {
   /** Bash body printing `name=value` lines; runs as root, may use the common functions. */
   body: Bash;
   /** Variables set (as locals) before the body. */
-  vars?: Record<string, string | number | boolean>;
+  vars?: ShellVars;
 }
 
 /** A name a command records its marker under: also a file name in STATE_DIR. */

@@ -29,11 +29,6 @@ export function sh(strings: TemplateStringsArray, ...values: Bash[]): Bash {
   return String.raw({ raw }, ...values) as Bash;
 }
 
-/** Bash text of code constants joined by newlines (e.g. several `sh` pieces). */
-export function bashLines(...parts: Bash[]): Bash {
-  return parts.join("\n") as Bash;
-}
-
 /** Bash text without its leading and trailing blank lines. */
 export function trimBash(code: Bash): Bash {
   return code.trim() as Bash;

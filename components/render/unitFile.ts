@@ -24,7 +24,7 @@ export interface IniSection {
 }
 
 function assertPrintable(what: string, value: string): void {
-  if (CONTROL_CHARACTERS.test(value) || /[\r\n]/.test(value)) throw new Error(`${what} must be a single line without control characters: ${JSON.stringify(value)}`);
+  if (CONTROL_CHARACTERS.test(value)) throw new Error(`${what} must be a single line without control characters: ${JSON.stringify(value)}`);
 }
 
 /** Inside "…": backslash and double quote escaped (systemd's C unescaping reads them back). */
