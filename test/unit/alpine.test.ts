@@ -16,27 +16,13 @@ import { asRootCommand, MANAGED_HEADER } from "../../components/render/shell";
 import { renderRootlessUserScript } from "../../components/rootlessUser";
 import { renderUnitConf, renderUnitInstallScript, renderUnitRemoveScript, unitDrift, fileDigest } from "../../components/systemdUserUnit";
 import { CONTAINER_SPEC } from "../helpers/fixtures";
+import { openrcArgs } from "../helpers/openrc";
 import { expectCleanScript, requireTool } from "../helpers/scripts";
 
 const BUSYBOX = requireTool("busybox", "busybox-static");
 const ALPINE = { family: "alpine", osId: "alpine", init: "openrc" } as const;
 const FEDORA = { family: "fedora", osId: "fedora", init: "systemd" } as const;
 const SPEC = { ...CONTAINER_SPEC, envFile: ".config/gitea-homelab/gitea.env", environment: { ...CONTAINER_SPEC.environment, GITEA__server__ROOT_URL: "https://git.example.com/" } };
-
-/**
- * The arguments supervise-daemon hands podman: the init script sourced, then the line
- * sh/supervise-daemon.sh runs (an unquoted expansion of command_args, then eval), under dash.
- */
-function openrcArgs(initScript: string, shell: string[] = ["dash"]): string[] {
-  const harness = `
-printargs() { for a in "$@"; do printf '%s\\0' "$a"; done; }
-${initScript.replace(/^#!.*\n/, "")}
-eval printargs $command -- $command_args
-`;
-  const run = spawnSync(shell[0], [...shell.slice(1), "-c", harness], { encoding: "utf8", cwd: tmpdir() });
-  expect(run.stderr).toBe("");
-  return run.stdout.split("\0").slice(2, -1);
-}
 
 /** Lints POSIX sh as Alpine's /bin/sh runs it: shellcheck for sh, then busybox ash's own parser. */
 function expectCleanPosix(script: string): void {

@@ -25,6 +25,7 @@ import { giteaEnvironment } from "../../components/giteaContainer";
 import { RawConfig, secretProblems, SecretKey } from "../../stacks/config";
 import { SERVER_KEYS, validateServerConfig } from "../../stacks/serverConfig";
 import { validateWslConfig, WSL_KEYS } from "../../stacks/wslConfig";
+import { openrcArgs } from "../helpers/openrc";
 import { runWithMocks } from "../helpers/pulumiMocks";
 import { ScriptSandbox } from "../helpers/scriptSandbox";
 import { requireTool } from "../helpers/scripts";
@@ -309,11 +310,8 @@ function containerEnvironment(path: string, content: string): string[] {
     const exec = content.split("\n").find((l) => l.startsWith("ExecStart="))!;
     return systemdWords(exec.slice("ExecStart=".length)).filter((w) => w.startsWith("--env=")).map((w) => w.slice("--env=".length));
   }
-  // OpenRC: source the script, then the line sh/supervise-daemon.sh runs (expansion, then eval).
-  const harness = `printargs() { for a in "$@"; do printf '%s\\0' "$a"; done; }\n${content.replace(/^#!.*\n/, "")}\neval printargs $command -- $command_args\n`;
-  const run = spawnSync("dash", ["-c", harness], { encoding: "utf8", cwd: sandbox.dir });
-  expect(run.stderr, `${path}: openrc-run's eval`).toBe("");
-  return run.stdout.split("\0").filter((w) => w.startsWith("--env=")).map((w) => w.slice("--env=".length));
+  // OpenRC: what openrc-run's eval hands podman.
+  return openrcArgs(content).filter((w) => w.startsWith("--env=")).map((w) => w.slice("--env=".length));
 }
 
 /** Every non-secret setting reaches Gitea exactly as validated, whatever it holds. */
