@@ -132,9 +132,44 @@ fi
 }
 
 /**
- * Registers unless `.runner` exists with the same fingerprint. The token arrives on stdin;
- * `register` accepts it only as an argument, so it is in that process's argv while it runs
- * (the README says so). Bounded, since register retries forever against an unreachable Gitea.
+ * What the register command reads on stdin: the registration token on the first line and, on
+ * the second, `user:password` of a Gitea admin (or nothing), which its delete uses to remove
+ * the runner from Gitea. Neither value may hold a newline (the config reader refuses them).
+ */
+export function runnerCommandStdin(token: string, admin?: { username: string; password: string }): string {
+  return `${token}\n${admin ? `${admin.username}:${admin.password}` : ""}\n`;
+}
+
+/**
+ * remove_from_gitea CREDENTIALS: deletes the runner that $runner_file names from Gitea through
+ * the admin API, CREDENTIALS (`user:password`) going to curl as a config on its stdin, never as
+ * an argument. Without credentials, or when Gitea does not answer: a warning, not a failure.
+ */
+const REMOVE_FROM_GITEA = sh`
+remove_from_gitea() {
+  local credentials=$1 id escaped status
+  id=$(grep -o '"id": *[0-9]*' "$runner_file" 2>/dev/null | grep -o '[0-9]*$' || true)
+  if [[ -z $credentials ]]; then
+    echo "warning: runner $name stays listed in Gitea (offline): this stack has no admin credentials; delete it under Site Administration > Actions > Runners" >&2
+  elif [[ -z $id ]]; then
+    echo "warning: $runner_file names no runner id; delete runner $name in Gitea by hand" >&2
+  else
+    escaped=\${credentials//\\/\\\\}
+    escaped=\${escaped//\"/\\\"}
+    status=$(printf 'user = "%s"\n' "$escaped" | curl --silent --show-error --max-time 30 --config - \
+      --request DELETE --output /dev/null --write-out '%{http_code}' "\${instance%/}/api/v1/admin/actions/runners/$id" || true)
+    case $status in
+      204 | 404) echo "runner $name (id $id) removed from $instance" ;;
+      *) echo "warning: removing runner $name (id $id) from $instance answered '\${status:-no answer}'; delete it under Site Administration > Actions > Runners" >&2 ;;
+    esac
+  fi
+}`;
+
+/**
+ * Registers unless `.runner` exists with the same fingerprint. The token arrives on stdin and
+ * goes to `register` on its stdin too: without --no-interactive the runner asks for every value
+ * its flags leave out, so the token never appears in a process list. Bounded, since register
+ * retries forever against an unreachable Gitea.
  */
 export function renderRunnerRegisterScript(s: RunnerSettings, timeoutSeconds: number): string {
   const paths = runnerPaths(s);
@@ -155,24 +190,55 @@ export function renderRunnerRegisterScript(s: RunnerSettings, timeoutSeconds: nu
       },
     },
     sh`
+${REMOVE_FROM_GITEA}
 if [[ -f $runner_file && $(cat "$fingerprint_file" 2>/dev/null) == "$fingerprint" ]]; then
   echo "runner $name already registered with $instance"
 else
-  token=$(cat)
+  IFS= read -r token || true
+  IFS= read -r credentials || true
   [[ -n $token ]] || die "no registration token (gitea-homelab:registrationToken or the server stack's runnerRegistrationToken)"
   systemctl stop "$service" 2>/dev/null || true
+  # Registered before (another name, labels or instance): that record goes, so Gitea does not
+  # keep listing it offline. An existing .runner would also make register ask to overwrite it.
+  if [[ -f $runner_file ]]; then remove_from_gitea "$credentials"; fi
   rm -f "$runner_file"
   cd "$(dirname "$runner_file")"
-  if ! timeout "$timeout_seconds" "$binary" register --no-interactive --config "$config" \
-    --instance "$instance" --name "$name" --labels "$labels" --token "$token" >/dev/null; then
-    die "registering with $instance failed or timed out after $timeout_seconds seconds; is Gitea reachable from this host at that URL (gitea-homelab:instanceUrl)?"
+  # Its log never holds the token (the prompt does not echo it): its last lines explain a failure.
+  if ! output=$(printf '%s\n' "$token" | timeout "$timeout_seconds" "$binary" register --config "$config" \
+    --instance "$instance" --name "$name" --labels "$labels" 2>&1); then
+    die "registering with $instance failed or timed out after $timeout_seconds seconds; is Gitea reachable from this host at that URL (gitea-homelab:instanceUrl)? $(tail -n 3 <<<"$output")"
   fi
-  [[ -f $runner_file ]] || die "register succeeded but wrote no $runner_file"
+  [[ -f $runner_file ]] || die "register wrote no $runner_file: Gitea refused the registration (check the token: gitea-homelab:registrationToken or the server stack's runnerRegistrationToken). $(tail -n 3 <<<"$output")"
   echo "$fingerprint" >"$fingerprint_file"
   echo "runner $name registered with $instance"
 fi
 systemctl is-active --quiet "$service" || systemctl start "$service"
 systemctl is-active --quiet "$service" || die "$service is not running; see journalctl -u $service"
+`,
+  );
+}
+
+/**
+ * The register command's delete: stops the runner and removes its record from Gitea through the
+ * admin API with the credentials on stdin's second line (given to curl as a config on its stdin,
+ * never as an argument). Gitea gone or no credentials: a warning, not a failed destroy.
+ */
+export function renderRunnerUnregisterScript(s: RunnerSettings): string {
+  const paths = runnerPaths(s);
+  return renderScript(
+    {
+      purpose: "Remove the Gitea Actions runner's registration, from Gitea too.",
+      vars: { runner_file: paths.runnerFile, fingerprint_file: paths.fingerprint, instance: s.instanceUrl, name: s.name, service: s.serviceName },
+    },
+    sh`
+${REMOVE_FROM_GITEA}
+systemctl stop "$service" 2>/dev/null || true
+if [[ -f $runner_file ]]; then
+  IFS= read -r _ || true
+  IFS= read -r credentials || true
+  remove_from_gitea "$credentials"
+fi
+rm -f "$runner_file" "$fingerprint_file"
 `,
   );
 }
@@ -186,7 +252,7 @@ rm -f "/etc/systemd/system/$service"
 systemctl daemon-reload
 rm -rf "$config_dir" "$state_dir"
 rm -f "$binary"
-echo "runner removed from this host; Gitea lists it as offline until an admin deletes it"
+echo "runner removed from this host"
 `,
   );
 }
@@ -263,6 +329,8 @@ export interface ActRunnerArgs {
   host: Host;
   settings: pulumi.Input<RunnerSettings>;
   registrationToken: pulumi.Input<string>;
+  /** A Gitea admin, so that destroy can remove the runner from Gitea too. */
+  giteaAdmin?: pulumi.Input<{ username: string; password: string } | undefined>;
   registerTimeoutSeconds?: pulumi.Input<number>;
 }
 
@@ -287,7 +355,8 @@ export class ActRunner extends pulumi.ComponentResource {
       `${name}-register`,
       {
         create: pulumi.all([settings, args.registerTimeoutSeconds ?? 120]).apply(([s, t]) => renderRunnerRegisterScript(s, t)),
-        stdin: args.registrationToken,
+        delete: settings.apply(renderRunnerUnregisterScript),
+        stdin: pulumi.all([args.registrationToken, args.giteaAdmin]).apply(([token, admin]) => runnerCommandStdin(token, admin)),
         secret: true,
         drift: pulumi.all([settings, facts]).apply(([s, f]) => runnerRegistrationDrift(s, f)),
       },

@@ -13,6 +13,7 @@ import { instanceUrlProblem, readWslConfig, WSL_SYSTEMD_ADVICE, WslSecrets, WslS
 export function buildWslStack(settings: WslSettings, secrets: WslSecrets) {
   let instanceUrl: pulumi.Output<string>;
   let token: pulumi.Output<string>;
+  let giteaAdmin: pulumi.Output<{ username: string; password: string } | undefined>;
   if (settings.instance.kind === "stack") {
     const server = new pulumi.StackReference(settings.instance.serverStack);
     const serverStack = settings.instance.serverStack;
@@ -23,9 +24,16 @@ export function buildWslStack(settings: WslSettings, secrets: WslSecrets) {
       return url;
     });
     token = pulumi.secret(server.getOutput("runnerRegistrationToken").apply((t: unknown) => String(t ?? "")));
+    // The server stack's admin, so that destroy removes the runner from Gitea as well.
+    giteaAdmin = pulumi.secret(
+      pulumi.all([server.getOutput("adminUsername"), server.getOutput("adminPassword")]).apply(([username, password]: unknown[]) =>
+        typeof username === "string" && typeof password === "string" && username !== "" && password !== "" ? { username, password } : undefined,
+      ),
+    );
   } else {
     instanceUrl = pulumi.output(settings.instance.instanceUrl);
     token = pulumi.secret(secrets.registrationToken.apply((t) => t ?? ""));
+    giteaAdmin = pulumi.output(undefined);
   }
 
   const host = new Host("wsl", {
@@ -53,7 +61,7 @@ export function buildWslStack(settings: WslSettings, secrets: WslSecrets) {
       serviceName: "act_runner.service",
     }),
   );
-  new ActRunner("runner", { host, settings: runnerSettings, registrationToken: token, registerTimeoutSeconds: settings.registerTimeoutSeconds });
+  new ActRunner("runner", { host, settings: runnerSettings, registrationToken: token, giteaAdmin, registerTimeoutSeconds: settings.registerTimeoutSeconds });
   host.inspect();
 
   return {
@@ -61,7 +69,10 @@ export function buildWslStack(settings: WslSettings, secrets: WslSecrets) {
     labels: settings.labels,
     instanceUrl,
     binaryVersion: "sourcePath" in settings.source ? `${settings.version} (from ${settings.source.sourcePath})` : settings.version,
-    runnerRecordOnDestroy: "pulumi destroy removes the runner from this host; Gitea keeps listing it as offline until an admin deletes it under Site Administration > Actions > Runners",
+    runnerRecordOnDestroy:
+      settings.instance.kind === "stack"
+        ? "pulumi destroy removes the runner from this host and from Gitea (with the server stack's admin)"
+        : "pulumi destroy removes the runner from this host; with gitea-homelab:instanceUrl this stack has no Gitea admin, so Gitea lists the runner as offline until an admin deletes it under Site Administration > Actions > Runners",
   };
 }
 

@@ -1,14 +1,14 @@
 /**
  * `npm run bench`: the figures we track, on the test VM. Server stack: 1 fresh up, 2 up with no
- * change, 2p preview with no change, 3 HTTP port change. Wsl stack: fresh up, up and preview
- * with no change. For each: wall time, SSH sessions (as the engine counts them, and as the
+ * change, 2p preview with no change, 3 HTTP port change (after the wsl stack). Wsl stack (the
+ * real runner, registered with the server stack's real Gitea through a StackReference): fresh
+ * up, up and preview with no change. For each: wall time, SSH sessions (as the engine counts them, and as the
  * VM's sshd logged them), remote commands run and bytes sent. Prints; asserts nothing.
  */
-import { randomBytes } from "crypto";
 import { rmSync } from "fs";
 import { join } from "path";
 import { Engine, RunReport } from "./harness/engine";
-import { acceptedSshSessions, installRunnerStandin, serverConfig, TestVm, testVm, wslConfig } from "./harness/vm";
+import { acceptedSshSessions, serverConfig, TestVm, testVm, waitForStatus, wslConfig } from "./harness/vm";
 
 interface Row {
   name: string;
@@ -28,25 +28,28 @@ async function main(): Promise<void> {
   const rundir = process.env.GITEA_HOMELAB_VM_RUNDIR;
   if (!rundir) throw new Error("GITEA_HOMELAB_VM_RUNDIR is not set; run through `npm run bench`");
   const vm = testVm(rundir);
-  const fresh = (file: string) => {
+  const fresh = (file: string, references: Record<string, Engine> = {}) => {
     rmSync(join(rundir, file), { force: true });
-    return new Engine(join(rundir, file));
+    return new Engine(join(rundir, file), undefined, references);
   };
 
   const server = fresh("bench-state.json");
-  const config = serverConfig(vm);
+  const config = { ...serverConfig(vm), destroyData: "true", removeUserOnDestroy: "true" };
   const rows: Row[] = [];
   rows.push(await measured(vm, "server 1 fresh up", () => server.up(config)));
   rows.push(await measured(vm, "server 2 up, no change", () => server.up(config)));
   rows.push(await measured(vm, "server 2p preview, no change", () => server.preview(config)));
-  rows.push(await measured(vm, "server 3 httpPort -> 4112", () => server.up({ ...config, httpPort: "4112" })));
 
-  await installRunnerStandin(vm);
-  const wsl = fresh("bench-state-wsl.json");
-  const runner = wslConfig(vm, randomBytes(24).toString("hex"));
+  // The runner reaches Gitea by its publicHost, as on a LAN.
+  await vm.root("grep -q ' gitea.test$' /etc/hosts || echo '10.0.2.15 gitea.test' >>/etc/hosts");
+  if ((await waitForStatus(`http://127.0.0.1:${vm.forwarded(4111)}/api/healthz`, 200, 300_000)) !== 200) throw new Error("Gitea did not become healthy");
+  const wsl = fresh("bench-state-wsl.json", { server });
+  const runner = wslConfig(vm, { serverStack: "server" });
   rows.push(await measured(vm, "wsl fresh up", () => wsl.up(runner, "wsl")));
   rows.push(await measured(vm, "wsl up, no change", () => wsl.up(runner, "wsl")));
   rows.push(await measured(vm, "wsl preview, no change", () => wsl.preview(runner, "wsl")));
+  await wsl.destroy();
+  rows.push(await measured(vm, "server 3 httpPort -> 4112", () => server.up({ ...config, httpPort: "4112" })));
 
   console.log(`\nDebian 13 test VM (accel ${vm.env.VM_ACCEL})`);
   const header = ["scenario".padEnd(30), "wall s".padStart(7), "ssh (engine)".padStart(13), "ssh (sshd)".padStart(11), "commands".padStart(9), "bytes sent".padStart(11)];
@@ -63,7 +66,6 @@ async function main(): Promise<void> {
       ].join(" "),
     );
   }
-  await wsl.destroy();
   await server.destroy();
 }
 

@@ -1,14 +1,18 @@
 /**
  * The whole server lifecycle on a real Debian 13 VM (systemd, Podman, firewalld, sshd), driven
- * by the engine stand-in, with the Gitea stand-in image loaded from an archive. Every check
- * looks at the host itself. Needs GITEA_HOMELAB_VM_RUNDIR: a VM booted by test/e2e/vm/start-vm.sh
- * with guest ports 4111, 3333 and 4112 forwarded (test/e2e/run.sh does that).
+ * by the engine stand-in, with real Gitea (built from its Go module, image loaded from an
+ * archive baked into the VM). Every check looks at the host or at Gitea itself. Needs
+ * GITEA_HOMELAB_VM_RUNDIR: a VM booted by test/e2e/vm/start-vm.sh with guest ports 4111, 3333
+ * and 4112 forwarded (test/e2e/with-vm.sh does that).
  */
-import { createHash } from "crypto";
 import { join } from "path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { DeploymentError, Engine, freshEngine, RunReport } from "./harness/engine";
+import { GiteaAuth, giteaApi, iniValue } from "./harness/gitea";
 import { serverConfig, TestVm, testVm, waitForStatus } from "./harness/vm";
+
+/** Gitea's first start under TCG runs every migration: minutes, not seconds. */
+const GITEA_START_MS = 300_000;
 
 const rundir = process.env.GITEA_HOMELAB_VM_RUNDIR;
 
@@ -19,6 +23,9 @@ describe.runIf(rundir)("server stack lifecycle on the Debian 13 VM", () => {
   let config: Record<string, string>;
 
   const gitea = (args: string) => vm.asUser("rootless", `podman exec gitea ${args}`);
+  const appIni = () => gitea("cat /etc/gitea/app.ini");
+  const web = (port: number) => `http://127.0.0.1:${vm.forwarded(port)}`;
+  const admin = (): GiteaAuth => ({ username: "gitea-admin", password: engine.lastOutputs().adminPassword as string });
   const rootlessExists = () => vm.root("id -u rootless >/dev/null 2>&1 && echo yes || echo no");
   const openPorts = () => vm.root("echo runtime: $(firewall-cmd --list-ports) permanent: $(firewall-cmd --permanent --list-ports)");
   const commandsRun = (r: RunReport) => r.commands.map((c) => `${c.operation} ${c.resource}`).sort();
@@ -84,23 +91,28 @@ describe.runIf(rundir)("server stack lifecycle on the Debian 13 VM", () => {
           .map((n) => `create ${n}`)
           .sort(),
       );
-      expect(await waitForStatus(`http://127.0.0.1:${vm.forwarded(4111)}/api/healthz`, 200, 60_000)).toBe(200);
+      expect(await waitForStatus(`${web(4111)}/api/healthz`, 200, GITEA_START_MS)).toBe(200);
       expect(await openPorts()).toMatch(/^runtime: (?=.*4111\/tcp)(?=.*3333\/tcp).* permanent: (?=.*4111\/tcp)(?=.*3333\/tcp)/);
       expect(await vm.root("loginctl show-user rootless --property=Linger --value")).toBe("yes");
       expect(await vm.root("systemctl --user -M rootless@ is-active gitea.service")).toBe("active");
       expect(await vm.root("systemctl --user -M rootless@ is-enabled gitea.service")).toMatch(/^(enabled|generated)$/);
       expect(await vm.asUser("rootless", "podman volume ls --format '{{.Name}}' | sort | tr '\\n' ' '")).toBe("gitea-config gitea-data");
       expect(await gitea("gitea admin user list --admin")).toMatch(/\bgitea-admin\b/);
+      // The admin logs in through the API with the stack's adminPassword output: no web installer, no copied password.
+      const me = await giteaApi(web(4111), "/user", { auth: admin() });
+      expect([me.status, me.body.login, me.body.is_admin]).toEqual([200, "gitea-admin", true]);
+      expect((await giteaApi(web(4111), "/user", { auth: { ...admin(), password: "not-the-password" } })).status).toBe(401);
 
-      const recorded = await gitea("cat /var/lib/gitea/standin/env.txt");
-      expect(recorded).toContain("GITEA__server__ROOT_URL=http://gitea.test:4111/");
-      expect(recorded).toContain("GITEA__server__SSH_PORT=3333");
-      expect(recorded).toContain("GITEA__server__DOMAIN=gitea.test");
-      expect(recorded).toContain("GITEA__security__INSTALL_LOCK=true");
-      const secret = (key: string) => new RegExp(`^${key}=(\\S+)$`, "m").exec(recorded)?.[1] ?? "";
-      const secrets = [secret("GITEA__security__SECRET_KEY"), secret("GITEA__security__INTERNAL_TOKEN"), secret("GITEA__oauth2__JWT_SECRET"), secret("GITEA_RUNNER_REGISTRATION_TOKEN")];
-      expect(secrets.map((s) => s.length)).toEqual([64, 64, 43, 48]);
-      secrets.push(engine.stored("gitea-admin-password")!.outputs.result);
+      // Gitea's own config, as its image wrote it from our GITEA__* variables.
+      const ini = await appIni();
+      expect(iniValue(ini, "server", "ROOT_URL")).toBe("http://gitea.test:4111/");
+      expect(iniValue(ini, "server", "SSH_PORT")).toBe("3333");
+      expect(iniValue(ini, "server", "SSH_DOMAIN")).toBe("gitea.test");
+      expect(iniValue(ini, "server", "DOMAIN")).toBe("gitea.test");
+      expect(iniValue(ini, "security", "INSTALL_LOCK")).toBe("true");
+      const secrets = [iniValue(ini, "security", "SECRET_KEY"), iniValue(ini, "security", "INTERNAL_TOKEN"), iniValue(ini, "oauth2", "JWT_SECRET")].map((v) => v ?? "");
+      expect(secrets.map((v) => v.length)).toEqual([64, 64, 43]);
+      secrets.push(engine.lastOutputs().runnerRegistrationToken as string, admin().password);
       const visible = [
         await vm.root("cat ~rootless/.config/containers/systemd/gitea.container"),
         await vm.root("ps -eo args"),
@@ -123,14 +135,14 @@ describe.runIf(rundir)("server stack lifecycle on the Debian 13 VM", () => {
       const moved = await engine.up(config);
       expect(commandsRun(moved)).toEqual(["delete gitea-http-port", "replace gitea-health", "replace gitea-http-port", "update gitea-service-unit"]);
       expect(await openPorts()).toMatch(/^runtime: (?!.*4111)(?=.*4112\/tcp).* permanent: (?!.*4111)(?=.*4112\/tcp)/);
-      expect(await waitForStatus(`http://127.0.0.1:${vm.forwarded(4112)}/api/healthz`, 200, 60_000)).toBe(200);
-      expect(await gitea("cat /var/lib/gitea/standin/env.txt")).toContain("GITEA__server__ROOT_URL=http://gitea.test:4112/");
+      expect(await waitForStatus(`${web(4112)}/api/healthz`, 200, GITEA_START_MS)).toBe(200);
+      expect(iniValue(await appIni(), "server", "ROOT_URL")).toBe("http://gitea.test:4112/");
     });
   });
 
   it("4. after a reboot the container is back without anyone logging in", async () => {
     vm.reboot();
-    expect(await waitForStatus(`http://127.0.0.1:${vm.forwarded(4112)}/api/healthz`, 200, 300_000)).toBe(200);
+    expect(await waitForStatus(`${web(4112)}/api/healthz`, 200, GITEA_START_MS)).toBe(200);
     // systemd 256+ lists the lingering user manager as a session of class "manager"; no login session.
     expect(await vm.root("loginctl list-sessions --no-legend | grep rootless | grep -vc manager || true")).toBe("0");
     expect(await vm.root("systemctl --user -M rootless@ is-active gitea.service")).toBe("active");
@@ -138,7 +150,8 @@ describe.runIf(rundir)("server stack lifecycle on the Debian 13 VM", () => {
 
   describe("5. destroy", () => {
     it("removes the unit, closes the ports and disables linger, but keeps the volumes", async () => {
-      await gitea("sh -c 'echo kept > /var/lib/gitea/standin/marker'");
+      const made = await giteaApi(web(4112), "/user/repos", { auth: admin(), method: "POST", body: { name: "kept", auto_init: true } });
+      expect(made.status).toBe(201);
       await engine.destroy();
       expect(await vm.root("test -e ~rootless/.config/containers/systemd/gitea.container && echo present || echo gone")).toBe("gone");
       expect(await vm.root("test -e ~rootless/.config/gitea-homelab/gitea.env && echo present || echo gone")).toBe("gone");
@@ -147,15 +160,17 @@ describe.runIf(rundir)("server stack lifecycle on the Debian 13 VM", () => {
       expect(await vm.root("ls ~rootless/.local/share/containers/storage/volumes | grep gitea | tr '\\n' ' '")).toBe("gitea-config gitea-data");
     });
 
-    it("a later up finds the old data", async () => {
+    it("a later up finds the old data, and the admin made before destroy takes the new stack's password", async () => {
+      const before = admin().password;
       const again = await engine.up(config);
       expect(again.commands.every((c) => c.exitCode === 0)).toBe(true);
-      expect(await gitea("cat /var/lib/gitea/standin/marker")).toBe("kept");
-      expect(await gitea("gitea admin user list --admin")).toMatch(/\bgitea-admin\b/);
-      // The admin made before destroy now has the password this stack outputs (the stand-in keeps its sha256).
-      const password: string = engine.stored("gitea-admin-password")!.outputs.result;
-      const stored = await gitea("awk -F: '$2 == \"gitea-admin\" { print $7 }' /var/lib/gitea/standin/users.txt");
-      expect(stored).toBe(createHash("sha256").update(password).digest("hex"));
+      // Destroy forgot the generated password; a new one was made and set on the kept account.
+      expect(admin().password).not.toBe(before);
+      expect(await waitForStatus(`${web(4112)}/api/healthz`, 200, GITEA_START_MS)).toBe(200);
+      const repo = await giteaApi(web(4112), "/repos/gitea-admin/kept", { auth: admin() });
+      expect([repo.status, repo.body.full_name]).toEqual([200, "gitea-admin/kept"]);
+      // Set by `change-password`, which would otherwise mark it "must change": the API must still let it in.
+      expect((await giteaApi(web(4112), "/user", { auth: admin() })).status).toBe(200);
     });
 
     it("switching to a classic unit replaces the Quadlet file with an enabled service", async () => {
@@ -164,7 +179,7 @@ describe.runIf(rundir)("server stack lifecycle on the Debian 13 VM", () => {
       expect(commandsRun(switched)).toContain("replace gitea-service-unit");
       expect(await vm.root("systemctl --user -M rootless@ is-enabled gitea.service")).toBe("enabled");
       expect(await vm.root("test -e ~rootless/.config/containers/systemd/gitea.container && echo present || echo gone")).toBe("gone");
-      expect(await waitForStatus(`http://127.0.0.1:${vm.forwarded(4112)}/api/healthz`, 200, 60_000)).toBe(200);
+      expect(await waitForStatus(`${web(4112)}/api/healthz`, 200, GITEA_START_MS)).toBe(200);
     });
 
     it("a classic unit disabled by hand shows as drift, and up enables it again", async () => {

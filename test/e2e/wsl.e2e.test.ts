@@ -1,74 +1,139 @@
 /**
- * The wsl stack on the same Debian 13 VM playing the WSL host: the runner stand-in
- * (test/e2e/standin/act_runner) is copied onto the host and installed through runnerSourcePath,
- * as on a host without internet. The instance URL and token come from config here; the
- * StackReference path is covered by the unit tests.
+ * Both stacks on the Debian 13 VM, with the real Gitea and the real runner (both built from
+ * their Go modules): a server stack (rootless user "forge") and the wsl stack on the same VM
+ * playing the WSL host, which takes Gitea's URL, its registration token and its admin from the
+ * server stack through a StackReference. A repository with a workflow is pushed over SSH to
+ * the server stack's sshCloneBase, and the job runs in Podman through the socket, on a job
+ * image baked into the VM (nothing can be pulled). `gitea.test` resolves to the VM's own
+ * address on the VM (its /etc/hosts), as a LAN name would.
  */
-import { randomBytes } from "crypto";
 import { join } from "path";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { shq } from "../../components/render/shell";
 import { Engine, freshEngine } from "./harness/engine";
-import { installRunnerStandin, TestVm, testVm, wslConfig } from "./harness/vm";
+import { GiteaAuth, giteaApi, waitFor } from "./harness/gitea";
+import { jobLabel, serverConfig, TestVm, testVm, waitForStatus, wslConfig } from "./harness/vm";
 
 const rundir = process.env.GITEA_HOMELAB_VM_RUNDIR;
 
-describe.runIf(rundir)("wsl stack on the VM", () => {
+/** Gitea's first start and a job's container are slow under TCG. */
+const GITEA_START_MS = 300_000;
+const RUN_MS = 600_000;
+const RUNNER = "wsl-runner";
+const MARKER = "gitea-homelab-ci-marker";
+const WORKFLOW = `on: [push]
+jobs:
+  hello:
+    runs-on: debian-local
+    steps:
+      - run: echo "${MARKER} $(uname -s) $((6 * 7))"
+`;
+
+describe.runIf(rundir)("server and wsl stacks: a pushed workflow runs on the real runner", () => {
   let vm: TestVm;
-  let engine: Engine;
+  let server: Engine;
+  let wsl: Engine;
   let config: Record<string, string>;
   const log: string[] = [];
-  const token = randomBytes(24).toString("hex");
 
-  const registrations = async () => Number(await vm.root("wc -l </var/log/act_runner-standin/registrations.log 2>/dev/null || echo 0"));
+  const web = () => `http://127.0.0.1:${vm.forwarded(4111)}`;
+  const admin = (): GiteaAuth => ({ username: "gitea-admin", password: server.lastOutputs().adminPassword as string });
+  const runners = async () => (await giteaApi(web(), "/admin/actions/runners", { auth: admin() })).body.runners as Array<{ id: number; name: string; status: string; labels: Array<{ name: string }> }>;
+  const onlineRunner = () =>
+    waitFor(`runner ${RUNNER} online in Gitea`, 180_000, async () => (await runners()).find((r) => r.name === RUNNER && r.status === "online"));
   const serviceState = () => vm.root("echo $(systemctl is-active act_runner.service) $(systemctl is-enabled act_runner.service 2>/dev/null)");
+  /** Runs `cmd` as the operator in the VM, where git pushes over SSH to Gitea. */
+  const asOperator = (cmd: string) => vm.root(`cd /home/operator && runuser -u operator -- bash -c ${shq(`set -euo pipefail; ${cmd}`)}`);
 
   beforeAll(async () => {
     vm = testVm(rundir!);
-    engine = freshEngine(join(rundir!, "engine-state-wsl.json"), log);
-    await installRunnerStandin(vm);
-    await vm.root("rm -f /var/log/act_runner-standin/registrations.log");
-    config = wslConfig(vm, token);
+    server = freshEngine(join(rundir!, "engine-state-forge.json"), log);
+    wsl = freshEngine(join(rundir!, "engine-state-wsl.json"), log, { server });
+    await vm.root("grep -q ' gitea.test$' /etc/hosts || echo '10.0.2.15 gitea.test' >>/etc/hosts");
+    // The runner's jobs run in root's Podman (the socket of a system service): load the job image there.
+    await vm.root(`podman load -q -i ${vm.env.JOB_IMAGE_ARCHIVE}`);
+    await server.up({ ...serverConfig(vm), rootlessUser: "forge", destroyData: "true", removeUserOnDestroy: "true" });
+    expect(await waitForStatus(`${web()}/api/healthz`, 200, GITEA_START_MS)).toBe(200);
+    config = wslConfig(vm, { serverStack: "server", runnerName: RUNNER });
   });
 
-  it("a fresh up installs, registers once and runs the runner with Podman's socket", async () => {
-    const report = await engine.up(config, "wsl");
+  afterAll(async () => {
+    await wsl?.destroy().catch(() => undefined);
+    await server?.destroy().catch(() => undefined);
+  });
+
+  it("a fresh up installs and registers the runner from the server stack's outputs; Gitea lists it online", async () => {
+    const report = await wsl.up(config, "wsl");
     expect(report.commands.map((c) => `${c.operation} ${c.resource}`).sort()).toEqual(["create runner-install", "create runner-register", "create wsl-preflight"]);
     expect(await serviceState()).toBe("active enabled");
     expect(await vm.root("systemctl is-active podman.socket")).toBe("active");
-    expect(await registrations()).toBe(1);
-    expect(await vm.root("grep -c 'token_sha256=' /var/log/act_runner-standin/registrations.log")).toBe("1");
-    expect(await vm.root("cat /var/lib/act_runner/.runner")).toContain('"address": "http://10.0.2.15:4111/"');
+    const runner = await onlineRunner();
+    expect(runner.labels.map((l) => l.name)).toEqual(["debian-local"]);
     expect(await vm.root("grep -E 'docker_host|file:' /etc/act_runner/config.yaml | tr -s ' '")).toBe("file: /var/lib/act_runner/.runner\n docker_host: unix:///run/podman/podman.sock");
-    expect(await vm.root("journalctl -u act_runner.service --no-pager")).toContain("act_runner-standin daemon: config=/etc/act_runner/config.yaml");
-    const visible = [await vm.root("cat /etc/act_runner/config.yaml /etc/systemd/system/act_runner.service /var/lib/act_runner/.runner"), await vm.root("ps -eo args"), log.join("\n")].join("\n");
-    expect(visible).not.toContain(token);
+    // Neither the registration token nor the admin password shows anywhere on the host or in the log.
+    const visible = [await vm.root("cat /etc/act_runner/config.yaml /etc/systemd/system/act_runner.service /var/lib/act_runner/.runner"), await vm.root("ps -eo args"), await vm.root("journalctl --no-pager -n 3000"), log.join("\n")].join("\n");
+    expect(visible).not.toContain(server.lastOutputs().runnerRegistrationToken as string);
+    expect(visible).not.toContain(admin().password);
+  });
+
+  it("a workflow pushed over SSH to sshCloneBase runs to success in a Podman container", async () => {
+    const repo = await giteaApi(web(), "/user/repos", { auth: admin(), method: "POST", body: { name: "ci-demo" } });
+    expect(repo.status).toBe(201);
+    const cloneUrl = `${server.lastOutputs().sshCloneBase as string}gitea-admin/ci-demo.git`;
+    expect(repo.body.ssh_url).toBe(cloneUrl);
+    await asOperator("rm -rf .ssh/gitea_ed25519* ci-demo && ssh-keygen -q -t ed25519 -N '' -f .ssh/gitea_ed25519");
+    const key = await giteaApi(web(), "/user/keys", { auth: admin(), method: "POST", body: { title: "operator", key: await asOperator("cat .ssh/gitea_ed25519.pub") } });
+    expect(key.status).toBe(201);
+    await asOperator(
+      [
+        "mkdir -p ci-demo/.gitea/workflows && cd ci-demo",
+        `printf '%s' ${shq(WORKFLOW)} >.gitea/workflows/ci.yml`,
+        "git init -q -b main && git add -A",
+        "git -c user.name=operator -c user.email=operator@gitea.test commit -q -m 'CI demo'",
+        `GIT_SSH_COMMAND='ssh -i ~/.ssh/gitea_ed25519 -o StrictHostKeyChecking=accept-new' git push -q ${cloneUrl} main`,
+      ].join(" && "),
+    );
+    const pushed = await giteaApi(web(), "/repos/gitea-admin/ci-demo/commits?limit=1", { auth: admin() });
+    expect(pushed.body[0].commit.message.trim()).toBe("CI demo");
+
+    const run = await waitFor("the workflow run to finish", RUN_MS, async () => {
+      const runs = (await giteaApi(web(), "/repos/gitea-admin/ci-demo/actions/runs", { auth: admin() })).body.workflow_runs ?? [];
+      return runs[0]?.status === "completed" ? runs[0] : undefined;
+    });
+    const jobs = (await giteaApi(web(), `/repos/gitea-admin/ci-demo/actions/runs/${run.id}/jobs`, { auth: admin() })).body.jobs;
+    const logs = await giteaApi(web(), `/repos/gitea-admin/ci-demo/actions/jobs/${jobs[0].id}/logs`, { auth: admin() });
+    expect({ conclusion: run.conclusion, log: String(logs.body) }).toMatchObject({ conclusion: "success", log: expect.stringContaining(`${MARKER} Linux 42`) });
   });
 
   it("a second up registers nothing and runs nothing", async () => {
-    const report = await engine.up(config, "wsl");
+    const before = await runners();
+    const report = await wsl.up(config, "wsl");
     expect(report.commands).toEqual([]);
     expect(report.sshSessions).toBe(1);
-    expect(await registrations()).toBe(1);
+    expect(await runners()).toEqual(before);
   });
 
-  it("a label change registers again and restarts the runner", async () => {
-    config = { ...config, runnerLabels: "ubuntu-latest:docker://docker.gitea.com/runner-images:ubuntu-latest,self:host" };
-    const report = await engine.up(config, "wsl");
+  it("a label change registers again, and the old record leaves Gitea", async () => {
+    const old = await onlineRunner();
+    config = { ...config, runnerLabels: `${jobLabel(vm)},self:host` };
+    const report = await wsl.up(config, "wsl");
     expect(report.commands.map((c) => `${c.operation} ${c.resource}`).sort()).toEqual(["update runner-install", "update runner-register"]);
-    expect(await registrations()).toBe(2);
-    expect(await vm.root("tail -n1 /var/log/act_runner-standin/registrations.log")).toContain("labels=ubuntu-latest:docker://docker.gitea.com/runner-images:ubuntu-latest,self:host");
+    const renewed = await onlineRunner();
+    expect(renewed.id).not.toBe(old.id);
+    expect(renewed.labels.map((l) => l.name).sort()).toEqual(["debian-local", "self"]);
+    expect((await runners()).map((r) => r.id)).toEqual([renewed.id]);
     expect(await serviceState()).toBe("active enabled");
   });
 
   describe("drift: changed by hand, shown by preview, repaired by up, then a clean preview", () => {
     async function driftCycle(name: string, text: RegExp): Promise<void> {
-      const preview = await engine.preview(config, "wsl");
+      const preview = await wsl.preview(config, "wsl");
       expect(preview.steps.map((s) => `${s.operation} ${s.resource}`)).toEqual([`update ${name}`]);
       expect(preview.steps[0].drift).toMatch(text);
       expect(preview.sshSessions).toBe(1);
-      const repair = await engine.up(config, "wsl");
+      const repair = await wsl.up(config, "wsl");
       expect(repair.commands.map((c) => `${c.operation} ${c.resource}`)).toEqual([`update ${name}`]);
-      expect((await engine.preview(config, "wsl")).steps).toEqual([]);
+      expect((await wsl.preview(config, "wsl")).steps).toEqual([]);
     }
 
     it("the runner service stopped", async () => {
@@ -83,29 +148,30 @@ describe.runIf(rundir)("wsl stack on the VM", () => {
       expect(await vm.root("grep -c 'edited by hand' /etc/act_runner/config.yaml || true")).toBe("0");
     });
 
-    it(".runner removed: registers again", async () => {
-      const before = await registrations();
+    it(".runner removed: registers again and comes back online", async () => {
       await vm.root("rm /var/lib/act_runner/.runner");
       await driftCycle("runner-register", /^runner wsl-runner: \/var\/lib\/act_runner\/\.runner missing, expected registered$/);
-      expect(await registrations()).toBe(before + 1);
       expect(await serviceState()).toBe("active enabled");
+      await onlineRunner();
     });
   });
 
-  it("comes back after a reboot", async () => {
+  it("Gitea and the runner come back after a reboot", async () => {
     vm.reboot();
-    let state = "";
-    for (let i = 0; i < 30 && state !== "active enabled"; i++) {
-      state = await serviceState();
-      if (state !== "active enabled") await new Promise((r) => setTimeout(r, 3000));
-    }
-    expect(state).toBe("active enabled");
-    expect(await registrations()).toBe(3);
+    expect(await waitForStatus(`${web()}/api/healthz`, 200, GITEA_START_MS)).toBe(200);
+    await waitFor("act_runner active after the reboot", 120_000, async () => ((await serviceState()) === "active enabled" ? true : undefined));
+    await onlineRunner();
   });
 
-  it("destroy leaves nothing behind", async () => {
-    await engine.destroy();
+  it("destroy removes the runner from the host and from Gitea", async () => {
+    const before = (await runners()).filter((r) => r.name === RUNNER);
+    expect(before.length).toBeGreaterThan(0);
+    await wsl.destroy();
     expect(await serviceState()).toMatch(/^inactive( not-found)?$/);
     expect(await vm.root("ls -d /etc/act_runner /var/lib/act_runner /usr/local/bin/act_runner /etc/systemd/system/act_runner.service 2>/dev/null | wc -l")).toBe("0");
+    // The record .runner named is gone; one orphaned by the hand-removed .runner above stays (offline).
+    const after = await runners();
+    expect(after.map((r) => r.id)).not.toContain(before.find((r) => r.status === "online")!.id);
+    expect(after.filter((r) => r.status === "online")).toEqual([]);
   });
 });

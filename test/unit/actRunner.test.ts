@@ -8,6 +8,7 @@ import {
   renderRunnerRegisterScript,
   renderRunnerRemoveScript,
   renderRunnerUnit,
+  renderRunnerUnregisterScript,
   RunnerSettings,
 } from "../../components/actRunner";
 import { MANAGED_HEADER } from "../../components/render/shell";
@@ -53,13 +54,14 @@ describe("runner rendering", () => {
     installFromHost: renderRunnerInstallScript({ ...SETTINGS, source: { sourcePath: "/root/act_runner" } }),
     register: renderRunnerRegisterScript(SETTINGS, 120),
     remove: renderRunnerRemoveScript(SETTINGS),
+    unregister: renderRunnerUnregisterScript(SETTINGS),
   };
   it.each(Object.entries(scripts))("%s is strict, marked as managed, and passes bash -n and shellcheck", (_name, script) => {
     expectCleanScript(script);
   });
 
   it("bounds registration and checks the download", () => {
-    expect(scripts.register).toContain('timeout "$timeout_seconds" "$binary" register --no-interactive');
+    expect(scripts.register).toContain('timeout "$timeout_seconds" "$binary" register --config');
     expect(scripts.installFromUrl).toContain("sha256sum --check");
   });
 });

@@ -5,6 +5,7 @@ import type { ProgramRun } from "../helpers/pulumiMocks";
 import { runWithMocks } from "../helpers/pulumiMocks";
 
 const TOKEN = "T0kenT0kenT0kenT0kenT0kenT0kenT0kenT0ken";
+const ADMIN_PASSWORD = "adm1n-pa55word";
 let run: ProgramRun;
 let sshd: Awaited<ReturnType<typeof listen>>;
 
@@ -15,7 +16,12 @@ beforeAll(async () => {
     async () => (await import("../../program")).main(),
     {
       stack: "wsl",
-      stackReferences: { "organization/gitea-homelab/server": { outputs: { giteaUrl: "http://192.168.1.10:4111/", runnerRegistrationToken: TOKEN }, secret: ["runnerRegistrationToken"] } },
+      stackReferences: {
+        "organization/gitea-homelab/server": {
+          outputs: { giteaUrl: "http://192.168.1.10:4111/", runnerRegistrationToken: TOKEN, adminUsername: "gitea-admin", adminPassword: ADMIN_PASSWORD },
+          secret: ["runnerRegistrationToken", "adminPassword"],
+        },
+      },
     },
   );
 });
@@ -50,12 +56,15 @@ describe("wsl stack", () => {
     expect(preflight).toContain("require_firewalld=false");
   });
 
-  it("registers with the server stack's URL and secret token, the token only on stdin", () => {
+  it("registers with the server stack's URL and secret token, and unregisters with its admin: secrets only on stdin", () => {
     const register = run.byName("runner-register");
     expect(register.inputs.create).toContain("instance=http://192.168.1.10:4111/");
-    expect(register.inputs.create).not.toContain(TOKEN);
-    expect(run.byName("runner-install").inputs.create).not.toContain(TOKEN);
-    expect(register.inputs.stdin).toBe(TOKEN);
+    for (const script of [register.inputs.create, register.inputs.delete, run.byName("runner-install").inputs.create]) {
+      expect(script).not.toContain(TOKEN);
+      expect(script).not.toContain(ADMIN_PASSWORD);
+    }
+    expect(register.inputs.delete).toContain("/api/v1/admin/actions/runners/");
+    expect(register.inputs.stdin).toBe(`${TOKEN}\ngitea-admin:${ADMIN_PASSWORD}\n`);
     expect(register.secretInputs).toContain("stdin");
     expect(register.inputs.logging).toBe("none");
     expect(register.additionalSecretOutputs).toEqual(expect.arrayContaining(["stdout", "stderr"]));
@@ -74,6 +83,6 @@ describe("wsl stack", () => {
     expect(await run.value(run.outputs.labels)).toEqual(["ubuntu-latest:docker://node:20", "self:host"]);
     expect(await run.value(run.outputs.instanceUrl)).toBe("http://192.168.1.10:4111/");
     expect(await run.value(run.outputs.binaryVersion)).toMatch(/^0\.2\.13/);
-    expect(await run.value(run.outputs.runnerRecordOnDestroy)).toMatch(/offline/);
+    expect(await run.value(run.outputs.runnerRecordOnDestroy)).toMatch(/from this host and from Gitea/);
   });
 });

@@ -1,14 +1,18 @@
 /**
- * The engine stand-in. The Pulumi CLI cannot run here, so this runs the real program through
- * Pulumi's own runtime under `setMocks` and plays the engine's part for what the program
- * registers, with the semantics of @pulumi/command 1.2.1:
+ * The engine stand-in. The Pulumi CLI itself builds here from its Go module, but the Go module
+ * registry serves neither its Node.js language host nor the `command` and `random` provider
+ * plugins, so a real `pulumi up` cannot run (see the README's Tests section). This runs the real
+ * program through Pulumi's own runtime under `setMocks` and plays the engine's part for what the
+ * program registers, with the semantics of @pulumi/command 1.2.1:
  *   - a new remote.Command runs `create`;
  *   - a change of `triggers` replaces it: create the new, then run the old stored `delete` at
  *     the end of the run (or delete first with `deleteBeforeReplace`);
  *   - a change of any other input (minus `ignoreChanges`) runs `update`, or `create` when empty;
  *   - no change runs nothing;
  *   - resources gone from the program, and everything on `destroy`, run their stored `delete`
- *     in reverse order, except `retainOnDelete` ones, which are only forgotten.
+ *     in reverse order, except `retainOnDelete` ones, which are only forgotten;
+ *   - every script, `delete` included, gets the stored `stdin` (the provider's CommandOutputs.run).
+ * A StackReference reads the outputs of the named stack's last successful up (another Engine).
  * Resource options are not in `newResource`'s arguments, so a MockMonitor subclass reads them
  * from the registration request. State is a JSON file; random values are made once and kept.
  * Invokes run for real: `command:local:run` executes its command with /bin/sh -c and its stdin,
@@ -53,6 +57,8 @@ interface StoredResource extends ResourceOptions {
 interface EngineState {
   /** In creation order, which respects dependencies; deletes go in reverse. */
   resources: StoredResource[];
+  /** The stack's outputs after the last successful up, resolved, for StackReferences to it. */
+  outputs?: Record<string, unknown>;
 }
 
 export type Operation = "create" | "update" | "replace" | "delete";
@@ -75,6 +81,8 @@ export interface RunReport {
   localRuns: number;
   /** What the program logged as warnings (pulumi.log.warn). */
   warnings: string[];
+  /** `outputs`, resolved. */
+  resolvedOutputs?: Record<string, unknown>;
 }
 
 export interface PlannedStep {
@@ -184,7 +192,14 @@ export class Engine {
   constructor(
     private readonly stateFile: string,
     private readonly log: (line: string) => void = () => undefined,
+    /** Other stacks by name, for the program's StackReferences (their last up's outputs). */
+    private readonly references: Record<string, Engine> = {},
   ) {}
+
+  /** The outputs of this stack's last successful up. */
+  lastOutputs(): Record<string, unknown> {
+    return this.load().outputs ?? {};
+  }
 
   private load(): EngineState {
     return existsSync(this.stateFile) ? JSON.parse(readFileSync(this.stateFile, "utf8")) : { resources: [] };
@@ -200,7 +215,8 @@ export class Engine {
   }
 
   private async exec(report: RunReport, r: Pick<StoredResource, "name" | "inputs" | "additionalSecretOutputs">, operation: Operation, script: string) {
-    const result = await sshRun(r.inputs.connection as Connection, script, operation === "delete" ? undefined : r.inputs.stdin);
+    // The provider runs every script, delete included, with the stored stdin (CommandOutputs.run).
+    const result = await sshRun(r.inputs.connection as Connection, script, r.inputs.stdin);
     report.commands.push({ resource: r.name, operation, exitCode: result.code, ms: result.ms, bytesSent: result.bytesSent });
     report.sshSessions += 1;
     report.bytesSent += result.bytesSent;
@@ -232,7 +248,16 @@ export class Engine {
   ): Promise<string | undefined> {
     const options = new Map<string, ResourceOptions>();
     const mocks: pulumi.runtime.Mocks = {
-      newResource: (args) => newResource(args, options.get(keyOf(args.type, args.name))!),
+      newResource: async (args) => {
+        if (args.type === "pulumi:pulumi:StackReference") {
+          // Read, not managed: the referenced stack's outputs as its state holds them.
+          const referenced = String(args.inputs.name).split("/").pop()!;
+          const other = this.references[referenced];
+          if (!other) throw new Error(`engine stand-in: no stack named ${referenced} to reference`);
+          return { id: String(args.inputs.name), state: { name: args.inputs.name, outputs: other.lastOutputs(), secretOutputNames: [] } };
+        }
+        return newResource(args, options.get(keyOf(args.type, args.name))!);
+      },
       call: (args) => this.invoke(report, args),
     };
     await pulumi.runtime.setMocks(mocks, "gitea-homelab", stack, preview);
@@ -252,7 +277,9 @@ export class Engine {
     try {
       const { main } = await import("../../../program");
       report.outputs = await main();
-      await Promise.all(Object.values(report.outputs).map((o) => new Promise((resolve) => pulumi.output(o as any).apply(resolve))));
+      report.resolvedOutputs = Object.fromEntries(
+        await Promise.all(Object.entries(report.outputs).map(([k, o]) => new Promise<[string, unknown]>((resolve) => pulumi.output(o as any).apply((v) => resolve([k, v]))))),
+      );
       await settings.waitForRPCs();
     } catch (err) {
       failure = (err as Error).message;
@@ -372,7 +399,7 @@ export class Engine {
       const seen = new Set(next.map((r) => r.key));
       next.push(...previous.resources.filter((r) => !seen.has(r.key)));
     }
-    this.save({ resources: next });
+    this.save({ resources: next, outputs: failure ? previous.outputs : report.resolvedOutputs });
     report.wallMs = Date.now() - started;
     if (failure) throw new DeploymentError(failure, report);
     return report;
@@ -405,10 +432,14 @@ function indent(text: string): string {
 }
 
 /** An engine with fresh state in `stateFile` that echoes its log and keeps it in `log`. */
-export function freshEngine(stateFile: string, log: string[]): Engine {
+export function freshEngine(stateFile: string, log: string[], references: Record<string, Engine> = {}): Engine {
   rmSync(stateFile, { force: true });
-  return new Engine(stateFile, (line) => {
-    log.push(line);
-    process.stdout.write(`${line}\n`);
-  });
+  return new Engine(
+    stateFile,
+    (line) => {
+      log.push(line);
+      process.stdout.write(`${line}\n`);
+    },
+    references,
+  );
 }

@@ -18,13 +18,19 @@ export interface TestVm {
   reboot(): void;
 }
 
-export function readVmEnv(rundir: string): Record<string, string> {
+function readEnvFile(path: string): Record<string, string> {
   const env: Record<string, string> = {};
-  for (const line of readFileSync(join(rundir, "vm.env"), "utf8").split("\n")) {
+  for (const line of readFileSync(path, "utf8").split("\n")) {
     const m = /^([A-Z0-9_]+)=(.*)$/.exec(line);
     if (m) env[m[1]] = m[2].replace(/^'(.*)'$/, "$1");
   }
   return env;
+}
+
+/** vm.env, and the names of what the VM image holds for the tests (build-image.sh's test-images.env). */
+export function readVmEnv(rundir: string): Record<string, string> {
+  const env = readEnvFile(join(rundir, "vm.env"));
+  return { ...readEnvFile(join(env.VM_IMAGE_DIR, "test-images.env")), ...env };
 }
 
 export function testVm(rundir: string): TestVm {
@@ -78,36 +84,31 @@ export function connectionConfig(vm: TestVm): Record<string, string> {
   };
 }
 
-/** The server stack's config for the VM, with the Gitea stand-in image loaded from its archive. */
+/** The server stack's config for the VM: real Gitea, built from its Go module, loaded from the archive baked into the VM. */
 export function serverConfig(vm: TestVm): Record<string, string> {
   return {
     ...connectionConfig(vm),
     publicHost: "gitea.test",
     adminEmail: "admin@gitea.test",
-    image: "localhost/gitea-standin:1.27.3-rootless",
-    imageArchive: "/opt/gitea-homelab-test/gitea-standin.tar",
+    image: vm.env.GITEA_IMAGE,
+    imageArchive: vm.env.GITEA_IMAGE_ARCHIVE,
   };
 }
 
-/** Where the act_runner stand-in is put on the VM, as a runner binary on a host without internet. */
-export const RUNNER_STANDIN = "/opt/gitea-homelab-test/act_runner-standin";
-
-/** Copies the act_runner stand-in onto the VM. */
-export async function installRunnerStandin(vm: TestVm): Promise<void> {
-  const standin = readFileSync(join(__dirname, "../standin/act_runner/act_runner-standin"), "utf8");
-  const copied = await sshRun(vm.operator, `sudo -n install -D -m 755 /dev/stdin ${RUNNER_STANDIN}`, standin);
-  if (copied.code !== 0) throw new Error(`copying the runner stand-in failed: ${copied.stderr}`);
+/** The runner label the test workflows use: the job image baked into the VM (nothing can be pulled). */
+export function jobLabel(vm: TestVm): string {
+  return `debian-local:docker://${vm.env.JOB_IMAGE}`;
 }
 
-/** The wsl stack's config for the VM: URL and token from config, the runner from the stand-in. */
-export function wslConfig(vm: TestVm, token: string): Record<string, string> {
+/** The wsl stack's config for the VM: the real runner binary baked into the VM, as on a host without internet. */
+export function wslConfig(vm: TestVm, overrides: Record<string, string>): Record<string, string> {
   return {
     ...connectionConfig(vm),
     // The VM's own address on its network: not localhost, as the stack demands.
     instanceUrl: "http://10.0.2.15:4111/",
-    registrationToken: token,
-    runnerSourcePath: RUNNER_STANDIN,
-    runnerLabels: "ubuntu-latest:docker://docker.gitea.com/runner-images:ubuntu-latest",
+    runnerSourcePath: vm.env.RUNNER_BINARY,
+    runnerLabels: jobLabel(vm),
+    ...overrides,
   };
 }
 

@@ -8,11 +8,13 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-standin_dir=$(cd "$here/../standin/gitea" && pwd)
+root=$(cd "$here/../../.." && pwd)
+images_dir=$(cd "$here/../images" && pwd)
+tools_bin=${GITEA_HOMELAB_TOOLS_BIN:-$root/.tools/bin}
 cache_root=${GITEA_HOMELAB_VM_CACHE:-/var/cache/gitea-homelab-vm}
 suite=trixie
 mirror=${GITEA_HOMELAB_VM_MIRROR:-http://deb.debian.org/debian}
-disk_size=4G
+disk_size=8G
 
 packages=(
 	linux-image-amd64 systemd-sysv udev openssh-server podman crun netavark
@@ -23,15 +25,17 @@ packages=(
 
 log() { echo "build-image: $*" >&2; }
 
-# The key of the cache: this script, the stand-in's sources, the package list
-# and the busybox baked into the stand-in.
+# The key of the cache: this script, the image builders, the pinned tool modules (Gitea and
+# the runner are built from them), the Go that builds them and the package list.
 inputs_hash() {
 	{
 		# Content only: the checkout's path must not change the key (CI clones elsewhere each run).
 		sha256sum <"$here/build-image.sh"
-		(cd "$standin_dir" && find . -type f ! -name '*.tar' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
+		for dir in "$images_dir" "$root/tools"; do
+			(cd "$dir" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
+		done
+		go version
 		printf '%s\n' "$suite" "$mirror" "$disk_size" "${packages[@]}"
-		sha256sum /bin/busybox
 	} | sha256sum | cut -d' ' -f1
 }
 
@@ -47,7 +51,7 @@ if [[ $(id -u) -ne 0 ]]; then
 	log "must run as root (mmdebstrap root mode, chroot, file owners)"
 	exit 1
 fi
-for tool in mmdebstrap mkfs.ext4 qemu-img ssh-keygen; do
+for tool in mmdebstrap mkfs.ext4 qemu-img ssh-keygen go gcc; do
 	command -v "$tool" >/dev/null || { log "missing $tool"; exit 1; }
 done
 
@@ -81,8 +85,13 @@ ssh-keygen -q -t ed25519 -N '' -C gitea-homelab-e2e -f "$stage/id_ed25519"
 ssh-keygen -q -t ed25519 -N '' -C root@gitea-vm -f "$work/ssh_host_ed25519_key"
 cp "$work/ssh_host_ed25519_key.pub" "$stage/ssh_host_ed25519_key.pub"
 
-log "stand-in image"
-bash "$standin_dir/build-standin.sh" "$work/gitea-standin.tar" >/dev/null
+log "Gitea and its runner from their Go modules (tools/build.sh)"
+GITEA_HOMELAB_TOOLS_BIN=$tools_bin bash "$root/tools/build.sh" gitea gitea-runner >/dev/null
+gitea_version=$(cat "$tools_bin/gitea.version")
+log "Gitea $gitea_version rootless image"
+bash "$images_dir/gitea/build.sh" "$tools_bin" "$work/gitea.tar" >/dev/null
+log "job image"
+bash "$images_dir/job/build.sh" "$work/job.tar" >/dev/null
 
 log "mmdebstrap $suite (${#packages[@]} packages)"
 include=$(
@@ -152,8 +161,23 @@ in_root systemctl enable systemd-networkd.service ssh.service firewalld.service 
 # Nothing in the VM may reach out (apt timers, NTP); the VM has no internet.
 in_root systemctl mask apt-daily.timer apt-daily-upgrade.timer systemd-timesyncd.service >&2
 
-install -d -m 0755 "$rootfs/opt/gitea-homelab-test"
-install -m 0644 "$work/gitea-standin.tar" "$rootfs/opt/gitea-homelab-test/gitea-standin.tar"
+# What the tests deploy, as a host without internet would have it: image archives for
+# `podman load` and the runner binary for runnerSourcePath.
+test_dir=$rootfs/opt/gitea-homelab-test
+install -d -m 0755 "$test_dir"
+install -m 0644 "$work/gitea.tar" "$test_dir/gitea.tar"
+install -m 0644 "$work/job.tar" "$test_dir/job.tar"
+install -m 0755 "$tools_bin/gitea-runner" "$test_dir/gitea-runner"
+# Names the tests read (VM_IMAGE_DIR/test-images.env).
+{
+	echo "GITEA_IMAGE=localhost/gitea:$gitea_version-rootless"
+	echo "GITEA_IMAGE_ARCHIVE=/opt/gitea-homelab-test/gitea.tar"
+	echo "GITEA_VERSION=$gitea_version"
+	echo "JOB_IMAGE=localhost/gitea-homelab-job:trixie"
+	echo "JOB_IMAGE_ARCHIVE=/opt/gitea-homelab-test/job.tar"
+	echo "RUNNER_BINARY=/opt/gitea-homelab-test/gitea-runner"
+	echo "RUNNER_VERSION=$(cat "$tools_bin/gitea-runner.version")"
+} >"$stage/test-images.env"
 
 # Kernel and initrd boot with qemu -kernel/-initrd; no bootloader needed.
 kernel=$(find "$rootfs/boot" -maxdepth 1 -name 'vmlinuz-*' | sort -V | tail -n1)

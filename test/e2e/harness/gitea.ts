@@ -1,0 +1,60 @@
+/** Gitea's HTTP API as the tests use it: through a port the VM forwards to this machine. */
+
+export interface GiteaAuth {
+  username: string;
+  password: string;
+}
+
+export interface ApiAnswer {
+  status: number;
+  body: any;
+}
+
+/** One API call; `path` starts after /api/v1. The body is parsed when it is JSON. */
+export async function giteaApi(baseUrl: string, path: string, opts: { auth?: GiteaAuth; method?: string; body?: unknown } = {}): Promise<ApiAnswer> {
+  const headers: Record<string, string> = { accept: "application/json" };
+  if (opts.auth) headers.authorization = `Basic ${Buffer.from(`${opts.auth.username}:${opts.auth.password}`).toString("base64")}`;
+  if (opts.body !== undefined) headers["content-type"] = "application/json";
+  const res = await fetch(`${baseUrl.replace(/\/$/, "")}/api/v1${path}`, {
+    method: opts.method ?? "GET",
+    headers,
+    body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+    signal: AbortSignal.timeout(60_000),
+  });
+  const text = await res.text();
+  let body: any = text;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // not JSON: keep the text
+  }
+  return { status: res.status, body };
+}
+
+/** Polls `check` every `everyMs` until it returns a value other than undefined, up to `timeoutMs`. */
+export async function waitFor<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>, everyMs = 3000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}${last ? `: ${last}` : ""}`);
+}
+
+/** A value of Gitea's own app.ini (as the container has it): `[section] KEY = value`. */
+export function iniValue(ini: string, section: string, key: string): string | undefined {
+  let current = "";
+  for (const line of ini.split("\n")) {
+    const header = /^\s*\[([^\]]+)\]\s*$/.exec(line);
+    if (header) current = header[1];
+    const entry = /^\s*([A-Za-z0-9_.]+)\s*=\s*(.*?)\s*$/.exec(line);
+    if (entry && current === section && entry[1] === key) return entry[2].replace(/^`(.*)`$/, "$1").replace(/^"(.*)"$/, "$1");
+  }
+  return undefined;
+}

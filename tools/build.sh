@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Builds the programs the end-to-end tests run, from the Go modules pinned in tools/*/go.mod,
+# into an ignored directory (GITEA_HOMELAB_TOOLS_BIN, default .tools/bin). Go's module and
+# build caches are reused, so a second run only links. Usage: tools/build.sh [NAME...]
+# (default: all). The last line on stdout is the output directory.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/.." && pwd)
+out=${GITEA_HOMELAB_TOOLS_BIN:-$root/.tools/bin}
+# The machine's own Go, never a toolchain download named by a go.mod.
+export GOTOOLCHAIN=local
+export GOFLAGS=-mod=mod
+
+log() { echo "tools/build: $*" >&2; }
+
+version_of() { # MODULE: its version as pinned in the current tool module
+	go list -m -f '{{.Version}}' "$1"
+}
+
+build_gitea() {
+	cd "$here/gitea"
+	local version
+	version=$(version_of code.gitea.io/gitea)
+	# Gitea 1.26 reaches SQLite through cgo (mattn/go-sqlite3, tag sqlite); linked statically
+	# so the binary runs on any base image. The web assets are read from disk at
+	# STATIC_ROOT_PATH (no bindata: the module has no built frontend), so the image puts
+	# templates/, options/ and public/ beside the binary in /app/gitea.
+	CGO_ENABLED=1 go build -trimpath -o "$out/gitea" \
+		-tags 'netgo osusergo sqlite sqlite_unlock_notify' \
+		-ldflags "-s -w -linkmode external -extldflags -static -X main.Version=${version#v} -X 'main.Tags=sqlite sqlite_unlock_notify' -X code.gitea.io/gitea/modules/setting.StaticRootPath=/app/gitea" \
+		code.gitea.io/gitea
+	# Where the image builder finds the module's files (docker/rootless, templates, ...).
+	go list -m -f '{{.Dir}}' code.gitea.io/gitea >"$out/gitea.moddir"
+	echo "${version#v}" >"$out/gitea.version"
+}
+
+build_gitea_runner() {
+	cd "$here/gitea-runner"
+	local version
+	version=$(version_of gitea.com/gitea/runner)
+	CGO_ENABLED=0 go build -trimpath -o "$out/gitea-runner" \
+		-ldflags "-s -w -X gitea.com/gitea/runner/internal/pkg/ver.version=$version" \
+		gitea.com/gitea/runner
+	echo "$version" >"$out/gitea-runner.version"
+}
+
+names=("$@")
+((${#names[@]} > 0)) || names=(gitea gitea-runner)
+mkdir -p "$out"
+for name in "${names[@]}"; do
+	start=$SECONDS
+	case $name in
+		gitea) build_gitea ;;
+		gitea-runner) build_gitea_runner ;;
+		*)
+			log "unknown tool '$name' (known: gitea gitea-runner)"
+			exit 2
+			;;
+	esac
+	log "$name built in $((SECONDS - start)) s"
+done
+echo "$out"
