@@ -10,7 +10,8 @@ root=$(cd "$here/.." && pwd)
 out=${GITEA_HOMELAB_TOOLS_BIN:-$root/.tools/bin}
 # The machine's own Go, never a toolchain download named by a go.mod.
 export GOTOOLCHAIN=local
-export GOFLAGS=-mod=mod
+# The tool modules sit inside this git checkout, which says nothing about what is built.
+export GOFLAGS="-mod=mod -buildvcs=false"
 
 log() { echo "tools/build: $*" >&2; }
 

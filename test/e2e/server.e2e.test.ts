@@ -6,7 +6,7 @@
  * and 4112 forwarded (test/e2e/with-vm.sh does that).
  */
 import { join } from "path";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeploymentError, Engine, freshEngine, RunReport } from "./harness/engine";
 import { GiteaAuth, giteaApi, iniValue } from "./harness/gitea";
 import { serverConfig, TestVm, testVm, waitForStatus } from "./harness/vm";
@@ -37,6 +37,11 @@ describe.runIf(rundir)("server stack lifecycle on the Debian 13 VM", () => {
     expect(err).toBeInstanceOf(DeploymentError);
     return err as DeploymentError;
   }
+
+  // Whatever failed, the next suite must find port 4111 free (a no-op after the last test's destroy).
+  afterAll(async () => {
+    await engine?.destroy().catch(() => undefined);
+  });
 
   beforeAll(() => {
     vm = testVm(rundir!);

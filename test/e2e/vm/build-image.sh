@@ -21,6 +21,8 @@ packages=(
 	aardvark-dns catatonit firewalld uidmap passt dbus dbus-user-session
 	libpam-systemd systemd-container sudo curl ca-certificates iproute2
 	procps less zstd
+	# git: the wsl suite pushes over SSH from inside the VM, where gitea.test resolves.
+	git
 )
 
 log() { echo "build-image: $*" >&2; }
