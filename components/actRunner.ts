@@ -44,7 +44,10 @@ export function renderRunnerConfig(s: RunnerSettings): string {
       capacity: s.capacity,
       timeout: s.timeout,
       insecure: false,
-      fetch_timeout: "5s",
+      // The runner takes a FetchTask that outlives this for "no work" (runner poll.go), while
+      // Gitea may have handed it a job meanwhile: that job is lost, left "in progress". 5 s (the
+      // generated default) is too short for a slow or busy host; Gitea answers at once when idle.
+      fetch_timeout: "30s",
       fetch_interval: "2s",
       labels: s.labels,
     },

@@ -40,8 +40,8 @@ async function main(): Promise<void> {
   rows.push(await measured(vm, "server 2 up, no change", () => server.up(config)));
   rows.push(await measured(vm, "server 2p preview, no change", () => server.preview(config)));
 
-  // The runner reaches Gitea by its publicHost, as on a LAN.
-  await vm.root("grep -q ' gitea.test$' /etc/hosts || echo '10.0.2.15 gitea.test' >>/etc/hosts");
+  // The runner reaches Gitea by its publicHost; on this one VM that is loopback (see wsl.e2e.test.ts).
+  await vm.root("grep -q ' gitea.test$' /etc/hosts || echo '127.0.0.1 gitea.test' >>/etc/hosts");
   if ((await waitForStatus(`http://127.0.0.1:${vm.forwarded(4111)}/api/healthz`, 200, 300_000)) !== 200) throw new Error("Gitea did not become healthy");
   const wsl = fresh("bench-state-wsl.json", { server });
   const runner = wslConfig(vm, { serverStack: "server" });

@@ -4,8 +4,11 @@
  * playing the WSL host, which takes Gitea's URL, its registration token and its admin from the
  * server stack through a StackReference. A repository with a workflow is pushed over SSH to
  * the server stack's sshCloneBase, and the job runs in Podman through the socket, on a job
- * image baked into the VM (nothing can be pulled). `gitea.test` resolves to the VM's own
- * address on the VM (its /etc/hosts), as a LAN name would.
+ * image baked into the VM (nothing can be pulled). On the VM `gitea.test` resolves to
+ * 127.0.0.1 (its /etc/hosts): both stacks share one host here, and rootless Podman's pasta
+ * does not forward a connection the host makes to its own LAN address (the container has that
+ * address too), so on one machine only loopback reaches the published ports. A runner on
+ * another machine, as in the tutorial, uses the LAN name.
  */
 import { join } from "path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -49,7 +52,7 @@ describe.runIf(rundir)("server and wsl stacks: a pushed workflow runs on the rea
     vm = testVm(rundir!);
     server = freshEngine(join(rundir!, "engine-state-forge.json"), log);
     wsl = freshEngine(join(rundir!, "engine-state-wsl.json"), log, { server });
-    await vm.root("grep -q ' gitea.test$' /etc/hosts || echo '10.0.2.15 gitea.test' >>/etc/hosts");
+    await vm.root("grep -q ' gitea.test$' /etc/hosts || echo '127.0.0.1 gitea.test' >>/etc/hosts");
     // The runner's jobs run in root's Podman (the socket of a system service): load the job image there.
     await vm.root(`podman load -q -i ${vm.env.JOB_IMAGE_ARCHIVE}`);
     await server.up({ ...serverConfig(vm), rootlessUser: "forge", destroyData: "true", removeUserOnDestroy: "true" });

@@ -29,6 +29,8 @@ describe("runner rendering", () => {
     expect(doc.runner.labels).toEqual(SETTINGS.labels);
     expect(doc.container.docker_host).toBe("unix:///run/podman/podman.sock");
     expect(doc.container.network).toBe("");
+    // A fetch that times out is taken as "no work" even when Gitea handed out a job meanwhile.
+    expect(doc.runner.fetch_timeout).toBe("30s");
   });
 
   it("renders a system unit that runs the installed binary after podman.socket and restarts", () => {

@@ -100,12 +100,14 @@ export function jobLabel(vm: TestVm): string {
   return `debian-local:docker://${vm.env.JOB_IMAGE}`;
 }
 
-/** The wsl stack's config for the VM: the real runner binary baked into the VM, as on a host without internet. */
+/**
+ * The wsl stack's config for the VM: the real runner binary baked into the VM, as on a host
+ * without internet. Gitea's URL comes from `overrides`: `serverStack` (a StackReference), or
+ * `instanceUrl` with `registrationToken`.
+ */
 export function wslConfig(vm: TestVm, overrides: Record<string, string>): Record<string, string> {
   return {
     ...connectionConfig(vm),
-    // The VM's own address on its network: not localhost, as the stack demands.
-    instanceUrl: "http://10.0.2.15:4111/",
     runnerSourcePath: vm.env.RUNNER_BINARY,
     runnerLabels: jobLabel(vm),
     ...overrides,
