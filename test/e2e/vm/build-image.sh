@@ -23,6 +23,9 @@ packages=(
 	procps less zstd
 	# git: the wsl suite pushes over SSH from inside the VM, where gitea.test resolves.
 	git
+	# nftables: netavark runs `nft` for the network act makes per job (a Recommends of
+	# netavark, which mmdebstrap leaves out; Fedora has it).
+	nftables
 )
 
 log() { echo "build-image: $*" >&2; }
