@@ -84,7 +84,8 @@ describe.runIf(rundir)("server and wsl stacks: a pushed workflow runs on the rea
     expect(repo.status).toBe(201);
     const cloneUrl = `${server.lastOutputs().sshCloneBase as string}gitea-admin/ci-demo.git`;
     expect(repo.body.ssh_url).toBe(cloneUrl);
-    await asOperator("rm -rf .ssh/gitea_ed25519* ci-demo && ssh-keygen -q -t ed25519 -N '' -f .ssh/gitea_ed25519");
+    // Each Gitea makes its own SSH host key: a known_hosts of this run only.
+    await asOperator("rm -rf .ssh/gitea_ed25519* .ssh/gitea_known_hosts ci-demo && ssh-keygen -q -t ed25519 -N '' -f .ssh/gitea_ed25519");
     const key = await giteaApi(web(), "/user/keys", { auth: admin(), method: "POST", body: { title: "operator", key: await asOperator("cat .ssh/gitea_ed25519.pub") } });
     expect(key.status).toBe(201);
     await asOperator(
@@ -93,7 +94,7 @@ describe.runIf(rundir)("server and wsl stacks: a pushed workflow runs on the rea
         `printf '%s' ${shq(WORKFLOW)} >.gitea/workflows/ci.yml`,
         "git init -q -b main && git add -A",
         "git -c user.name=operator -c user.email=operator@gitea.test commit -q -m 'CI demo'",
-        `GIT_SSH_COMMAND='ssh -i ~/.ssh/gitea_ed25519 -o StrictHostKeyChecking=accept-new' git push -q ${cloneUrl} main`,
+        `GIT_SSH_COMMAND='ssh -i ~/.ssh/gitea_ed25519 -o UserKnownHostsFile=~/.ssh/gitea_known_hosts -o StrictHostKeyChecking=accept-new' git push -q ${cloneUrl} main`,
       ].join(" && "),
     );
     const pushed = await giteaApi(web(), "/repos/gitea-admin/ci-demo/commits?limit=1", { auth: admin() });

@@ -107,7 +107,8 @@ launch() {
 	qemu-img create -q -f qcow2 -F qcow2 -b "$image/disk.qcow2" "$rundir/disk.qcow2"
 	# restrict=on: the guest reaches nothing outside (no internet traffic);
 	# host forwards still work. No -no-reboot: a guest reboot keeps qemu and
-	# its forwards.
+	# its forwards. panic=10: a guest kernel that panics (seen rarely under TCG,
+	# also on a reboot the tests ask for) boots again by itself.
 	local qpid
 	# In a command substitution qemu is not a job of this shell: nothing to
 	# reap or report when it exits, and it is re-parented when we exit.
@@ -115,7 +116,7 @@ launch() {
 		-name gitea-homelab-e2e -nodefaults -display none \
 		"${cpu_accel[@]}" -m 2048 -smp 2 \
 		-kernel "$image/vmlinuz" -initrd "$image/initrd.img" \
-		-append "root=/dev/vda rw console=ttyS0 net.ifnames=0" \
+		-append "root=/dev/vda rw console=ttyS0 net.ifnames=0 panic=10" \
 		-drive "file=$rundir/disk.qcow2,if=virtio,format=qcow2,cache=unsafe,discard=unmap" \
 		-netdev "user,id=n0,restrict=on,$fwd" -device virtio-net-pci,netdev=n0 \
 		-device virtio-rng-pci \
