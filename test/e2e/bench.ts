@@ -8,7 +8,8 @@
 import { rmSync } from "fs";
 import { join } from "path";
 import { Engine, RunReport } from "./harness/engine";
-import { acceptedSshSessions, serverConfig, TestVm, testVm, waitForStatus, wslConfig } from "./harness/vm";
+import { GITEA_START_MS } from "./harness/gitea";
+import { acceptedSshSessions, resolveGiteaTestLocally, serverConfig, TestVm, testVm, waitForStatus, wslConfig } from "./harness/vm";
 
 interface Row {
   name: string;
@@ -41,8 +42,8 @@ async function main(): Promise<void> {
   rows.push(await measured(vm, "server 2p preview, no change", () => server.preview(config)));
 
   // The runner reaches Gitea by its publicHost; on this one VM that is loopback (see wsl.e2e.test.ts).
-  await vm.root("grep -q ' gitea.test$' /etc/hosts || echo '127.0.0.1 gitea.test' >>/etc/hosts");
-  if ((await waitForStatus(`http://127.0.0.1:${vm.forwarded(4111)}/api/healthz`, 200, 300_000)) !== 200) throw new Error("Gitea did not become healthy");
+  await resolveGiteaTestLocally(vm);
+  if ((await waitForStatus(`http://127.0.0.1:${vm.forwarded(4111)}/api/healthz`, 200, GITEA_START_MS)) !== 200) throw new Error("Gitea did not become healthy");
   const wsl = fresh("bench-state-wsl.json", { server });
   const runner = wslConfig(vm, { serverStack: "server" });
   rows.push(await measured(vm, "wsl fresh up", () => wsl.up(runner, "wsl")));

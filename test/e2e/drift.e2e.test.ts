@@ -8,6 +8,7 @@
 import { join } from "path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeploymentError, Engine, freshEngine, PreviewReport, RunReport } from "./harness/engine";
+import { GITEA_START_MS } from "./harness/gitea";
 import { serverConfig, TestVm, testVm, waitForStatus } from "./harness/vm";
 
 const rundir = process.env.GITEA_HOMELAB_VM_RUNDIR;
@@ -20,8 +21,7 @@ describe.runIf(rundir)("drift on the server host", () => {
   const log: string[] = [];
 
   const userctl = (args: string) => vm.root(`systemctl --user -M rootless@ ${args}`);
-  // Gitea's first start under TCG runs every migration: minutes.
-  const healthy = async () => expect(await waitForStatus(`http://127.0.0.1:${vm.forwarded(4111)}/api/healthz`, 200, 300_000)).toBe(200);
+  const healthy = async () => expect(await waitForStatus(`http://127.0.0.1:${vm.forwarded(4111)}/api/healthz`, 200, GITEA_START_MS)).toBe(200);
   const planned = (p: PreviewReport) => p.steps.map((s) => `${s.operation} ${s.resource}`).sort();
   const ran = (r: RunReport) => r.commands.map((c) => `${c.operation} ${c.resource}`).sort();
 

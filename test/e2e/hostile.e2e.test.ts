@@ -9,7 +9,7 @@
 import { join } from "path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Engine, freshEngine } from "./harness/engine";
-import { giteaApi, iniValue } from "./harness/gitea";
+import { GITEA_START_MS, giteaApi, iniValue } from "./harness/gitea";
 import { serverConfig, TestVm, testVm, waitForStatus } from "./harness/vm";
 
 const rundir = process.env.GITEA_HOMELAB_VM_RUNDIR;
@@ -43,8 +43,7 @@ describe.runIf(rundir)("hostile config values on the Debian 13 VM", () => {
   it("a Quadlet unit: nothing runs, Gitea gets every value exactly", async () => {
     const report = await engine.up(config);
     expect(report.commands.every((c) => c.exitCode === 0)).toBe(true);
-    // Gitea's first start under TCG runs every migration: minutes.
-    expect(await waitForStatus(`http://127.0.0.1:${vm.forwarded(4111)}/api/healthz`, 200, 300_000)).toBe(200);
+    expect(await waitForStatus(`http://127.0.0.1:${vm.forwarded(4111)}/api/healthz`, 200, GITEA_START_MS)).toBe(200);
     expect(await canaries()).toBe("0");
     // WHATWG URL normalisation keeps these characters; only the braces are percent-encoded.
     const rootUrl = new URL(ROOT_URL).href;
@@ -58,7 +57,7 @@ describe.runIf(rundir)("hostile config values on the Debian 13 VM", () => {
   it("a classic unit (ExecStart= expands $ and %): nothing runs, the same values arrive", async () => {
     const report = await engine.up({ ...config, unitStyle: "service" });
     expect(report.commands.every((c) => c.exitCode === 0)).toBe(true);
-    expect(await waitForStatus(`http://127.0.0.1:${vm.forwarded(4111)}/api/healthz`, 200, 300_000)).toBe(200);
+    expect(await waitForStatus(`http://127.0.0.1:${vm.forwarded(4111)}/api/healthz`, 200, GITEA_START_MS)).toBe(200);
     expect(await vm.root(`systemctl --user -M ${USER}@ is-active gitea.service`)).toBe("active");
     expect(await canaries()).toBe("0");
     expect(await rootUrlInGitea()).toBe(new URL(ROOT_URL).href);

@@ -8,11 +8,9 @@
 import { join } from "path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeploymentError, Engine, freshEngine, RunReport } from "./harness/engine";
-import { GiteaAuth, giteaApi, iniValue } from "./harness/gitea";
+import { GITEA_START_MS, GiteaAuth, giteaApi, iniValue } from "./harness/gitea";
 import { serverConfig, TestVm, testVm, waitForStatus } from "./harness/vm";
 
-/** Gitea's first start under TCG runs every migration: minutes, not seconds. */
-const GITEA_START_MS = 300_000;
 
 const rundir = process.env.GITEA_HOMELAB_VM_RUNDIR;
 

@@ -14,13 +14,12 @@ import { join } from "path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { shq } from "../../components/render/shell";
 import { Engine, freshEngine } from "./harness/engine";
-import { GiteaAuth, giteaApi, waitFor } from "./harness/gitea";
-import { jobLabel, serverConfig, TestVm, testVm, waitForStatus, wslConfig } from "./harness/vm";
+import { GITEA_START_MS, GiteaAuth, giteaApi, waitFor } from "./harness/gitea";
+import { jobLabel, resolveGiteaTestLocally, serverConfig, TestVm, testVm, waitForStatus, wslConfig } from "./harness/vm";
 
 const rundir = process.env.GITEA_HOMELAB_VM_RUNDIR;
 
-/** Gitea's first start and a job's container are slow under TCG. */
-const GITEA_START_MS = 300_000;
+/** A job's container is slow to start under TCG. */
 const RUN_MS = 600_000;
 const RUNNER = "wsl-runner";
 const MARKER = "gitea-homelab-ci-marker";
@@ -52,7 +51,7 @@ describe.runIf(rundir)("server and wsl stacks: a pushed workflow runs on the rea
     vm = testVm(rundir!);
     server = freshEngine(join(rundir!, "engine-state-forge.json"), log);
     wsl = freshEngine(join(rundir!, "engine-state-wsl.json"), log, { server });
-    await vm.root("grep -q ' gitea.test$' /etc/hosts || echo '127.0.0.1 gitea.test' >>/etc/hosts");
+    await resolveGiteaTestLocally(vm);
     // The runner's jobs run in root's Podman (the socket of a system service): load the job image there.
     await vm.root(`podman load -q -i ${vm.env.JOB_IMAGE_ARCHIVE}`);
     await server.up({ ...serverConfig(vm), rootlessUser: "forge", destroyData: "true", removeUserOnDestroy: "true" });

@@ -1,5 +1,8 @@
 /** Gitea's HTTP API as the tests use it: through a port the VM forwards to this machine. */
 
+/** How long Gitea may take to answer /api/healthz: its first start under TCG runs every migration. */
+export const GITEA_START_MS = 300_000;
+
 export interface GiteaAuth {
   username: string;
   password: string;

@@ -114,6 +114,15 @@ export function wslConfig(vm: TestVm, overrides: Record<string, string>): Record
   };
 }
 
+/**
+ * Makes `gitea.test` (the stacks' publicHost) resolve to 127.0.0.1 on the VM, for a runner on
+ * the same VM: rootless Podman's pasta does not forward a connection the host makes to its own
+ * LAN address (see wsl.e2e.test.ts).
+ */
+export async function resolveGiteaTestLocally(vm: TestVm): Promise<void> {
+  await vm.root("grep -q ' gitea.test$' /etc/hosts || echo '127.0.0.1 gitea.test' >>/etc/hosts");
+}
+
 /** SSH sessions sshd accepted so far (the call that asks counts itself). */
 export async function acceptedSshSessions(vm: TestVm): Promise<number> {
   return Number(await vm.root("journalctl --no-pager -o cat _COMM=sshd-session _COMM=sshd | grep -c '^Accepted ' || true"));
