@@ -6,18 +6,9 @@
 import * as pulumi from "@pulumi/pulumi";
 import ipaddr from "ipaddr.js";
 import { CONTROL_CHARACTERS } from "../components/render/shell";
+import { ConfigError, PROJECT } from "../components/host/configError";
+export { ConfigError, PROJECT };
 
-export const PROJECT = "gitea-homelab";
-
-export class ConfigError extends Error {
-  constructor(readonly problems: string[]) {
-    super(
-      `invalid stack config (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n` +
-        problems.map((p) => `  - ${p}`).join("\n"),
-    );
-    this.name = "ConfigError";
-  }
-}
 
 export type RawConfig = Record<string, string | undefined>;
 

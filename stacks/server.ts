@@ -4,11 +4,11 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { FirewallPort } from "../components/firewallPort";
-import { GiteaContainer } from "../components/giteaContainer";
-import { Host } from "../components/host";
-import { PodmanVolume } from "../components/podmanVolume";
-import { RootlessUser } from "../components/rootlessUser";
+import { FirewallPort } from "../components/firewall/firewallPort";
+import { GiteaContainer } from "../components/gitea/giteaContainer";
+import { Host } from "../components/host/host";
+import { PodmanVolume } from "../components/volume/podmanVolume";
+import { RootlessUser } from "../components/rootlessUser/rootlessUser";
 import { urlHost } from "./config";
 import { requireSsh } from "./reachability";
 import { readServerConfig, ServerSecrets, ServerSettings } from "./serverConfig";
@@ -35,8 +35,8 @@ export function buildServerStack(settings: ServerSettings, secrets: ServerSecret
     user: settings.connection.user,
     hostKey: settings.connection.hostKey,
     privateKey: secrets.privateKey,
-    requireFirewalld: settings.firewall === "none" ? false : settings.firewall === "firewalld" ? true : "auto",
-    requireQuadlet: settings.unitStyle === "quadlet",
+    firewall: settings.firewall,
+    unitStyle: settings.unitStyle,
   });
 
   const user = new RootlessUser("gitea-user", {
@@ -64,7 +64,6 @@ export function buildServerStack(settings: ServerSettings, secrets: ServerSecret
       user: user.username,
       image: settings.image,
       imageArchive: settings.imageArchive,
-      unitStyle: settings.unitStyle,
       userns: settings.userns,
       httpPort: settings.httpPort,
       sshPort: settings.sshPort,
@@ -83,13 +82,10 @@ export function buildServerStack(settings: ServerSettings, secrets: ServerSecret
   );
 
   if (settings.firewall !== "none") {
-    const firewall = settings.firewall;
     for (const [name, port] of [["gitea-http", settings.httpPort], ["gitea-ssh", settings.sshPort]] as const) {
-      new FirewallPort(name, { host, port, zone: settings.firewallZone, firewall }, { dependsOn: [gitea.unit] });
+      new FirewallPort(name, { host, port, zone: settings.firewallZone }, { dependsOn: [gitea.service] });
     }
   }
-  // Every component has added its probe: look at the host once, in one SSH session.
-  host.inspect();
 
   return {
     giteaUrl: settings.rootUrl,

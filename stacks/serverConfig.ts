@@ -22,8 +22,8 @@ import {
   secretProblems,
   urlHost,
 } from "./config";
-import { STORAGE_DRIVERS, StorageDriver } from "../components/rootlessUser";
-import { UNIT_STYLES } from "../components/systemdUserUnit";
+import { STORAGE_DRIVERS, StorageDriver } from "../components/rootlessUser/render";
+import { UNIT_STYLES } from "../components/host/platform";
 
 /** auto: firewalld on Fedora and Debian, none on Alpine (which ships no firewalld). */
 export const FIREWALLS = ["auto", "firewalld", "none"] as const;

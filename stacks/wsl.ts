@@ -4,8 +4,9 @@
  * server stack (or from config for a Gitea this program did not make).
  */
 import * as pulumi from "@pulumi/pulumi";
-import { ActRunner, RunnerSettings } from "../components/actRunner";
-import { Host } from "../components/host";
+import { ActRunner } from "../components/runner/actRunner";
+import { RunnerSettings } from "../components/runner/render";
+import { Host } from "../components/host/host";
 import { ConfigError, PROJECT } from "./config";
 import { requireSsh } from "./reachability";
 import { instanceUrlProblem, readWslConfig, WSL_SYSTEMD_ADVICE, WslSecrets, WslSettings } from "./wslConfig";
@@ -42,8 +43,8 @@ export function buildWslStack(settings: WslSettings, secrets: WslSecrets) {
     user: settings.connection.user,
     hostKey: settings.connection.hostKey,
     privateKey: secrets.privateKey,
-    requireFirewalld: false,
-    requireQuadlet: false,
+    firewall: "none",
+    requireSystemd: true,
     systemdAdvice: WSL_SYSTEMD_ADVICE,
   });
 
@@ -62,7 +63,6 @@ export function buildWslStack(settings: WslSettings, secrets: WslSecrets) {
     }),
   );
   new ActRunner("runner", { host, settings: runnerSettings, registrationToken: token, giteaAdmin, registerTimeoutSeconds: settings.registerTimeoutSeconds });
-  host.inspect();
 
   return {
     runnerName: settings.runnerName,

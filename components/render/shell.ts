@@ -3,6 +3,7 @@
  * `renderScript`, so each one starts the same way (strict mode, the managed-by header, the
  * shared functions) and passes `bash -n` and shellcheck.
  */
+import { createHash } from "crypto";
 
 export const MANAGED_HEADER = "Managed by gitea-homelab: edits are overwritten by `pulumi up`.";
 
@@ -69,6 +70,11 @@ export function heredoc(content: string): { open: Bash; body: Bash } {
   return { open: `<<'${delimiter}'` as Bash, body: `${body}${delimiter}` as Bash };
 }
 
+/** sha256 of a file as `installContent` writes it (a heredoc adds the final newline): what file_digest prints. */
+export function fileDigest(content: string): string {
+  return createHash("sha256").update(content.endsWith("\n") ? content : `${content}\n`).digest("hex");
+}
+
 /**
  * Bash that installs `content` verbatim at `dest` (a bash word, e.g. "$home/$unit_file") with
  * install_file, through the script's temp file "$tmp". Mode, owner and group are bash words too.
@@ -116,20 +122,39 @@ install_file() {
   converge_service: sh`
 # Restarts SERVICE when this script changed its files (changed=1), starts it when inactive,
 # and leaves an active, unchanged one alone: starting an active rootless Quadlet unit can block
-# (podman issue 22197). CTL is systemctl or a function wrapping it.
+# (podman issue 22197). CTL... is systemctl, or a command taking systemctl's verbs.
+# Usage: converge_service SERVICE CTL...
 converge_service() {
-  local ctl=$1 service=$2
-  if "$ctl" is-active --quiet "$service"; then
+  local service=$1
+  shift
+  if "$@" is-active --quiet "$service"; then
     if ((changed)); then
-      "$ctl" restart "$service"
+      "$@" restart "$service"
       echo "$service restarted (its files changed)"
     else
       echo "$service active, unchanged"
     fi
   else
-    "$ctl" start "$service"
+    "$@" start "$service"
     echo "$service started"
   fi
+}`,
+  home_of: sh`
+# The home directory of USER (from the passwd database). Usage: home_of USER
+home_of() {
+  getent passwd "$1" | cut -d: -f6
+}`,
+  userctl: sh`
+# systemctl for USER's own systemd manager, from root. Usage: userctl USER ARGS...
+userctl() {
+  local user=$1
+  shift
+  systemctl --user -M "$user@" "$@"
+}`,
+  file_digest: sh`
+# sha256 of a file's content, or "missing". Usage: file_digest PATH
+file_digest() {
+  if [[ -f $1 ]]; then sha256sum <"$1" | cut -d' ' -f1; else echo missing; fi
 }`,
   wait_for: sh`
 # Waits until a command succeeds. Usage: wait_for SECONDS DESCRIPTION CMD...

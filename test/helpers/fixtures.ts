@@ -1,6 +1,8 @@
 /** Example values the unit tests share. */
-import { RunnerSettings } from "../../components/actRunner";
-import { ContainerSpec, giteaEnvironment } from "../../components/giteaContainer";
+import { RunnerSettings } from "../../components/runner/render";
+import { ContainerSpec } from "../../components/giteaService/render";
+import { giteaEnvironment } from "../../components/gitea/render";
+import { Platform } from "../../components/host/platform";
 
 export const CONTAINER_SPEC: ContainerSpec = {
   containerName: "gitea",
@@ -29,3 +31,8 @@ export const RUNNER_SETTINGS: RunnerSettings = {
   instanceUrl: "http://192.168.1.10:4111/",
   serviceName: "act_runner.service",
 };
+
+/** Platforms as the host decides them (see decidePlatform). */
+export const FEDORA: Platform = { family: "fedora", osId: "fedora", packageManager: "dnf", init: "systemd", unitStyle: "quadlet", firewall: "firewalld" };
+export const DEBIAN: Platform = { family: "debian", osId: "debian", packageManager: "apt", init: "systemd", unitStyle: "quadlet", firewall: "firewalld" };
+export const ALPINE: Platform = { family: "alpine", osId: "alpine", packageManager: "apk", init: "openrc", unitStyle: "openrc", firewall: "none" };

@@ -89,8 +89,13 @@ class RecordingMonitor extends MockMonitor {
   }
 }
 
-/** What a probe session with no facts prints: SSH worked, nothing was found. */
-export const EMPTY_PROBE_SESSION = "@@gitea-homelab-session exit 0";
+/** The host facts section of a probe session on a host of this OS and init system. */
+export function hostFactsSection(osId: string, init: string, osLike = ""): string {
+  return ["@@gitea-homelab-probe begin @host", `os_id=${osId}`, `os_like=${osLike}`, `init=${init}`, "@@gitea-homelab-probe end @host"].join("\n");
+}
+
+/** What a probe session of a bare Fedora host prints: SSH worked, nothing of ours was found. */
+export const EMPTY_PROBE_SESSION = `${hostFactsSection("fedora", "systemd")}\n@@gitea-homelab-session exit 0`;
 
 export interface RecordedInvoke {
   token: string;

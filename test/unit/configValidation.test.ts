@@ -5,7 +5,8 @@
 import { readFileSync } from "fs";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { renderGiteaOpenrc, renderGiteaService, giteaEnvironment } from "../../components/giteaContainer";
+import { renderGiteaOpenrc, renderGiteaService } from "../../components/giteaService/render";
+import { giteaEnvironment } from "../../components/gitea/render";
 import { isLoopbackOrUnspecified, isEncryptedPrivateKey, parseImageReference, RawConfig, secretProblems } from "../../stacks/config";
 import { SERVER_KEYS, validateServerConfig } from "../../stacks/serverConfig";
 import { instanceUrlProblem, validateWslConfig, WSL_KEYS } from "../../stacks/wslConfig";

@@ -21,7 +21,7 @@ import { writeFileSync } from "fs";
 import { join } from "path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { giteaEnvironment } from "../../components/giteaContainer";
+import { giteaEnvironment } from "../../components/gitea/render";
 import { RawConfig, secretProblems, SecretKey } from "../../stacks/config";
 import { SERVER_KEYS, validateServerConfig } from "../../stacks/serverConfig";
 import { validateWslConfig, WSL_KEYS } from "../../stacks/wslConfig";

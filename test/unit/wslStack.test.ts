@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { foldedMarker } from "../../components/render/probe";
+import { foldedMarker } from "../../components/host/checkedCommand";
 import { listen } from "../helpers/fakeSshd";
 import type { ProgramRun } from "../helpers/pulumiMocks";
 import { runWithMocks } from "../helpers/pulumiMocks";

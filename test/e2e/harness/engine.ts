@@ -26,7 +26,7 @@ import { randomBytes, randomInt } from "crypto";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "fs";
 import * as pulumi from "@pulumi/pulumi";
 import { MockMonitor } from "@pulumi/pulumi/runtime/mocks";
-import { foldedMarker } from "../../../components/render/probe";
+import { foldedMarker } from "../../../components/host/checkedCommand";
 import { unwrapSecrets } from "../../helpers/pulumiMocks";
 import { Connection, sshRun } from "./ssh";
 

@@ -11,9 +11,9 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileS
 import { tmpdir } from "os";
 import { join } from "path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { renderRunnerRegisterScript, renderRunnerUnregisterScript, runnerCommandStdin, RunnerSettings } from "../../components/actRunner";
-import { RUNNER_SETTINGS } from "../helpers/fixtures";
-import { requireTool } from "../helpers/scripts";
+import { renderRunnerRegisterScript, renderRunnerUnregisterScript, runnerCommandStdin, RunnerSettings } from "./render";
+import { RUNNER_SETTINGS } from "../../test/helpers/fixtures";
+import { requireTool } from "../../test/helpers/scripts";
 
 const TOKEN = "T0ken-for-the-runner-registration-0123456789";
 const PASSWORD = `pa"ss\\word 'with' $(quotes)`;

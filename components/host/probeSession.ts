@@ -1,16 +1,10 @@
 /**
- * Drift detection, the pure half. `@pulumi/command` cannot read a host, so each Host runs one
- * read-only probe session per preview and up (a `command:local:run` invoke that opens one SSH
- * session) in which every component prints `key=value` facts about its part of the host. Each
- * component compares its facts with what it expects and gets a list of drift descriptions.
- *
- * A drift must show as an update of the component's command in `pulumi preview`, and a second
- * preview after the repair must be clean. So the description becomes a "drift marker" folded
- * into the command, and the command, when it succeeds, records that marker on the host. A
- * later probe that finds no drift reproduces the recorded marker exactly (no diff); one that
- * finds drift makes a new marker with the next check number (a diff, even for the same drift).
+ * The probe session, the pure half: one read-only SSH session per host per preview and up (a
+ * `command:local:run` invoke) that prints the host facts the platform is decided from, then the
+ * facts every checked command's probe prints about its part of the host, then the records those
+ * commands left when they last succeeded (see checkedCommand.ts).
  */
-import { Bash, MANAGED_HEADER, ROOT_PRELUDE, sh, shellFunctions, shellVars, ShellVars, shq } from "./shell";
+import { Bash, MANAGED_HEADER, ROOT_PRELUDE, shellFunctions, shellVars, ShellVars, shq } from "../render/shell";
 
 /** Where commands record the marker of their last successful converge (root-owned), per stack. */
 export const STATE_DIR = "/var/lib/gitea-homelab/state";
@@ -21,19 +15,30 @@ export function recordDir(stack: string): string {
 }
 
 const SECTION = "@@gitea-homelab-probe";
+
 const SESSION = "@@gitea-homelab-session";
+
 /** Section name of the recorded markers. */
 const RECORDS = "@records";
 
 export type Facts = Record<string, string>;
 
-export interface ProbeSection {
-  /** Unique per host; names the section in the output. */
-  key: string;
-  /** Bash body printing `name=value` lines; runs as root, may use the common functions. */
+/**
+ * A read-only probe: bash printing `name=value` lines, run as root in the session. It may use
+ * the session's functions (as_user, home_of, userctl, file_digest, cached,
+ * user_runtime_ready) and `$host_init`, the
+ * init system the session found (systemd or openrc).
+ */
+export interface ProbeBody {
   body: Bash;
   /** Variables set (as locals) before the body. */
   vars?: ShellVars;
+}
+
+/** A probe under the name of the command it checks (unique per host; also its record's name). */
+export interface NamedProbe {
+  name: string;
+  probe: ProbeBody;
 }
 
 /** A name a command records its marker under: also a file name in STATE_DIR. */
@@ -43,27 +48,29 @@ export function assertRecordName(name: string): string {
 }
 
 /**
- * The remote half of the session: every section in its own function, run with errors
- * contained so one broken probe cannot hide the others, then the recorded markers.
+ * The remote half of the session: every probe in its own function, run with errors contained
+ * so one broken probe cannot hide the others, then the commands' records. `$1` is the init
+ * system the launcher found.
  */
-export function renderProbeSessionScript(sections: ProbeSection[], recordNames: string[], records: string): string {
+export function renderProbeSessionScript(probes: NamedProbe[], records: string): string {
   const seen = new Set<string>();
-  const functions = sections.map((s, i) => {
-    if (!/^[A-Za-z0-9][A-Za-z0-9:._/-]*$/.test(s.key)) throw new Error(`bad probe key: ${s.key}`);
-    if (seen.has(s.key)) throw new Error(`duplicate probe key: ${s.key}`);
-    seen.add(s.key);
+  const functions = probes.map((p, i) => {
+    assertRecordName(p.name);
+    if (seen.has(p.name)) throw new Error(`duplicate probe name: ${p.name}`);
+    seen.add(p.name);
     // Not indented: a quoted value must stay exactly as it is, line breaks and all.
-    const locals = s.vars && Object.keys(s.vars).length > 0 ? `${shellVars(s.vars, { local: true })}\n` : "";
-    return `probe_${i}() {\n${locals}${s.body.trim()}\n}`;
+    const vars = p.probe.vars;
+    const locals = vars && Object.keys(vars).length > 0 ? `${shellVars(vars, { local: true })}\n` : "";
+    return `probe_${i}() {\n${locals}${p.probe.body.trim()}\n}`;
   });
-  const calls = sections.map((s, i) => `run_probe ${shq(s.key)} probe_${i}`);
-  const names = recordNames.map(assertRecordName);
+  const calls = probes.map((p, i) => `run_probe ${shq(p.name)} probe_${i}`);
   return [
     ["#!/usr/bin/env bash", `# ${MANAGED_HEADER}`, "# Read-only probe of this host's state for drift detection; changes nothing.", "set -euo pipefail"].join("\n"),
-    shellFunctions("die", "as_user"),
+    "# shellcheck disable=SC2034 # read by the probes\nhost_init=${1:-unknown}",
+    shellFunctions("die", "as_user", "home_of", "userctl", "file_digest"),
     `probe_cache=$(mktemp -d)
 trap 'rm -rf "$probe_cache"' EXIT
-# Runs a slow read-only command once per session (firewall-cmd starts Python each time); later
+# Runs a read-only command once per session, for facts several probes share; later
 # calls with the same KEY print the same output and return the same status. Usage: cached KEY CMD...
 cached() {
   local file=$probe_cache/$1
@@ -81,7 +88,7 @@ cached() {
 user_runtime_ready() {
   local uid
   uid=$(id -u "$1") || return 1
-  if [[ -d /run/systemd/system ]]; then systemctl is-active --quiet "user@$uid.service" || return 1; fi
+  if [[ $host_init == systemd ]]; then systemctl is-active --quiet "user@$uid.service" || return 1; fi
   [[ -d /run/user/$uid ]]
 }
 
@@ -102,7 +109,7 @@ run_probe() {
     ...functions,
     ...calls,
     `echo "${SECTION} begin ${RECORDS}"
-for name in ${names.map(shq).join(" ")}; do
+for name in ${probes.map((p) => shq(p.name)).join(" ")}; do
   file=${shq(records)}/$name
   if [[ -f $file ]]; then printf '%s=%s\\n' "$name" "$(head -n 1 "$file")"; fi
 done
@@ -112,7 +119,7 @@ echo "${SECTION} end ${RECORDS}"`,
 
 /**
  * The command line of the session: POSIX sh that prints the host facts section (`hostFacts`,
- * no root needed) and then, when the host has bash (a bare Alpine host does not yet), runs the
+ * no root needed, which sets `host_init`) and then, when the host has bash (a bare Alpine host does not yet), runs the
  * session script as root. Read-only: it never installs bash; the first command does.
  */
 export function renderProbeRemoteCommand(sessionScript: string, hostFactsKey: string, hostFacts: string): string {
@@ -122,7 +129,7 @@ export function renderProbeRemoteCommand(sessionScript: string, hostFactsKey: st
     hostFacts,
     `echo "${SECTION} end ${hostFactsKey}"`,
     "command -v bash >/dev/null 2>&1 || exit 0",
-    'as_root bash -c "$1" gitea-homelab',
+    'as_root bash -c "$1" gitea-homelab "$host_init"',
   ].join("\n");
   return `sh -c ${shq(launcher)} gitea-homelab ${shq(sessionScript)}`;
 }
@@ -252,131 +259,7 @@ export function parseProbeSession(stdout: string, target: string): ProbeSession 
   return { ok: true, sections, records };
 }
 
-/** What a command folds in: its drift check number and the drift seen (or "in sync"). */
-export interface DriftMarker {
-  check: number;
-  text: string;
-}
-
-export function formatMarker(m: DriftMarker): string {
-  return `${m.check} ${m.text}`;
-}
-
-export function parseMarker(recorded: string | undefined): DriftMarker | undefined {
-  const m = /^(\d{1,9}) (\S.{0,499})$/.exec(recorded ?? "");
-  return m ? { check: Number(m[1]), text: m[2] } : undefined;
-}
-
 /** Single-line, bounded text for a marker. */
-function oneLine(text: string): string {
+export function oneLine(text: string): string {
   return text.replace(/[\x00-\x1f\x7f]+/g, " ").replace(/\s+/g, " ").trim().slice(0, 480);
-}
-
-/**
- * The marker a command folds in. No drift: exactly the recorded marker, so nothing changes
- * (or "in sync" when nothing was recorded). Drift: the next check number and the descriptions.
- */
-export function driftMarker(drift: string[], recorded: string | undefined): DriftMarker {
-  const previous = parseMarker(recorded);
-  if (drift.length === 0) return previous ?? { check: 0, text: "in sync" };
-  return { check: (previous?.check ?? 0) + 1, text: oneLine(drift.join("; ")) };
-}
-
-/** The variable of the record script that carries the marker (the line `preview --diff` shows). */
-const MARKER_VAR = "host_state_before_this_converge";
-
-/**
- * Splits words as sh does for what `shq` and `asRootCommand` make: bare words, '…' quoting and
- * backslash escapes outside quotes. Enough to read a folded marker back; not a shell parser.
- */
-function splitQuotedWords(text: string): string[] {
-  const words: string[] = [];
-  let word: string | undefined;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (c === "'") {
-      const end = text.indexOf("'", i + 1);
-      word = (word ?? "") + text.slice(i + 1, end < 0 ? text.length : end);
-      i = end < 0 ? text.length : end;
-    } else if (c === "\\") {
-      word = (word ?? "") + (text[++i] ?? "");
-    } else if (/\s/.test(c)) {
-      if (word !== undefined) words.push(word);
-      word = undefined;
-    } else {
-      word = (word ?? "") + c;
-    }
-  }
-  if (word !== undefined) words.push(word);
-  return words;
-}
-
-/** The marker folded into a command line by `asRootCommand(script, renderStateRecordScript(…))`. */
-export function foldedMarker(commandLine: string): DriftMarker | undefined {
-  // sh -c LAUNCHER gitea-homelab SCRIPT RECORD
-  const record = splitQuotedWords(commandLine)[5];
-  const line = record?.split("\n").find((l) => l.startsWith(`${MARKER_VAR}=`));
-  return line === undefined ? undefined : parseMarker(splitQuotedWords(line.slice(MARKER_VAR.length + 1))[0]);
-}
-
-/**
- * Runs after a command succeeded (as root): records its marker. The marker names paths and
- * values from config, so it is a quoted variable, never a comment; `pulumi preview --diff`
- * shows its line.
- */
-export function renderStateRecordScript(records: string, name: string, marker: DriftMarker): string {
-  return [
-    "#!/usr/bin/env bash",
-    `# ${MANAGED_HEADER}`,
-    "# Records the host state this converge started from, for the next drift check.",
-    "set -euo pipefail",
-    shellVars({
-      [MARKER_VAR]: formatMarker({ check: marker.check, text: oneLine(marker.text) }),
-      record_file: `${records}/${assertRecordName(name)}`,
-    }),
-    'install -d -m 755 "$(dirname "$record_file")"',
-    `printf '%s\\n' "$${MARKER_VAR}" >"$record_file"`,
-    "",
-  ].join("\n");
-}
-
-/**
- * Read-only: does a Podman object exist in a user's storage? Prints `KIND=present|missing`, or
- * `KIND=unknown (podman exit N)` when podman could not tell.
- */
-export function renderPodmanExistsProbe(key: string, kind: "volume" | "image", user: string, name: string): ProbeSection {
-  return {
-    key,
-    vars: { user, kind, name },
-    body: sh`
-if ! id -u "$user" >/dev/null 2>&1; then
-  echo "$kind=missing"
-  return 0
-fi
-# Without its runtime dir (linger off, or an OpenRC service not started yet) rootless podman
-# cannot answer without making one; the user's and the unit's probes report that.
-if ! user_runtime_ready "$user"; then
-  echo "$kind=unchecked"
-  return 0
-fi
-status=0
-as_user "$user" timeout 60 podman "$kind" exists "$name" || status=$?
-case $status in
-  0) echo "$kind=present" ;;
-  1) echo "$kind=missing" ;;
-  *) echo "$kind=unknown (podman exit $status)" ;;
-esac
-`,
-  };
-}
-
-/**
- * The fact a Podman exists probe printed: present, missing, or why it is unknown. "unchecked"
- * (the user manager is down, which the user's own drift reports) counts as present.
- */
-export function podmanPresence(facts: Facts | undefined, kind: "volume" | "image"): "present" | "missing" | { unknown: string } {
-  const v = facts?.[kind];
-  if (v === "unchecked") return "present";
-  if (v === "present" || v === "missing") return v;
-  return { unknown: v || "probe output unreadable" };
 }

@@ -1,18 +1,12 @@
 /**
- * ActRunner: a Gitea Actions runner as a system service whose jobs run in Podman. One install
- * path (`binaryPath`) is the source of every other path to the binary, the unit's ExecStart
- * included. Registration happens once per instance/name/labels, recorded by a fingerprint kept
- * beside `.runner`.
+ * The Gitea Actions runner, the pure half: its config.yaml, its system unit, and the scripts that
+ * install it, register it with Gitea (the token on stdin), and remove it from the host and from
+ * Gitea. One install path (`binaryPath`) is the source of every other path to the binary.
  */
 import { createHash } from "crypto";
-import * as pulumi from "@pulumi/pulumi";
-import * as command from "@pulumi/command";
 import { stringify } from "yaml";
-import { Host } from "./host";
-import { Facts, ProbeSection } from "./render/probe";
-import { installContent, MANAGED_HEADER, renderScript, sh } from "./render/shell";
-import { fileDigest } from "./systemdUserUnit";
-import { IniEntries, renderIni, unit } from "./render/unitFile";
+import { installContent, MANAGED_HEADER, renderScript, sh } from "../render/shell";
+import { IniEntries, renderIni, unit } from "../render/unitFile";
 
 export const PODMAN_SOCKET = "unix:///run/podman/podman.sock";
 
@@ -126,7 +120,7 @@ systemctl daemon-reload
 systemctl enable --quiet "$service"
 # Before the first registration there is no .runner: the unit starts once register made it.
 if systemctl is-active --quiet "$service" || [[ -f $runner_file ]]; then
-  converge_service systemctl "$service"
+  converge_service "$service" systemctl
 else
   echo "$service installed; it starts after registration"
 fi
@@ -258,113 +252,4 @@ rm -f "$binary"
 echo "runner removed from this host"
 `,
   );
-}
-
-/** Read-only: binary, config, unit, podman.socket, the service's state and the registration. */
-export function renderRunnerProbe(key: string, s: RunnerSettings): ProbeSection {
-  const paths = runnerPaths(s);
-  return {
-    key,
-    vars: {
-      binary: s.binaryPath,
-      source_path: "sourcePath" in s.source ? s.source.sourcePath : "",
-      config: paths.config,
-      unit: `/etc/systemd/system/${s.serviceName}`,
-      service: s.serviceName,
-      runner_file: paths.runnerFile,
-      fingerprint_file: paths.fingerprint,
-    },
-    body: sh`
-digest() { if [[ -f $1 ]]; then sha256sum <"$1" | cut -d' ' -f1; else echo missing; fi; }
-echo "binary=$(digest "$binary")"
-[[ -z $source_path ]] || echo "source=$(digest "$source_path")"
-echo "config=$(digest "$config")"
-echo "unit=$(digest "$unit")"
-echo "active=$(systemctl is-active "$service" 2>/dev/null || true)"
-echo "enabled=$(systemctl is-enabled "$service" 2>/dev/null || true)"
-echo "podman_socket=$(systemctl is-enabled podman.socket 2>/dev/null || true)/$(systemctl is-active podman.socket 2>/dev/null || true)"
-if [[ -f $runner_file ]]; then echo runner_file=present; else echo runner_file=missing; fi
-echo "fingerprint=$(cat "$fingerprint_file" 2>/dev/null || echo missing)"
-`,
-  };
-}
-
-function unreadable(facts: Facts | undefined, keys: string[]): boolean {
-  return facts === undefined || keys.some((k) => facts[k] === undefined);
-}
-
-/** Drift the install command repairs: binary, config.yaml, unit, podman.socket, service state. */
-export function runnerInstallDrift(s: RunnerSettings, facts: Facts | undefined): string[] {
-  const what = `runner ${s.name}`;
-  if (unreadable(facts, ["binary", "config", "unit", "active", "enabled", "podman_socket"])) return [`${what}: state unknown (probe output unreadable)`];
-  const f = facts!;
-  const drift: string[] = [];
-  const expectedBinary = "url" in s.source ? s.source.sha256.toLowerCase() : f.source;
-  if (f.binary === "missing") drift.push(`${what}: ${s.binaryPath} missing`);
-  else if ("sourcePath" in s.source && f.source === "missing") drift.push(`${what}: ${s.source.sourcePath} missing (gitea-homelab:runnerSourcePath)`);
-  else if (f.binary !== expectedBinary) drift.push(`${what}: ${s.binaryPath} differs from the configured binary`);
-  const files: Array<[string, string, string]> = [
-    [runnerPaths(s).config, f.config, fileDigest(renderRunnerConfig(s))],
-    [`/etc/systemd/system/${s.serviceName}`, f.unit, fileDigest(renderRunnerUnit(s))],
-  ];
-  for (const [path, actual, expected] of files) {
-    if (actual === "missing") drift.push(`${what}: ${path} deleted`);
-    else if (actual !== expected) drift.push(`${what}: ${path} edited (differs from the rendered one)`);
-  }
-  if (f.podman_socket !== "enabled/active") drift.push(`${what}: podman.socket ${f.podman_socket}, expected enabled/active`);
-  if (f.enabled !== "enabled") drift.push(`${what}: ${s.serviceName} ${f.enabled || "not installed"} at boot, expected enabled`);
-  // Without a registration the service is not started; the register command's drift says so.
-  if (f.runner_file === "present" && f.active !== "active") drift.push(`${what}: ${s.serviceName} ${f.active || "not loaded"}, expected active`);
-  return drift;
-}
-
-/** Drift the register command repairs: .runner gone, or made for another instance, name or labels. */
-export function runnerRegistrationDrift(s: RunnerSettings, facts: Facts | undefined): string[] {
-  const what = `runner ${s.name}`;
-  if (unreadable(facts, ["runner_file", "fingerprint"])) return [`${what}: registration state unknown (probe output unreadable)`];
-  const f = facts!;
-  if (f.runner_file !== "present") return [`${what}: ${runnerPaths(s).runnerFile} missing, expected registered`];
-  if (f.fingerprint !== registrationFingerprint(s)) return [`${what}: registered for another instance, name or labels`];
-  return [];
-}
-
-export interface ActRunnerArgs {
-  host: Host;
-  settings: pulumi.Input<RunnerSettings>;
-  registrationToken: pulumi.Input<string>;
-  /** A Gitea admin, so that destroy can remove the runner from Gitea too. */
-  giteaAdmin?: pulumi.Input<{ username: string; password: string } | undefined>;
-  registerTimeoutSeconds?: pulumi.Input<number>;
-}
-
-export class ActRunner extends pulumi.ComponentResource {
-  readonly installed: command.remote.Command;
-  readonly registered: command.remote.Command;
-
-  constructor(name: string, args: ActRunnerArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("gitea-homelab:components:ActRunner", name, {}, opts);
-    const settings = pulumi.output(args.settings);
-    const facts = args.host.probe(settings.apply((s) => renderRunnerProbe(`runner:${name}`, s)));
-    this.installed = args.host.run(
-      `${name}-install`,
-      {
-        create: settings.apply(renderRunnerInstallScript),
-        delete: settings.apply(renderRunnerRemoveScript),
-        drift: pulumi.all([settings, facts]).apply(([s, f]) => runnerInstallDrift(s, f)),
-      },
-      { parent: this, dependsOn: opts?.dependsOn },
-    );
-    this.registered = args.host.run(
-      `${name}-register`,
-      {
-        create: pulumi.all([settings, args.registerTimeoutSeconds ?? 120]).apply(([s, t]) => renderRunnerRegisterScript(s, t)),
-        delete: settings.apply(renderRunnerUnregisterScript),
-        stdin: pulumi.all([args.registrationToken, args.giteaAdmin]).apply(([token, admin]) => runnerCommandStdin(token, admin)),
-        secret: true,
-        drift: pulumi.all([settings, facts]).apply(([s, f]) => runnerRegistrationDrift(s, f)),
-      },
-      { parent: this, dependsOn: [this.installed] },
-    );
-    this.registerOutputs({});
-  }
 }

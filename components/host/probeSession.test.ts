@@ -3,24 +3,15 @@ import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from "fs";
 import { tmpdir } from "os";
 import { join } from "path";
 import { describe, expect, it } from "vitest";
-import { renderPortProbe } from "../../components/firewallPort";
-import { renderHostCleanupScript } from "../../components/host";
-import {
-  driftMarker,
-  foldedMarker,
-  parseMarker,
-  parseProbeSession,
-  renderLocalProbeCommand,
-  renderPodmanExistsProbe,
-  renderProbeSessionScript,
-  renderStateRecordScript,
-} from "../../components/render/probe";
-import { asRootCommand, MANAGED_HEADER, sh } from "../../components/render/shell";
-import { renderRootlessUserProbe } from "../../components/rootlessUser";
-import { renderUnitProbe } from "../../components/systemdUserUnit";
-import { renderRunnerProbe } from "../../components/actRunner";
-import { RUNNER_SETTINGS } from "../helpers/fixtures";
-import { expectCleanScript } from "../helpers/scripts";
+import { renderPortProbe } from "../firewall/drift";
+import { parseProbeSession, renderLocalProbeCommand, renderProbeSessionScript } from "./probeSession";
+import { renderPodmanExistsProbe } from "../render/podman";
+import { MANAGED_HEADER, sh } from "../render/shell";
+import { renderRootlessUserProbe } from "../rootlessUser/drift";
+import { renderUnitProbe } from "../giteaService/drift";
+import { renderRunnerInstallProbe, renderRunnerRegistrationProbe } from "../runner/drift";
+import { RUNNER_SETTINGS } from "../../test/helpers/fixtures";
+import { expectCleanScript } from "../../test/helpers/scripts";
 
 const TARGET = "operator@192.168.1.10:22";
 
@@ -31,21 +22,25 @@ function session(body: string, exit = 0): string {
 describe("the probe session script", () => {
   const every = renderProbeSessionScript(
     [
-      renderPortProbe("firewall:http", { port: 4111, protocol: "tcp" }),
-      renderPortProbe("firewall:ssh", { port: 3333, protocol: "tcp", zone: "FedoraServer" }),
-      renderRootlessUserProbe("user:gitea", "rootless"),
-      renderPodmanExistsProbe("volume:data", "volume", "rootless", "gitea-data"),
-      renderPodmanExistsProbe("image:gitea", "image", "rootless", "docker.gitea.com/gitea:1.27.3-rootless"),
-      renderUnitProbe("unit:gitea", {
-        user: "rootless",
-        name: "gitea",
-        style: "quadlet",
-        hasEnvironment: true,
-        container: { name: "gitea", envKeys: ["GITEA__server__ROOT_URL"], facts: "image=x\nports=4111:3000/tcp" },
-      }),
-      renderRunnerProbe("runner:wsl", { ...RUNNER_SETTINGS, source: { sourcePath: "/opt/act_runner" } }),
+      { name: "gitea-http-port", probe: renderPortProbe({ port: 4111, protocol: "tcp" }) },
+      { name: "gitea-ssh-port", probe: renderPortProbe({ port: 3333, protocol: "tcp", zone: "FedoraServer" }) },
+      { name: "gitea-user-account", probe: renderRootlessUserProbe("rootless") },
+      { name: "gitea-data-volume", probe: renderPodmanExistsProbe("volume", "rootless", "gitea-data") },
+      { name: "gitea-config-volume", probe: renderPodmanExistsProbe("volume", "rootless", "gitea-config") },
+      { name: "gitea-image", probe: renderPodmanExistsProbe("image", "rootless", "docker.gitea.com/gitea:1.27.3-rootless") },
+      {
+        name: "gitea-service-unit",
+        probe: renderUnitProbe({
+          user: "rootless",
+          name: "gitea",
+          style: "quadlet",
+          hasEnvironment: true,
+          container: { name: "gitea", envKeys: ["GITEA__server__ROOT_URL"], facts: "image=x\nports=4111:3000/tcp" },
+        }),
+      },
+      { name: "runner-install", probe: renderRunnerInstallProbe({ ...RUNNER_SETTINGS, source: { sourcePath: "/opt/act_runner" } }) },
+      { name: "runner-register", probe: renderRunnerRegistrationProbe(RUNNER_SETTINGS) },
     ],
-    ["gitea-http-port", "gitea-service-unit"],
     "/var/lib/gitea-homelab/state/server",
   );
 
@@ -54,7 +49,13 @@ describe("the probe session script", () => {
   });
 
   it("changes nothing on the host: no writes outside its own temp dir", () => {
-    expect(every).not.toMatch(/firewall-cmd [^\n]*--(add|remove)-|systemctl [^\n]*(start|stop|restart|enable|disable) |install_file|podman [^\n]*(rm|create|load|pull) /);
+    expect(every).not.toMatch(/firewall-cmd|(add|remove)Port|systemctl [^\n]*(start|stop|restart|enable|disable) |install_file|podman [^\n]*(rm|create|load|pull) /);
+  });
+
+  it("asks firewalld over D-Bus without starting it, and lists each user's volumes once", () => {
+    expect(every).toContain("busctl --auto-start=no");
+    expect(every).not.toMatch(/^[^#\n]*firewall-cmd --/m);
+    expect(every.match(/cached "volumes-\$user"/g)).toHaveLength(2);
   });
 
   it("keeps one broken probe from hiding the others, and reads back the recorded markers", () => {
@@ -62,30 +63,31 @@ describe("the probe session script", () => {
     writeFileSync(join(records, "gitea-http-port"), "3 firewall 4111/tcp: closed, expected open\n");
     const script = renderProbeSessionScript(
       [
-        { key: "first", body: sh`echo a=1
-echo 'b=two words'` },
-        { key: "broken", body: sh`echo half=1
-return 3` },
+        { name: "first", probe: { body: sh`echo a=1
+echo 'b=two words'
+echo "init=$host_init"` } },
+        { name: "broken", probe: { body: sh`echo half=1
+return 3` } },
         // A command failing midway counts as a failed probe, even without an explicit return.
-        { key: "failing", body: sh`echo half=1
+        { name: "failing", probe: { body: sh`echo half=1
 false
-echo after=1` },
-        { key: "third", vars: { name: "it's" }, body: sh`echo "name=$name"` },
+echo after=1` } },
+        { name: "gitea-http-port", probe: { vars: { name: "it's" }, body: sh`echo "name=$name"` } },
+        { name: "gitea-ssh-port", probe: { body: sh`echo digest="$(file_digest /nonexistent)"` } },
       ],
-      ["gitea-http-port", "gitea-ssh-port"],
       records,
     );
-    const run = spawnSync("bash", ["-c", script], { encoding: "utf8" });
+    const run = spawnSync("bash", ["-c", script, "gitea-homelab", "systemd"], { encoding: "utf8" });
     expect(run.status).toBe(0);
     const parsed = parseProbeSession(session(run.stdout), TARGET);
     expect(parsed.ok).toBe(true);
-    expect(parsed.sections).toEqual({ first: { a: "1", b: "two words" }, third: { name: "it's" } });
+    expect(parsed.sections).toEqual({ first: { a: "1", b: "two words", init: "systemd" }, "gitea-http-port": { name: "it's" }, "gitea-ssh-port": { digest: "missing" } });
     expect(parsed.records).toEqual({ "gitea-http-port": "3 firewall 4111/tcp: closed, expected open" });
   });
 
-  it("refuses duplicate keys and record names that are not file names", () => {
-    expect(() => renderProbeSessionScript([{ key: "a", body: sh`` }, { key: "a", body: sh`` }], [], "/tmp/r")).toThrow(/duplicate/);
-    expect(() => renderProbeSessionScript([], ["../etc/passwd"], "/tmp/r")).toThrow(/bad state record name/);
+  it("refuses duplicate names and names that are not file names", () => {
+    expect(() => renderProbeSessionScript([{ name: "a", probe: { body: sh`` } }, { name: "a", probe: { body: sh`` } }], "/tmp/r")).toThrow(/duplicate/);
+    expect(() => renderProbeSessionScript([{ name: "../etc/passwd", probe: { body: sh`` } }], "/tmp/r")).toThrow(/bad state record name/);
   });
 });
 
@@ -131,54 +133,6 @@ describe("parsing a probe session", () => {
     expect(failed("ssh: connect to host 192.168.1.10 port 22: Connection refused")).toMatch(/^gitea-homelab:host: .*gitea-homelab:port/);
     expect(failed("gitea-homelab: SSH user operator needs passwordless sudo", 64)).toMatch(/^gitea-homelab:user: .*passwordless sudo/);
     expect(parseProbeSession("@@gitea-homelab-session no-ssh-client", TARGET).problem).toMatch(/OpenSSH client \(ssh\)/);
-  });
-});
-
-describe("drift markers", () => {
-  it("reproduces the recorded marker while in sync, so a repaired host previews clean", () => {
-    expect(driftMarker([], "3 firewall 4111/tcp: closed, expected open")).toEqual({ check: 3, text: "firewall 4111/tcp: closed, expected open" });
-    expect(driftMarker([], undefined)).toEqual({ check: 0, text: "in sync" });
-  });
-
-  it("makes a new marker for drift, even the same drift as last time", () => {
-    const first = driftMarker(["firewall 4111/tcp: closed, expected open"], undefined);
-    expect(first).toEqual({ check: 1, text: "firewall 4111/tcp: closed, expected open" });
-    const again = driftMarker(["firewall 4111/tcp: closed, expected open"], "1 firewall 4111/tcp: closed, expected open");
-    expect(again.check).toBe(2);
-    expect(driftMarker(["a", "b"], "0 in sync").text).toBe("a; b");
-  });
-
-  it("treats an unreadable record as none, and keeps markers on one bounded line", () => {
-    expect(parseMarker("x in sync")).toBeUndefined();
-    expect(parseMarker("")).toBeUndefined();
-    expect(driftMarker(["multi\nline\u0007text"], "garbage").text).toBe("multi line text");
-    expect(driftMarker(["x".repeat(2000)], undefined).text.length).toBeLessThanOrEqual(480);
-  });
-
-  it("records the marker with a script that quotes it and passes shellcheck", () => {
-    const script = renderStateRecordScript("/var/lib/gitea-homelab/state/server", "gitea-http-port", { check: 2, text: "it's $(rm -rf /) `x`" });
-    expectCleanScript(script);
-    // The marker holds config values: a quoted variable, never a comment.
-    expect(script).not.toContain("rm -rf /) `x`\n");
-    expect(script).toContain("host_state_before_this_converge='2 it'\\''s $(rm -rf /) `x`'");
-    expect(script).toContain("record_file=/var/lib/gitea-homelab/state/server/gitea-http-port");
-    expect(foldedMarker(asRootCommand(sh`true`, script))).toEqual({ check: 2, text: "it's $(rm -rf /) `x`" });
-    expect(() => renderStateRecordScript("/tmp/r", "a/b", { check: 0, text: "in sync" })).toThrow();
-  });
-
-  it("cleans the records up on destroy with a strict script", () => {
-    expectCleanScript(renderHostCleanupScript("/var/lib/gitea-homelab/state/server"));
-  });
-
-  it("runs the record script only after the converge script succeeded", () => {
-    const dir = mkdtempSync(join(tmpdir(), "gh-after-"));
-    const after = `touch ${dir}/recorded`;
-    expect(spawnSync("bash", ["-c", asRootCommand("exit 3", after)]).status).toBe(3);
-    expect(spawnSync("test", ["-e", `${dir}/recorded`]).status).toBe(1);
-    const ok = spawnSync("bash", ["-c", asRootCommand("read -r secret; echo \"got $secret\"", after)], { input: "s3cret\n", encoding: "utf8" });
-    expect(ok.status).toBe(0);
-    expect(ok.stdout).toBe("got s3cret\n");
-    expect(spawnSync("test", ["-e", `${dir}/recorded`]).status).toBe(0);
   });
 });
 

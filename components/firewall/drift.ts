@@ -1,0 +1,64 @@
+/**
+ * A firewalld port, its probe and comparison. The probe asks firewalld over D-Bus with busctl
+ * (a C program): firewall-cmd starts Python each time, seconds per call on a small host.
+ */
+import { HostCheck } from "../host/checkedCommand";
+import { Platform } from "../host/platform";
+import { Facts, ProbeBody } from "../host/probeSession";
+import { sh } from "../render/shell";
+import { FIREWALLD_FUNCTIONS, FirewallPortSpec } from "./render";
+
+/**
+ * Read-only: is the port open at runtime and in the permanent config of its zone? busctl runs
+ * with --auto-start=no, since asking a stopped firewalld by name would start it (D-Bus
+ * activation). Each zone's two listings are asked for once per session.
+ */
+export function renderPortProbe(spec: FirewallPortSpec): ProbeBody {
+  return {
+    vars: { port: String(spec.port), protocol: spec.protocol, zone: spec.zone ?? "" },
+    body: sh`
+if ! command -v firewall-cmd >/dev/null; then
+  echo firewalld=missing
+  return 0
+fi
+${FIREWALLD_FUNCTIONS}
+if ! fw_running; then
+  echo firewalld=stopped
+  return 0
+fi
+echo firewalld=running
+[[ -n $zone ]] || zone=$(cached firewalld-default-zone fw_default_zone)
+echo "zone=$zone"
+# Answers look like: aas 2 2 "4111" "tcp" 2 "3333" "tcp" (runtime), a(ss) 1 "4111" "tcp" (permanent).
+runtime=$(cached "firewalld-runtime-$zone" fw_call /org/fedoraproject/FirewallD1 org.fedoraproject.FirewallD1.zone getPorts s "$zone")
+config_zone=$(cached "firewalld-config-zone-$zone" fw_config_zone "$zone")
+permanent=$(cached "firewalld-permanent-$zone" fw_call "$config_zone" org.fedoraproject.FirewallD1.config.zone getPorts)
+entry="\"$port\" \"$protocol\""
+if [[ $runtime == *"$entry"* ]]; then echo runtime=open; else echo runtime=closed; fi
+if [[ $permanent == *"$entry"* ]]; then echo permanent=open; else echo permanent=closed; fi
+`,
+  };
+}
+
+/** How the probed port differs from open-at-runtime-and-permanently; empty when it does not. */
+export function portDrift(spec: FirewallPortSpec, facts: Facts | undefined): string[] {
+  const what = `firewall ${spec.port}/${spec.protocol}`;
+  if (facts === undefined) return [`${what}: state unknown (probe output unreadable)`];
+  if (facts.firewalld === "missing") return [`${what}: firewalld is not installed, expected open`];
+  if (facts.firewalld === "stopped") return [`${what}: firewalld is not running, expected open`];
+  const runtime = facts.runtime;
+  const permanent = facts.permanent;
+  if (facts.firewalld !== "running" || !["open", "closed"].includes(runtime) || !["open", "closed"].includes(permanent)) {
+    return [`${what}: state unknown (probe output unreadable)`];
+  }
+  const zone = facts.zone ? ` in zone ${facts.zone}` : "";
+  if (runtime === "closed" && permanent === "closed") return [`${what}: closed${zone}, expected open`];
+  if (runtime === "closed") return [`${what}: closed at runtime${zone} (open in the permanent config), expected open`];
+  if (permanent === "closed") return [`${what}: open at runtime but not in the permanent config${zone} (closes at reboot), expected open`];
+  return [];
+}
+
+/** On a host whose decided firewall is none (Alpine under auto), the port is left alone. */
+export function portCheck(spec: FirewallPortSpec): HostCheck {
+  return { probe: renderPortProbe(spec), compare: (facts, platform: Platform) => (platform.firewall === "firewalld" ? portDrift(spec, facts) : []) };
+}

@@ -1,0 +1,98 @@
+/**
+ * GiteaContainer: the rootless Gitea container, configured entirely through GITEA__* variables
+ * (no web installer): its image, the GiteaService that runs it, the wait for /api/healthz, and
+ * its admin account.
+ */
+import { createHash } from "crypto";
+import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
+import { GiteaService } from "../giteaService/giteaService";
+import { ContainerSpec, unitPaths } from "../giteaService/render";
+import { Host } from "../host/host";
+import { imageCheck } from "./drift";
+import { giteaEnvironment, GiteaSecrets, GiteaServerSettings, GITEA_HTTP_PORT, GITEA_SSH_PORT, renderAdminScript, renderGiteaSecretEnv, renderHealthScript, renderImageScript } from "./render";
+
+export interface GiteaContainerArgs {
+  host: Host;
+  user: pulumi.Input<string>;
+  image: pulumi.Input<string>;
+  /** Absolute path of an image archive on the host, loaded instead of pulling. */
+  imageArchive?: pulumi.Input<string | undefined>;
+  /** Podman --userns for the container, e.g. "keep-id:uid=1000,gid=1000"; unset: Podman's default. */
+  userns?: pulumi.Input<string | undefined>;
+  containerName?: pulumi.Input<string>;
+  httpPort: pulumi.Input<number>;
+  sshPort: pulumi.Input<number>;
+  settings: pulumi.Input<GiteaServerSettings>;
+  secrets: pulumi.Input<GiteaSecrets>;
+  volumes: pulumi.Input<Array<{ name: string; path: string }>>;
+  healthTimeoutSeconds: pulumi.Input<number>;
+  admin: { username: pulumi.Input<string>; email: pulumi.Input<string>; password: pulumi.Input<string> };
+}
+
+export class GiteaContainer extends pulumi.ComponentResource {
+  readonly service: GiteaService;
+  readonly healthy: command.remote.Command;
+  readonly admin: command.remote.Command;
+
+  constructor(name: string, args: GiteaContainerArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("gitea-homelab:components:GiteaContainer", name, {}, opts);
+    const containerName = pulumi.output(args.containerName ?? "gitea");
+    const user = pulumi.output(args.user);
+
+    const image = args.host.converge(
+      `${name}-image`,
+      {
+        create: pulumi.all([user, args.image, args.imageArchive]).apply(([u, i, a]) => renderImageScript(u, i, a || undefined)),
+        check: pulumi.all([user, args.image]).apply(([u, i]) => imageCheck(u, i)),
+      },
+      { parent: this, dependsOn: opts?.dependsOn },
+    );
+
+    const containerSpec = pulumi
+      .all([containerName, args.image, args.httpPort, args.sshPort, args.volumes, args.settings, args.userns])
+      .apply(([cname, img, httpPort, sshPort, volumes, settings, userns]): ContainerSpec => ({
+        containerName: cname,
+        image: img,
+        ports: [
+          { host: httpPort, container: GITEA_HTTP_PORT },
+          { host: sshPort, container: GITEA_SSH_PORT },
+        ],
+        volumes,
+        // Relative to the home: systemd units say %h/, OpenRC's service runs in the home.
+        envFile: unitPaths("quadlet", cname).envFile,
+        environment: giteaEnvironment(settings),
+        userns: userns || undefined,
+      }));
+    const secretEnv = pulumi.secret(pulumi.output(args.secrets).apply(renderGiteaSecretEnv));
+
+    this.service = new GiteaService(`${name}-service`, { host: args.host, user, container: containerSpec, environment: secretEnv }, { parent: this, dependsOn: [image] });
+
+    this.healthy = args.host.run(
+      `${name}-health`,
+      {
+        create: pulumi
+          .all([args.host.platform, user, this.service.service, containerName, args.httpPort, args.healthTimeoutSeconds])
+          .apply(([p, u, service, cname, httpPort, timeoutSeconds]) =>
+            renderHealthScript({ init: p.init, user: u, service, logFile: unitPaths("openrc", cname).logFile!, httpPort, timeoutSeconds }),
+          ),
+        // Wait again whenever the unit's files change, since that restarts Gitea.
+        triggers: [this.service.unitFile, secretEnv.apply((env) => createHash("sha256").update(env).digest("hex"))],
+      },
+      { parent: this, dependsOn: [this.service] },
+    );
+
+    this.admin = args.host.run(
+      `${name}-admin`,
+      {
+        create: pulumi
+          .all([user, containerName, args.admin.username, args.admin.email])
+          .apply(([u, c, username, email]) => renderAdminScript({ user: u, containerName: c, username, email })),
+        stdin: args.admin.password,
+        secret: true,
+      },
+      { parent: this, dependsOn: [this.healthy] },
+    );
+    this.registerOutputs({});
+  }
+}

@@ -1,0 +1,145 @@
+/**
+ * Gitea itself, the pure half: its settings as GITEA__* variables (no web installer), its secret
+ * environment file, the image made present in the rootless user's storage, the wait for
+ * /api/healthz, and the admin account.
+ */
+import { Platform } from "../host/platform";
+import { renderEnvFile } from "../render/unitFile";
+import { renderScript, sh } from "../render/shell";
+
+/** Ports inside the rootless image. */
+export const GITEA_HTTP_PORT = 3000;
+
+export const GITEA_SSH_PORT = 2222;
+
+export interface GiteaServerSettings {
+  publicHost: string;
+  rootUrl: string;
+  /** The SSH port users clone through: the published one. */
+  sshPort: number;
+  database: "sqlite3";
+}
+
+/** Non-secret Gitea settings; Gitea's image applies GITEA__section__KEY variables at every start. */
+export function giteaEnvironment(s: GiteaServerSettings): Record<string, string> {
+  return {
+    GITEA__security__INSTALL_LOCK: "true",
+    GITEA__server__DOMAIN: s.publicHost,
+    GITEA__server__SSH_DOMAIN: s.publicHost,
+    GITEA__server__ROOT_URL: s.rootUrl,
+    GITEA__server__HTTP_PORT: String(GITEA_HTTP_PORT),
+    GITEA__server__SSH_PORT: String(s.sshPort),
+    GITEA__server__SSH_LISTEN_PORT: String(GITEA_SSH_PORT),
+    GITEA__server__START_SSH_SERVER: "true",
+    GITEA__database__DB_TYPE: s.database,
+  };
+}
+
+export interface GiteaSecrets {
+  secretKey: string;
+  internalToken: string;
+  /** base64url of 32 random bytes, no padding. */
+  jwtSecret: string;
+  runnerRegistrationToken: string;
+}
+
+/** The 0600 environment file's content: the secrets Gitea needs, never put in the unit file. */
+export function renderGiteaSecretEnv(s: GiteaSecrets): string {
+  return renderEnvFile({
+    GITEA__security__SECRET_KEY: s.secretKey,
+    GITEA__security__INTERNAL_TOKEN: s.internalToken,
+    GITEA__oauth2__JWT_SECRET: s.jwtSecret,
+    GITEA_RUNNER_REGISTRATION_TOKEN: s.runnerRegistrationToken,
+  });
+}
+
+/** Makes the image present in the user's storage before the unit starts: loaded from a local archive, else pulled. */
+export function renderImageScript(user: string, image: string, archive?: string): string {
+  return renderScript(
+    { purpose: "Make the image present in the rootless user's storage: loaded from an archive, else pulled.", vars: { user, image, archive: archive ?? "" } },
+    sh`
+if as_user "$user" podman image exists "$image"; then
+  echo "image $image present"
+elif [[ -n $archive ]]; then
+  [[ -r $archive ]] || die "image archive $archive does not exist on the host (gitea-homelab:imageArchive)"
+  as_user "$user" podman load --quiet --input "$archive"
+  as_user "$user" podman image exists "$image" || die "$archive does not contain $image (gitea-homelab:image / gitea-homelab:imageArchive)"
+  echo "image $image loaded from $archive"
+else
+  as_user "$user" podman pull --quiet "$image" >/dev/null || die "cannot pull $image (gitea-homelab:image); on a host without internet set gitea-homelab:imageArchive"
+  echo "image $image pulled"
+fi
+`,
+  );
+}
+
+export interface HealthSpec {
+  init: Platform["init"];
+  user: string;
+  service: string;
+  /** Where OpenRC hosts log the service (systemd hosts: the journal). */
+  logFile: string;
+  httpPort: number;
+  timeoutSeconds: number;
+}
+
+/** Waits for GET /api/healthz = 200 on the published port; on timeout prints the unit's last journal lines. */
+export function renderHealthScript(s: HealthSpec): string {
+  return renderScript(
+    { purpose: "Wait until Gitea answers /api/healthz on its published HTTP port.", vars: { init: s.init, user: s.user, service: s.service, log_file: s.logFile, url: `http://127.0.0.1:${s.httpPort}/api/healthz`, timeout: s.timeoutSeconds } },
+    sh`
+healthy() { [[ $(curl --silent --output /dev/null --max-time 5 --write-out '%{http_code}' "$url") == 200 ]]; }
+if ! wait_for "$timeout" "$url to answer 200" healthy; then
+  echo "last journal lines of $service:" >&2
+  if [[ $init == systemd ]]; then
+    journalctl --no-pager --lines=40 _UID="$(id -u "$user")" _SYSTEMD_USER_UNIT="$service" >&2 || true
+  else
+    tail -n 40 "$log_file" >&2 || true
+  fi
+  die "Gitea did not become healthy within $timeout seconds (gitea-homelab:healthTimeoutSeconds)"
+fi
+echo "Gitea healthy at $url"
+`,
+  );
+}
+
+export interface AdminSpec {
+  user: string;
+  containerName: string;
+  username: string;
+  email: string;
+}
+
+/**
+ * Creates the admin account, or sets the password of the existing one. The password arrives on
+ * stdin; `gitea admin user create/change-password` accept it only as an argument, so it is in
+ * that one process's argv inside the container for the second it runs (the README says so).
+ */
+export function renderAdminScript(s: AdminSpec): string {
+  return renderScript(
+    { purpose: "Gitea admin account: created, or its password set to the stack's adminPassword.", vars: { user: s.user, container: s.containerName, admin: s.username, email: s.email } },
+    sh`
+gitea_cli() { as_user "$user" podman exec --interactive "$container" gitea "$@"; }
+list_names() { gitea_cli admin user list "$@" </dev/null | awk 'NR > 1 { print $2 }'; }
+# The password goes from stdin into the container's shell, never onto the SSH command line.
+with_password() {
+  # shellcheck disable=SC2016 # expanded by the container's shell
+  as_user "$user" podman exec --interactive "$container" sh -c 'exec gitea admin user "$@" --password "$(cat)"' gitea-homelab "$@" >/dev/null
+}
+if list_names --admin | grep -qxF -- "$admin"; then
+  # Runs only when the account is (re)made or its settings change, e.g. an up after destroy
+  # that finds the old data: the adminPassword output must stay true.
+  # Gitea's change-password marks the account "must change password" unless told otherwise,
+  # and such an account is refused by the API (403) until it changes it in the web UI.
+  with_password change-password --username "$admin" --must-change-password=false
+  echo "admin $admin exists; password set to the stack's adminPassword"
+  exit 0
+fi
+if list_names | grep -qxF -- "$admin"; then
+  die "Gitea user $admin exists but is not an admin; make it one in Gitea or pick another gitea-homelab:adminUsername"
+fi
+with_password create --admin --username "$admin" --email "$email" --must-change-password=false
+echo "admin $admin created"
+`,
+  );
+}

@@ -1,0 +1,187 @@
+/**
+ * Host: the one SSH connection to a machine, the platform decided once from what the probe
+ * session found there, the preflight that checks the host before anything changes, and the
+ * commands every component sends through it (as root, via sudo -n when the SSH user is not
+ * root). A command that converges part of the host declares its check (`converge`); the host
+ * probes all of them in one SSH session and folds what differs into each command.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
+import { asRootCommand } from "../render/shell";
+import { appliedDigest, foldDrift, HostCheck, parseRecord, renderStateRecordScript } from "./checkedCommand";
+import { ConfigError } from "./configError";
+import { ConfiguredUnitStyle, decidePlatform, FirewallChoice, HOST_FACTS_KEY, HOST_FACTS_SH, Platform } from "./platform";
+import { renderHostCleanupScript, renderHostPreflightScript } from "./preflight";
+import { NamedProbe, parseProbeSession, ProbeSession, recordDir, renderLocalProbeCommand, renderProbeRemoteCommand, renderProbeSessionScript } from "./probeSession";
+
+export interface HostArgs {
+  host: pulumi.Input<string>;
+  port: pulumi.Input<number>;
+  user: pulumi.Input<string>;
+  /** OpenSSH private key (secret); when unset the SSH agent is used. */
+  privateKey?: pulumi.Input<string | undefined>;
+  /** Pinned host key, "ssh-ed25519 AAAA…". */
+  hostKey?: pulumi.Input<string | undefined>;
+  /** The firewall the stack chose; "auto": firewalld on every OS but Alpine. */
+  firewall: pulumi.Input<FirewallChoice>;
+  /** How containers run on systemd hosts (default "service", which needs no Quadlet). */
+  unitStyle?: pulumi.Input<ConfiguredUnitStyle>;
+  /** Refuse an OpenRC host (the runner needs systemd). */
+  requireSystemd?: boolean;
+  /** What to tell the user when systemd is not PID 1 (default: check the host setting). */
+  systemdAdvice?: pulumi.Input<string>;
+}
+
+export interface HostCommandSpec {
+  /** Converge script, run on create and on every input change. */
+  create: pulumi.Input<string>;
+  /** Script run on destroy (the stored copy runs, with the stored connection). */
+  delete?: pulumi.Input<string>;
+  /** Data for the script's stdin; made secret when `secret` is set. */
+  stdin?: pulumi.Input<string>;
+  /** The command handles a secret: no logs, stdout/stderr secret in state. */
+  secret?: boolean;
+  /** A change of these replaces the command: the old delete runs, then the new create. */
+  triggers?: pulumi.Input<any[]>;
+}
+
+export interface HostConvergeSpec extends HostCommandSpec {
+  /** How to read what this command converges on the host, and how to compare it. */
+  check: pulumi.Input<HostCheck>;
+}
+
+export interface HostCommandOptions {
+  parent: pulumi.Resource;
+  /** Usually the owning component's own `dependsOn`, passed down. */
+  dependsOn?: pulumi.ResourceOptions["dependsOn"];
+  retainOnDelete?: boolean;
+  /** On replacement run the old delete before the new create (for things that share a name). */
+  deleteBeforeReplace?: boolean;
+}
+
+function withDependency(first: pulumi.Resource, rest: pulumi.ResourceOptions["dependsOn"]): pulumi.ResourceOptions["dependsOn"] {
+  if (rest === undefined) return [first];
+  return pulumi.output(rest).apply((r) => [first, ...(Array.isArray(r) ? r : [r])]);
+}
+
+export class Host extends pulumi.ComponentResource {
+  /** The connection, one secret value with every field set (pulumi-command issue 447). */
+  readonly connection: pulumi.Output<command.types.input.remote.ConnectionArgs>;
+  /** Every platform decision (OS family, package manager, init, unit style, firewall). */
+  readonly platform: pulumi.Output<Platform>;
+  /** The unit style the stack chose for systemd hosts (probes are rendered before the platform is decided). */
+  readonly systemdUnitStyle: pulumi.Output<ConfiguredUnitStyle>;
+  readonly preflight: command.remote.Command;
+  /** The probe session's result; every command waits for it. */
+  private readonly session: pulumi.Output<ProbeSession>;
+  private readonly probes: Array<pulumi.Output<NamedProbe>> = [];
+  private sessionStarted = false;
+  /** Where this stack's commands record their drift markers on the host. */
+  private readonly records = recordDir(pulumi.getStack());
+
+  constructor(name: string, args: HostArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("gitea-homelab:components:Host", name, {}, opts);
+    this.connection = pulumi.secret(
+      pulumi.all([args.host, args.port, args.user, args.privateKey, args.hostKey]).apply(([host, port, user, privateKey, hostKey]) => ({
+        host,
+        port,
+        user,
+        privateKey: privateKey || undefined,
+        hostKey: hostKey || undefined,
+        dialErrorLimit: 10,
+        perDialTimeout: 15,
+      })),
+    );
+    this.systemdUnitStyle = pulumi.output(args.unitStyle ?? "service");
+    let start!: (session: pulumi.Output<ProbeSession>) => void;
+    this.session = pulumi.output(new Promise<pulumi.Output<ProbeSession>>((resolve) => (start = resolve))).apply((s) => s);
+    // Components declare their checks while the stack is built, in the same turn of the event
+    // loop as this constructor; the one probe session starts right after.
+    setImmediate(() => start(this.startSession()));
+    this.platform = pulumi
+      .all([this.session, this.systemdUnitStyle, args.firewall, args.systemdAdvice])
+      .apply(([session, unitStyle, firewall, systemdAdvice]) =>
+        decidePlatform(session.sections[HOST_FACTS_KEY], { unitStyle, firewall, systemdAdvice, requireSystemd: args.requireSystemd }),
+      );
+    this.preflight = this.command(`${name}-preflight`, { create: this.platform.apply(renderHostPreflightScript), delete: renderHostCleanupScript(this.records) }, { parent: this }, false);
+    this.registerOutputs({ connection: this.connection });
+  }
+
+  /** Runs every declared probe in one SSH session (an invoke: it runs on every preview and up). */
+  private startSession(): pulumi.Output<ProbeSession> {
+    this.sessionStarted = true;
+    const remote = pulumi.all(this.probes).apply((p) => renderProbeRemoteCommand(renderProbeSessionScript(p, this.records), HOST_FACTS_KEY, HOST_FACTS_SH));
+    // The connection is secret (it holds the key); the command line and the result are not.
+    const conn = pulumi.unsecret(this.connection);
+    const result = command.local.runOutput(
+      {
+        command: pulumi.all([conn, remote]).apply(([c, r]) =>
+          renderLocalProbeCommand({ host: c.host as string, port: c.port as number, user: c.user as string, hostKey: c.hostKey as string | undefined }, r),
+        ),
+        stdin: pulumi.secret(conn.apply((c) => (c.privateKey as string | undefined) ?? "")),
+        logging: "none",
+      },
+      { parent: this },
+    );
+    return pulumi.unsecret(
+      pulumi.all([result, conn]).apply(([r, c]) => {
+        const parsed = parseProbeSession(r.stdout, `${c.user}@${c.host}:${c.port}`);
+        if (!parsed.ok) throw new ConfigError([parsed.problem!]);
+        return parsed;
+      }),
+    );
+  }
+
+  /**
+   * A command that converges part of this host, with its check: a host that differs from what
+   * the command last applied shows as an update in preview, and `up` repairs it.
+   */
+  converge(name: string, spec: HostConvergeSpec, opts: HostCommandOptions): command.remote.Command {
+    if (this.sessionStarted) throw new Error(`Host.converge(${name}) after the probe session started: declare components while the stack is built, never inside apply()`);
+    const check = pulumi.output(spec.check);
+    this.probes.push(check.apply((c) => ({ name, probe: c.probe })));
+    // A digest of the stdin only, so the folded record carries no secret.
+    const applied = pulumi.unsecret(pulumi.all([spec.create, spec.stdin]).apply(([script, stdin]) => appliedDigest(script, stdin)));
+    // Comparisons may read digests of secret files; their descriptions hold no secret.
+    const fold = pulumi.unsecret(
+      pulumi.all([check, this.session, this.platform, applied]).apply(([c, session, platform, digest]) =>
+        foldDrift(c.compare(session.sections[name], platform), parseRecord(session.records[name]), digest),
+      ),
+    );
+    const create = pulumi.all([spec.create, fold, applied]).apply(([script, f, digest]) => {
+      if (f.hostDrifted) pulumi.log.warn(`${name}: drift on the host: ${f.marker.text}; pulumi up converges it`, this);
+      return asRootCommand(script, renderStateRecordScript(this.records, name, f.marker, digest));
+    });
+    return this.command(name, { ...spec, create }, opts, true);
+  }
+
+  /** Runs a script on this host as root, after the preflight; nothing of it is checked for drift. */
+  run(name: string, spec: HostCommandSpec, opts: HostCommandOptions): command.remote.Command {
+    // Nothing runs on the host before the probe session succeeded and the platform is decided.
+    const create = pulumi.all([spec.create, this.platform]).apply(([s]) => asRootCommand(s));
+    return this.command(name, { ...spec, create }, opts, true);
+  }
+
+  private command(name: string, spec: HostCommandSpec & { create: pulumi.Output<string> | string }, opts: HostCommandOptions, afterPreflight: boolean): command.remote.Command {
+    const wrap = (script: pulumi.Input<string>) => pulumi.output(script).apply((s) => asRootCommand(s));
+    const create = afterPreflight ? spec.create : pulumi.output(spec.create).apply((s) => asRootCommand(s));
+    return new command.remote.Command(
+      name,
+      {
+        connection: this.connection,
+        create,
+        delete: spec.delete === undefined ? undefined : wrap(spec.delete),
+        stdin: spec.stdin === undefined ? undefined : spec.secret ? pulumi.secret(spec.stdin) : spec.stdin,
+        triggers: spec.triggers,
+        logging: spec.secret ? "none" : undefined,
+      },
+      {
+        parent: opts.parent,
+        dependsOn: afterPreflight ? withDependency(this.preflight, opts.dependsOn) : opts.dependsOn,
+        retainOnDelete: opts.retainOnDelete,
+        deleteBeforeReplace: opts.deleteBeforeReplace,
+        additionalSecretOutputs: spec.secret ? ["stdout", "stderr"] : undefined,
+      },
+    );
+  }
+}

@@ -1,0 +1,55 @@
+/**
+ * Probes of a rootless user's Podman storage, shared by the volume and the image checks. They
+ * run in the probe session; the volume list is asked for once per user and session.
+ */
+import { Facts, ProbeBody } from "../host/probeSession";
+import { sh } from "./shell";
+
+/**
+ * Read-only: does a Podman object exist in a user's storage? Prints `KIND=present|missing`, or
+ * `KIND=unknown (podman exit N)` when podman could not tell.
+ */
+export function renderPodmanExistsProbe(kind: "volume" | "image", user: string, name: string): ProbeBody {
+  return {
+    vars: { user, kind, name },
+    body: sh`
+if ! id -u "$user" >/dev/null 2>&1; then
+  echo "$kind=missing"
+  return 0
+fi
+# Without its runtime dir (linger off, or an OpenRC service not started yet) rootless podman
+# cannot answer without making one; the user's and the unit's probes report that.
+if ! user_runtime_ready "$user"; then
+  echo "$kind=unchecked"
+  return 0
+fi
+status=0
+if [[ $kind == volume ]]; then
+  # One listing serves every volume of this user.
+  # shellcheck disable=SC2016 # a Go template
+  volumes=$(cached "volumes-$user" as_user "$user" timeout 60 podman volume ls --format '{{.Name}}') || status=$?
+  if ((status == 0)); then
+    if grep -qxF -- "$name" <<<"$volumes"; then status=0; else status=1; fi
+  fi
+else
+  as_user "$user" timeout 60 podman image exists "$name" || status=$?
+fi
+case $status in
+  0) echo "$kind=present" ;;
+  1) echo "$kind=missing" ;;
+  *) echo "$kind=unknown (podman exit $status)" ;;
+esac
+`,
+  };
+}
+
+/**
+ * The fact a Podman exists probe printed: present, missing, or why it is unknown. "unchecked"
+ * (the user manager is down, which the user's own drift reports) counts as present.
+ */
+export function podmanPresence(facts: Facts | undefined, kind: "volume" | "image"): "present" | "missing" | { unknown: string } {
+  const v = facts?.[kind];
+  if (v === "unchecked") return "present";
+  if (v === "present" || v === "missing") return v;
+  return { unknown: v || "probe output unreadable" };
+}

@@ -1,0 +1,50 @@
+import { describe, expect, it } from "vitest";
+import { renderClosePortScript, renderOpenPortScript } from "../../components/firewall/render";
+import { renderAdminScript, renderHealthScript, renderImageScript } from "../../components/gitea/render";
+import { renderGiteaQuadlet, renderGiteaService } from "../../components/giteaService/render";
+import { renderHostPreflightScript } from "../../components/host/preflight";
+import { renderVolumeCreateScript, renderVolumeDeleteScript } from "../../components/volume/render";
+import { heredoc } from "../../components/render/shell";
+import { unit } from "../../components/render/unitFile";
+import { ALPINE, CONTAINER_SPEC, FEDORA } from "../helpers/fixtures";
+import { expectCleanScript } from "../helpers/scripts";
+import { renderRootlessUserDeleteScript, renderRootlessUserScript } from "../../components/rootlessUser/render";
+import { renderUnitInstallScript, renderUnitRemoveScript } from "../../components/giteaService/render";
+
+const SPEC = CONTAINER_SPEC;
+
+/** Every script the server stack can send, rendered with awkward values. */
+const SCRIPTS: Record<string, string> = {
+  preflight: renderHostPreflightScript(FEDORA),
+  preflightAlpine: renderHostPreflightScript(ALPINE),
+  user: renderRootlessUserScript(FEDORA, "rootless", 120),
+  userDelete: renderRootlessUserDeleteScript(FEDORA, "rootless", true),
+  volume: renderVolumeCreateScript("rootless", "gitea-data"),
+  volumeDelete: renderVolumeDeleteScript("rootless", "gitea-data"),
+  image: renderImageScript("rootless", SPEC.image, "/opt/images/gitea.tar"),
+  unitQuadlet: renderUnitInstallScript({ user: "rootless", name: "gitea", style: "quadlet", content: renderGiteaQuadlet(SPEC), hasEnvironment: true }),
+  unitService: renderUnitInstallScript({ user: "rootless", name: "gitea", style: "service", content: renderGiteaService(SPEC), hasEnvironment: false }),
+  unitRemove: renderUnitRemoveScript({ user: "rootless", name: "gitea", style: "quadlet" }),
+  health: renderHealthScript({ init: "systemd", user: "rootless", service: "gitea.service", logFile: "/var/log/gitea-homelab/gitea.log", httpPort: 4111, timeoutSeconds: 300 }),
+  admin: renderAdminScript({ user: "rootless", containerName: "gitea", username: "gitea-admin", email: "o'brien@example.com" }),
+  portOpen: renderOpenPortScript({ port: 4111, protocol: "tcp" }),
+  portClose: renderClosePortScript({ port: 4111, protocol: "tcp", zone: "FedoraServer" }),
+};
+
+describe("generated scripts", () => {
+  it.each(Object.entries(SCRIPTS))("%s is strict, marked as managed, and passes bash -n and shellcheck", (_name, script) => {
+    expectCleanScript(script);
+  });
+
+  it.each(Object.entries(SCRIPTS).filter(([name]) => !name.startsWith("preflight")))("%s detects no platform fact again: the host decided them once", (_name, script) => {
+    expect(script).not.toContain("/run/systemd/system");
+    expect(script).not.toContain("os-release");
+    expect(script).not.toMatch(/^[^#\n]*firewall-cmd --(state|get-default-zone)/m);
+  });
+
+  it("runs the unit script's heredoc verbatim, so the file on the host is what was rendered", () => {
+    // The unit file in the install script must be byte-for-byte the rendered one.
+    const content = renderGiteaQuadlet(SPEC);
+    expect(SCRIPTS.unitQuadlet).toContain(content);
+  });
+});
