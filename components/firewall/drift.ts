@@ -16,12 +16,12 @@ import { FIREWALLD_FUNCTIONS, FirewallPortSpec } from "./render";
 export function renderPortProbe(spec: FirewallPortSpec): ProbeBody {
   return {
     vars: { port: String(spec.port), protocol: spec.protocol, zone: spec.zone ?? "" },
+    functions: FIREWALLD_FUNCTIONS,
     body: sh`
 if ! command -v firewall-cmd >/dev/null; then
   echo firewalld=missing
   return 0
 fi
-${FIREWALLD_FUNCTIONS}
 if ! fw_running; then
   echo firewalld=stopped
   return 0

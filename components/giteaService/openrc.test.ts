@@ -110,7 +110,7 @@ echo "respawn=$respawn_delay/$respawn_max log=$output_log"
     expect(script).toContain('install_file "$tmp" "$unit_file" 755 root root');
     expect(script).toContain('install_file "$tmp" "$home/$env_file" 600 "$user" "$group"');
     expect(script).toContain('rc-update add "$service" default');
-    expect(script).toContain("converge_service openrc_ctl");
+    expect(script).toContain('converge_service "$service" openrc_ctl');
     expect(script).not.toMatch(/^\s*(systemctl|loginctl|userctl)\b/m);
   });
 

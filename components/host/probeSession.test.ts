@@ -49,13 +49,16 @@ describe("the probe session script", () => {
   });
 
   it("changes nothing on the host: no writes outside its own temp dir", () => {
-    expect(every).not.toMatch(/firewall-cmd|(add|remove)Port|systemctl [^\n]*(start|stop|restart|enable|disable) |install_file|podman [^\n]*(rm|create|load|pull) /);
+    expect(every).not.toMatch(/firewall-cmd --|(add|remove)Port|systemctl [^\n]*(start|stop|restart|enable|disable) |install_file|podman [^\n]*(rm|create|load|pull) /);
   });
 
   it("asks firewalld over D-Bus without starting it, and lists each user's volumes once", () => {
     expect(every).toContain("busctl --auto-start=no");
     expect(every).not.toMatch(/^[^#\n]*firewall-cmd --/m);
     expect(every.match(/cached "volumes-\$user"/g)).toHaveLength(2);
+    expect(every).not.toContain("podman volume exists");
+    // The firewalld functions are defined once for both ports.
+    expect(every.match(/^fw_call\(\)/gm)).toHaveLength(1);
   });
 
   it("keeps one broken probe from hiding the others, and reads back the recorded markers", () => {

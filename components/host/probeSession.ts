@@ -33,6 +33,8 @@ export interface ProbeBody {
   body: Bash;
   /** Variables set (as locals) before the body. */
   vars?: ShellVars;
+  /** Functions the body calls, defined once at the top of the session however many probes share them. */
+  functions?: Bash;
 }
 
 /** A probe under the name of the command it checks (unique per host; also its record's name). */
@@ -64,6 +66,7 @@ export function renderProbeSessionScript(probes: NamedProbe[], records: string):
     return `probe_${i}() {\n${locals}${p.probe.body.trim()}\n}`;
   });
   const calls = probes.map((p, i) => `run_probe ${shq(p.name)} probe_${i}`);
+  const shared = [...new Set(probes.map((p) => p.probe.functions?.trim()).filter((f): f is Bash => !!f))];
   return [
     ["#!/usr/bin/env bash", `# ${MANAGED_HEADER}`, "# Read-only probe of this host's state for drift detection; changes nothing.", "set -euo pipefail"].join("\n"),
     "# shellcheck disable=SC2034 # read by the probes\nhost_init=${1:-unknown}",
@@ -106,6 +109,7 @@ run_probe() {
   set -e
   if ((status == 0)); then echo "${SECTION} end $key"; fi
 }`,
+    ...shared,
     ...functions,
     ...calls,
     `echo "${SECTION} begin ${RECORDS}"

@@ -3,12 +3,20 @@
  * run in the probe session; the volume list is asked for once per user and session.
  */
 import { Facts, ProbeBody } from "../host/probeSession";
-import { sh } from "./shell";
+import { Bash, sh } from "./shell";
 
 /**
  * Read-only: does a Podman object exist in a user's storage? Prints `KIND=present|missing`, or
  * `KIND=unknown (podman exit N)` when podman could not tell.
  */
+/** Sets status 0 (present), 1 (missing) or podman's error: one volume listing serves every volume of a user. */
+const VOLUME_LOOKUP = sh`status=0
+# shellcheck disable=SC2016 # a Go template
+volumes=$(cached "volumes-$user" as_user "$user" timeout 60 podman volume ls --format '{{.Name}}') || status=$?
+if ((status == 0)) && ! grep -qxF -- "$name" <<<"$volumes"; then status=1; fi`;
+const IMAGE_LOOKUP = sh`status=0
+as_user "$user" timeout 60 podman image exists "$name" || status=$?`;
+
 export function renderPodmanExistsProbe(kind: "volume" | "image", user: string, name: string): ProbeBody {
   return {
     vars: { user, kind, name },
@@ -23,17 +31,7 @@ if ! user_runtime_ready "$user"; then
   echo "$kind=unchecked"
   return 0
 fi
-status=0
-if [[ $kind == volume ]]; then
-  # One listing serves every volume of this user.
-  # shellcheck disable=SC2016 # a Go template
-  volumes=$(cached "volumes-$user" as_user "$user" timeout 60 podman volume ls --format '{{.Name}}') || status=$?
-  if ((status == 0)); then
-    if grep -qxF -- "$name" <<<"$volumes"; then status=0; else status=1; fi
-  fi
-else
-  as_user "$user" timeout 60 podman image exists "$name" || status=$?
-fi
+${kind === "volume" ? VOLUME_LOOKUP : IMAGE_LOOKUP}
 case $status in
   0) echo "$kind=present" ;;
   1) echo "$kind=missing" ;;

@@ -86,7 +86,7 @@ ${doc.body}
 install_file "$tmp" ${dest} ${mode} ${owner} ${group}`;
 }
 
-/** Functions every script may call. Kept small: each script only uses what it needs, shellcheck allows unused functions. */
+/** Functions scripts may call; `renderScript` includes the ones a script uses. */
 const FUNCTIONS = {
   die: sh`
 die() {
@@ -177,7 +177,23 @@ export function shellFunctions(...names: Array<keyof typeof FUNCTIONS>): Bash {
   return names.map((n) => FUNCTIONS[n].trim()).join("\n\n") as Bash;
 }
 
-const COMMON_FUNCTIONS = shellFunctions(...(Object.keys(FUNCTIONS) as Array<keyof typeof FUNCTIONS>));
+/** The shared functions `code` calls, and those they call in turn. */
+function functionsUsedBy(code: string): Bash {
+  const names = Object.keys(FUNCTIONS) as Array<keyof typeof FUNCTIONS>;
+  const used = new Set<keyof typeof FUNCTIONS>();
+  let text = code;
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const name of names) {
+      if (!used.has(name) && new RegExp(`(^|[^A-Za-z0-9_-])${name}([^A-Za-z0-9_-]|$)`, "m").test(text)) {
+        used.add(name);
+        text += FUNCTIONS[name];
+        grew = true;
+      }
+    }
+  }
+  return shellFunctions(...names.filter((n) => used.has(n)));
+}
 
 export interface ScriptOptions<P extends string> {
   /**
@@ -195,8 +211,9 @@ export function renderScript<P extends string>(opts: ScriptOptions<P>, body: Bas
   const parts = [
     ["#!/usr/bin/env bash", `# ${MANAGED_HEADER}`, `# ${opts.purpose}`, "set -euo pipefail"].join("\n"),
     "# shellcheck disable=SC2034 # install_file sets it; not every script reads it\nchanged=0",
-    COMMON_FUNCTIONS,
   ];
+  const used = functionsUsedBy(body);
+  if (used !== "") parts.push(used);
   if (opts.vars && Object.keys(opts.vars).length > 0) parts.push(shellVars(opts.vars));
   parts.push(body.trim());
   return `${parts.join("\n\n")}\n`;

@@ -51,7 +51,7 @@ afterAll(() => sshd.close());
 describe("server stack resource graph", () => {
   it("registers each component under its own type, children parented to it", () => {
     const types = run.resources.map((r) => r.type);
-    for (const t of ["Host", "RootlessUser", "PodmanVolume", "GiteaContainer", "SystemdUserUnit", "FirewallPort"]) {
+    for (const t of ["Host", "RootlessUser", "PodmanVolume", "GiteaContainer", "GiteaService", "FirewallPort"]) {
       expect(types).toContain(`gitea-homelab:components:${t}`);
     }
     expect(run.ofType("gitea-homelab:components:PodmanVolume").map((r) => r.name).sort()).toEqual(["gitea-config", "gitea-data"]);

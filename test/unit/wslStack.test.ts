@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { foldedMarker } from "../../components/host/checkedCommand";
+import { decidePlatform } from "../../components/host/platform";
+import { WSL_SYSTEMD_ADVICE } from "../../stacks/wslConfig";
 import { listen } from "../helpers/fakeSshd";
 import type { ProgramRun } from "../helpers/pulumiMocks";
 import { runWithMocks } from "../helpers/pulumiMocks";
@@ -41,19 +43,19 @@ describe("wsl stack", () => {
   it("probes the runner's host in one session, and folds its drift into install and register", () => {
     const probes = run.invokes.filter((i) => i.token === "command:local:run");
     expect(probes).toHaveLength(1);
-    expect(probes[0].inputs.command).toContain("run_probe runner:runner ");
+    expect(probes[0].inputs.command).toContain("run_probe runner-install ");
+    expect(probes[0].inputs.command).toContain("run_probe runner-register ");
     for (const name of ["runner-install", "runner-register"]) {
       expect(foldedMarker(run.byName(name).inputs.create)?.check).toBe(1);
       expect(foldedMarker(run.byName(name).inputs.create)?.text).toMatch(/^runner /);
     }
   });
 
-  it("tells a user without systemd what to put in wsl.conf", () => {
-    const preflight = run.byName("wsl-preflight").inputs.create as string;
-    expect(preflight).toContain("systemd=true");
-    expect(preflight).toContain("wsl --shutdown");
-    expect(preflight).toContain("vmIdleTimeout=-1");
-    expect(preflight).toContain("require_firewalld=false");
+  it("tells a user without systemd what to put in wsl.conf, and leaves the firewall alone", () => {
+    expect(() => decidePlatform({ os_id: "fedora", init: "init" }, { unitStyle: "service", firewall: "none", systemdAdvice: WSL_SYSTEMD_ADVICE })).toThrow(
+      /systemd=true[\s\S]*wsl --shutdown[\s\S]*vmIdleTimeout=-1/,
+    );
+    expect(run.byName("wsl-preflight").inputs.create as string).toContain("firewall=none");
   });
 
   it("registers with the server stack's URL and secret token, and unregisters with its admin: secrets only on stdin", () => {
