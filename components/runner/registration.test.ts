@@ -39,7 +39,9 @@ function world(opts: { stubCurl?: boolean } = {}) {
 printf '%s\\n' "$*" >>"${dir}/runner.argv"
 read -r token
 [[ $token == "${TOKEN}" ]] || { echo "Failed to register runner: token rejected" >&2; exit 1; }
-echo '{"id": 42, "uuid": "u", "name": "n", "token": "runner-own-token"}' >"${dir}/state/.runner"
+while [[ $# -gt 0 && $1 != --instance ]]; do shift; done
+# As the runner writes it: the instance it registered with is "address".
+printf '{"id": 42, "uuid": "u", "name": "n", "token": "runner-own-token", "address": "%s"}\n' "$2" >"${dir}/state/.runner"
 echo "Runner registered successfully."
 `,
   );
@@ -125,6 +127,19 @@ describe("runner unregistration (the register command's delete)", () => {
     expect(requests.map((r) => `${r.method} ${r.url}`)).toEqual(["DELETE /api/v1/admin/actions/runners/42"]);
     expect(w.read("runner.argv").split("\n").filter(Boolean)).toHaveLength(2);
     expect(w.read("state/.runner")).toContain('"id": 42');
+  });
+
+  it("registering with another instance leaves the old record alone (that id may be another runner there) and says so", async () => {
+    const w = world();
+    const s = settingsIn(w.dir, url);
+    const admin = { username: "root-admin", password: PASSWORD };
+    expect((await w.run(renderRunnerRegisterScript({ ...s, instanceUrl: "http://old-gitea.lan:3000/" }, 30), runnerCommandStdin(TOKEN, admin))).status).toBe(0);
+    requests.length = 0;
+    const moved = await w.run(renderRunnerRegisterScript(s, 30), runnerCommandStdin(TOKEN, admin));
+    expect(moved.status).toBe(0);
+    expect(requests).toEqual([]);
+    expect(moved.stderr).toMatch(/was registered with http:\/\/old-gitea\.lan:3000\/, not http:\/\/127\.0\.0\.1:\d+\/; delete it there/);
+    expect(w.read("state/.runner")).toContain(`"address": "${url}"`);
   });
 
   it("without admin credentials, or when Gitea does not answer, warns and still removes the registration", async () => {

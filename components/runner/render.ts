@@ -140,16 +140,21 @@ export function runnerCommandStdin(token: string, admin?: { username: string; pa
 /**
  * remove_from_gitea CREDENTIALS: deletes the runner that $runner_file names from Gitea through
  * the admin API, CREDENTIALS (`user:password`) going to curl as a config on its stdin, never as
- * an argument. Without credentials, or when Gitea does not answer: a warning, not a failure.
+ * an argument. Only at the instance it was registered with (a changed instanceUrl may be another
+ * Gitea, where that id is someone else's runner). Without credentials, at another instance, or
+ * when Gitea does not answer: a warning, not a failure.
  */
 const REMOVE_FROM_GITEA = sh`
 remove_from_gitea() {
-  local credentials=$1 id escaped status
+  local credentials=$1 id registered_at escaped status
   id=$(grep -o '"id": *[0-9]*' "$runner_file" 2>/dev/null | grep -o '[0-9]*$' || true)
+  registered_at=$(grep -o '"address": *"[^"]*"' "$runner_file" 2>/dev/null | sed 's/^"address": *"//; s/"$//' || true)
   if [[ -z $credentials ]]; then
     echo "warning: runner $name stays listed in Gitea (offline): this stack has no admin credentials; delete it under Site Administration > Actions > Runners" >&2
   elif [[ -z $id ]]; then
     echo "warning: $runner_file names no runner id; delete runner $name in Gitea by hand" >&2
+  elif [[ \${registered_at%/} != "\${instance%/}" ]]; then
+    echo "warning: runner $name (id $id) was registered with \${registered_at:-another instance}, not $instance; delete it there under Site Administration > Actions > Runners" >&2
   else
     escaped=\${credentials//\\/\\\\}
     escaped=\${escaped//\"/\\\"}
