@@ -69,6 +69,22 @@ export interface ExecutedCommand {
   exitCode: number;
   ms: number;
   bytesSent: number;
+  /** When it started, in ms since the run started. */
+  startedMs: number;
+  /**
+   * The full command line run over SSH and the stdin it got (undefined: none). They may hold
+   * secrets, so they are non-enumerable: JSON.stringify, util.inspect and test diffs leave
+   * them out; read them by name (the bench replays them).
+   */
+  readonly commandLine: string;
+  readonly stdin: string | undefined;
+}
+
+/** A `command:local:run` invoke (the drift probe's SSH session), timed. */
+export interface LocalRun {
+  ms: number;
+  /** SSH sessions it reported running. */
+  sshSessions: number;
 }
 
 export interface RunReport {
@@ -79,10 +95,14 @@ export interface RunReport {
   outputs: Record<string, unknown>;
   /** `command:local:run` invokes executed. */
   localRuns: number;
+  /** Each `command:local:run` invoke with its wall time, in the order they finished. */
+  localRunTimes: LocalRun[];
   /** What the program logged as warnings (pulumi.log.warn). */
   warnings: string[];
   /** `outputs`, resolved. */
   resolvedOutputs?: Record<string, unknown>;
+  /** Date.now() when the run started (commands' startedMs count from it). */
+  startedAt?: number;
 }
 
 export interface PlannedStep {
@@ -188,12 +208,18 @@ class OptionsMonitor extends MockMonitor {
   }
 }
 
+export interface EngineOptions {
+  /** The program to run instead of program.ts's `main` (the bench's empty program). */
+  program?: () => Promise<Record<string, unknown>>;
+}
+
 export class Engine {
   constructor(
     private readonly stateFile: string,
     private readonly log: (line: string) => void = () => undefined,
     /** Other stacks by name, for the program's StackReferences (their last up's outputs). */
     private readonly references: Record<string, Engine> = {},
+    private readonly options: EngineOptions = {},
   ) {}
 
   /** The outputs of this stack's last successful up. */
@@ -216,8 +242,12 @@ export class Engine {
 
   private async exec(report: RunReport, r: Pick<StoredResource, "name" | "inputs" | "additionalSecretOutputs">, operation: Operation, script: string) {
     // The provider runs every script, delete included, with the stored stdin (CommandOutputs.run).
+    const startedMs = Date.now() - report.startedAt!;
     const result = await sshRun(r.inputs.connection as Connection, script, r.inputs.stdin);
-    report.commands.push({ resource: r.name, operation, exitCode: result.code, ms: result.ms, bytesSent: result.bytesSent });
+    const executed = { resource: r.name, operation, exitCode: result.code, ms: result.ms, bytesSent: result.bytesSent, startedMs } as ExecutedCommand;
+    Object.defineProperty(executed, "commandLine", { value: script, enumerable: false });
+    Object.defineProperty(executed, "stdin", { value: r.inputs.stdin as string | undefined, enumerable: false });
+    report.commands.push(executed);
     report.sshSessions += 1;
     report.bytesSent += result.bytesSent;
     const shown = (field: "stdout" | "stderr") => (isSecretOutput(r as StoredResource, field) ? "    [secret]\n" : indent(result[field]));
@@ -229,9 +259,12 @@ export class Engine {
   private async invoke(report: RunReport, args: pulumi.runtime.MockCallArgs): Promise<Record<string, any>> {
     if (args.token !== "command:local:run") return args.inputs;
     report.localRuns += 1;
+    const started = Date.now();
     const result = await localRun(unwrapSecrets(args.inputs));
     // The probe says on a line of its own that it ran its SSH session.
-    report.sshSessions += (result.stdout.match(/^@@gitea-homelab-session exit /gm) ?? []).length;
+    const sessions = (result.stdout.match(/^@@gitea-homelab-session exit /gm) ?? []).length;
+    report.sshSessions += sessions;
+    report.localRunTimes.push({ ms: Date.now() - started, sshSessions: sessions });
     return result;
   }
 
@@ -275,7 +308,7 @@ export class Engine {
     process.on("unhandledRejection", onRejection);
     let failure: string | undefined;
     try {
-      const { main } = await import("../../../program");
+      const main = this.options.program ?? (await import("../../../program")).main;
       report.outputs = await main();
       report.resolvedOutputs = Object.fromEntries(
         await Promise.all(Object.entries(report.outputs).map(([k, o]) => new Promise<[string, unknown]>((resolve) => pulumi.output(o as any).apply((v) => resolve([k, v]))))),
@@ -295,7 +328,7 @@ export class Engine {
   /** `pulumi preview`: what `up` would do with `config`, running only the invokes. */
   async preview(config: Record<string, string>, stack = "server"): Promise<PreviewReport> {
     const started = Date.now();
-    const report: PreviewReport = { wallMs: 0, commands: [], sshSessions: 0, bytesSent: 0, outputs: {}, localRuns: 0, warnings: [], steps: [] };
+    const report: PreviewReport = { wallMs: 0, commands: [], sshSessions: 0, bytesSent: 0, outputs: {}, localRuns: 0, localRunTimes: [], warnings: [], steps: [], startedAt: started };
     const previous = this.load();
     const seen = new Set<string>();
     const failure = await this.runProgram(report, config, stack, true, async (args, opts) => {
@@ -332,7 +365,7 @@ export class Engine {
   /** `pulumi up`: runs the program with `config` and converges. */
   async up(config: Record<string, string>, stack = "server"): Promise<RunReport> {
     const started = Date.now();
-    const report: RunReport = { wallMs: 0, commands: [], sshSessions: 0, bytesSent: 0, outputs: {}, localRuns: 0, warnings: [] };
+    const report: RunReport = { wallMs: 0, commands: [], sshSessions: 0, bytesSent: 0, outputs: {}, localRuns: 0, localRunTimes: [], warnings: [], startedAt: started };
     const previous = this.load();
     const next: StoredResource[] = [];
     const pendingDeletes: StoredResource[] = [];
@@ -408,7 +441,7 @@ export class Engine {
   /** `pulumi destroy`: stored deletes, newest first; retained resources are only forgotten. */
   async destroy(): Promise<RunReport> {
     const started = Date.now();
-    const report: RunReport = { wallMs: 0, commands: [], sshSessions: 0, bytesSent: 0, outputs: {}, localRuns: 0, warnings: [] };
+    const report: RunReport = { wallMs: 0, commands: [], sshSessions: 0, bytesSent: 0, outputs: {}, localRuns: 0, localRunTimes: [], warnings: [], startedAt: started };
     const remaining = [...this.load().resources];
     while (remaining.length > 0) {
       const r = remaining[remaining.length - 1];
