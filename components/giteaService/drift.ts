@@ -45,8 +45,11 @@ if [[ $host_init != systemd ]]; then
 else
   echo "unit_file=$(file_digest "$home/$systemd_unit_file")"
   echo "manager=$(systemctl is-active "user@$(id -u "$user").service" 2>/dev/null || true)"
-  echo "active=$(timeout 30 systemctl --user -M "$user@" is-active "$systemd_service" 2>/dev/null || true)"
-  echo "enabled=$(timeout 30 systemctl --user -M "$user@" is-enabled "$systemd_service" 2>/dev/null || true)"
+  # One call for both states (each systemctl --user -M call costs a connection to the user's manager).
+  state=$(timeout 30 systemctl --user -M "$user@" show "$systemd_service" --property=ActiveState --property=UnitFileState 2>/dev/null || true)
+  active=$(sed -n 's/^ActiveState=//p' <<<"$state")
+  echo "active=\${active:-inactive}"
+  echo "enabled=$(sed -n 's/^UnitFileState=//p' <<<"$state")"
 fi
 if [[ -n $container ]]; then
   if ! user_runtime_ready "$user"; then

@@ -91,7 +91,7 @@ cached() {
 user_runtime_ready() {
   local uid
   uid=$(id -u "$1") || return 1
-  if [[ $host_init == systemd ]]; then systemctl is-active --quiet "user@$uid.service" || return 1; fi
+  if [[ $host_init == systemd ]]; then cached "user-manager-$uid" systemctl is-active --quiet "user@$uid.service" || return 1; fi
   [[ -d /run/user/$uid ]]
 }
 
