@@ -9,9 +9,9 @@ import { sh } from "../render/shell";
 import { FIREWALLD_FUNCTIONS, FirewallPortSpec } from "./render";
 
 /**
- * Read-only: is the port open at runtime and in the permanent config of its zone? busctl runs
- * with --auto-start=no, since asking a stopped firewalld by name would start it (D-Bus
- * activation). Each zone's two listings are asked for once per session.
+ * Read-only: is the port open at runtime (firewalld over D-Bus; busctl runs with
+ * --auto-start=no, since asking a stopped firewalld by name would start it) and in the
+ * permanent config, the zone's XML file? Each zone's listing is asked for once per session.
  */
 export function renderPortProbe(spec: FirewallPortSpec): ProbeBody {
   return {
@@ -22,20 +22,25 @@ if ! command -v firewall-cmd >/dev/null; then
   echo firewalld=missing
   return 0
 fi
-if ! fw_running; then
+[[ -n $zone ]] || zone=$(cached firewalld-default-zone fw_default_zone) || zone=
+# Answers look like: aas 2 2 "4111" "tcp" 2 "3333" "tcp"
+if ! runtime=$(cached "firewalld-runtime-$zone" fw_call /org/fedoraproject/FirewallD1 org.fedoraproject.FirewallD1.zone getPorts s "$zone"); then
+  if fw_running; then return 1; fi
   echo firewalld=stopped
   return 0
 fi
 echo firewalld=running
-[[ -n $zone ]] || zone=$(cached firewalld-default-zone fw_default_zone)
 echo "zone=$zone"
-# Answers look like: aas 2 2 "4111" "tcp" 2 "3333" "tcp" (runtime), a(ss) 1 "4111" "tcp" (permanent).
-runtime=$(cached "firewalld-runtime-$zone" fw_call /org/fedoraproject/FirewallD1 org.fedoraproject.FirewallD1.zone getPorts s "$zone")
-config_zone=$(cached "firewalld-config-zone-$zone" fw_config_zone "$zone")
-permanent=$(cached "firewalld-permanent-$zone" fw_call "$config_zone" org.fedoraproject.FirewallD1.config.zone getPorts)
-entry="\"$port\" \"$protocol\""
-if [[ $runtime == *"$entry"* ]]; then echo runtime=open; else echo runtime=closed; fi
-if [[ $permanent == *"$entry"* ]]; then echo permanent=open; else echo permanent=closed; fi
+# The permanent config is the zone's file: firewalld's own copy when changed, else the shipped one.
+permanent=
+for file in "/etc/firewalld/zones/$zone.xml" "/usr/lib/firewalld/zones/$zone.xml"; do
+  if [[ -r $file ]]; then
+    IFS= read -r -d '' permanent <"$file" || true
+    break
+  fi
+done
+if [[ $runtime == *"\"$port\" \"$protocol\""* ]]; then echo runtime=open; else echo runtime=closed; fi
+if [[ $permanent == *"<port port=\"$port\" protocol=\"$protocol\"/>"* ]]; then echo permanent=open; else echo permanent=closed; fi
 `,
   };
 }

@@ -27,14 +27,13 @@ export function renderUnitProbe(spec: Omit<UnitScriptSpec, "content" | "style"> 
     },
     body: sh`
 ${CONTAINER_FACTS_FUNCTION}
-if ! id -u "$user" >/dev/null 2>&1; then
+if ! user_info "$user"; then
   echo account=missing
   return 0
 fi
-home=$(home_of "$user")
 if [[ -n $env_file ]]; then
-  echo "env_file=$(file_digest "$home/$env_file")"
-  echo "env_mode=$(stat -c '%a' "$home/$env_file" 2>/dev/null || echo missing)"
+  echo "env_file=$(file_digest "$user_home/$env_file")"
+  echo "env_mode=$(stat -c '%a' "$user_home/$env_file" 2>/dev/null || echo missing)"
 fi
 if [[ $host_init != systemd ]]; then
   echo "unit_file=$(file_digest "$openrc_unit_file")"
@@ -43,13 +42,21 @@ if [[ $host_init != systemd ]]; then
   if rc-service "$openrc_service" status >/dev/null 2>&1; then echo active=active; else echo active=inactive; fi
   if rc-update show default 2>/dev/null | grep -qE "^ *$openrc_service \|"; then echo enabled=enabled; else echo enabled=disabled; fi
 else
-  echo "unit_file=$(file_digest "$home/$systemd_unit_file")"
-  echo "manager=$(systemctl is-active "user@$(id -u "$user").service" 2>/dev/null || true)"
-  # One call for both states (each systemctl --user -M call costs a connection to the user's manager).
-  state=$(timeout 30 systemctl --user -M "$user@" show "$systemd_service" --property=ActiveState --property=UnitFileState 2>/dev/null || true)
-  active=$(sed -n 's/^ActiveState=//p' <<<"$state")
-  echo "active=\${active:-inactive}"
-  echo "enabled=$(sed -n 's/^UnitFileState=//p' <<<"$state")"
+  echo "unit_file=$(file_digest "$user_home/$systemd_unit_file")"
+  if user_manager_active "$user_uid"; then echo manager=active; else echo manager=inactive; fi
+  # One call for both states, through the manager's own socket (-M USER@ takes three times as long).
+  active=inactive enabled=
+  while IFS='=' read -r property value; do
+    case $property in
+      ActiveState) active=$value ;;
+      UnitFileState) enabled=$value ;;
+    esac
+  done < <(
+    cd /
+    timeout 30 runuser -u "$user" -- env XDG_RUNTIME_DIR="/run/user/$user_uid" systemctl --user show "$systemd_service" --property=ActiveState --property=UnitFileState 2>/dev/null || true
+  )
+  echo "active=$active"
+  echo "enabled=$enabled"
 fi
 if [[ -n $container ]]; then
   if ! user_runtime_ready "$user"; then
@@ -57,7 +64,7 @@ if [[ -n $container ]]; then
     echo container=unchecked
   elif facts=$(container_facts "$user" "$container" "$env_keys" 2>/dev/null); then
     echo container=present
-    printf '%s\n' "$facts" | sed 's/^/container./'
+    while IFS= read -r line; do echo "container.$line"; done <<<"$facts"
   else
     echo container=missing
   fi

@@ -25,8 +25,8 @@ export type Facts = Record<string, string>;
 
 /**
  * A read-only probe: bash printing `name=value` lines, run as root in the session. It may use
- * the session's functions (as_user, home_of, userctl, file_digest, cached,
- * user_runtime_ready) and `$host_init`, the
+ * the session's functions (as_user, file_digest, cached, user_info,
+ * has_subid_range, user_runtime_ready, user_manager_active) and `$host_init`, the
  * init system the session found (systemd or openrc).
  */
 export interface ProbeBody {
@@ -70,29 +70,64 @@ export function renderProbeSessionScript(probes: NamedProbe[], records: string):
   return [
     ["#!/usr/bin/env bash", `# ${MANAGED_HEADER}`, "# Read-only probe of this host's state for drift detection; changes nothing.", "set -euo pipefail"].join("\n"),
     "# shellcheck disable=SC2034 # read by the probes\nhost_init=${1:-unknown}",
-    shellFunctions("die", "as_user", "home_of", "userctl", "file_digest"),
-    `probe_cache=$(mktemp -d)
+    shellFunctions("die", "as_user", "file_digest"),
+    `# Every process costs tens of milliseconds on a small or emulated host, so the session reads
+# files with bash's own builtins where it can.
+probe_cache=$(mktemp -d)
 trap 'rm -rf "$probe_cache"' EXIT
 # Runs a read-only command once per session, for facts several probes share; later
 # calls with the same KEY print the same output and return the same status. Usage: cached KEY CMD...
 cached() {
-  local file=$probe_cache/$1
+  local file=$probe_cache/$1 status=0 output=
   shift
   if [[ ! -f $file.status ]]; then
-    local status=0
     "$@" >"$file" 2>/dev/null || status=$?
     echo "$status" >"$file.status"
   fi
-  cat "$file"
-  return "$(cat "$file.status")"
-}`,
-    `# True when rootless podman can answer for USER without making a runtime dir: /run/user/UID
+  IFS= read -r -d '' output <"$file" || true
+  printf '%s' "$output"
+  read -r status <"$file.status"
+  return "$status"
+}
+
+# Sets user_uid and user_home of USER, or returns 1 when there is no such account.
+# shellcheck disable=SC2034 # read by the probes that call it
+user_info() {
+  local name _password uid _gid _gecos home _shell entry
+  while IFS=: read -r name _password uid _gid _gecos home _shell; do
+    if [[ $name == "$1" ]]; then
+      user_uid=$uid user_home=$home
+      return 0
+    fi
+  done </etc/passwd
+  # Accounts from another NSS source (LDAP, sssd).
+  entry=$(getent passwd "$1") || return 1
+  IFS=: read -r name _password user_uid _gid _gecos user_home _shell <<<"$entry"
+}
+
+# True when FILE (/etc/subuid, /etc/subgid) gives USER a range.
+has_subid_range() {
+  local name _rest
+  [[ -r $1 ]] || return 1
+  while IFS=: read -r name _rest; do
+    [[ $name != "$2" ]] || return 0
+  done <"$1"
+  return 1
+}
+
+# True when rootless podman can answer for USER without making a runtime dir: /run/user/UID
 # exists (and, under systemd, the user manager that owns it runs).
 user_runtime_ready() {
-  local uid
-  uid=$(id -u "$1") || return 1
-  if [[ $host_init == systemd ]]; then cached "user-manager-$uid" systemctl is-active --quiet "user@$uid.service" || return 1; fi
-  [[ -d /run/user/$uid ]]
+  # shellcheck disable=SC2034 # user_info sets both
+  local user_uid user_home
+  user_info "$1" || return 1
+  if [[ $host_init == systemd ]]; then user_manager_active "$user_uid" || return 1; fi
+  [[ -d /run/user/$user_uid ]]
+}
+
+# True when the systemd manager of the user with UID runs; asked once per session.
+user_manager_active() {
+  cached "user-manager-$1" systemctl is-active --quiet "user@$1.service"
 }
 
 # Runs one probe in a subshell with errors fatal there only: a probe that fails prints no end
@@ -115,7 +150,7 @@ run_probe() {
     `echo "${SECTION} begin ${RECORDS}"
 for name in ${probes.map((p) => shq(p.name)).join(" ")}; do
   file=${shq(records)}/$name
-  if [[ -f $file ]]; then printf '%s=%s\\n' "$name" "$(head -n 1 "$file")"; fi
+  if [[ -f $file ]] && IFS= read -r record <"$file"; then printf '%s=%s\\n' "$name" "$record"; fi
 done
 echo "${SECTION} end ${RECORDS}"`,
   ].join("\n\n") + "\n";

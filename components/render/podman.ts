@@ -13,8 +13,7 @@ import { Bash, sh } from "./shell";
  */
 /** Sets status 0 (present), 1 (missing) or podman's error: one volume listing serves every volume of a user. */
 const VOLUME_LOOKUP = sh`status=0
-graphroot=$(home_of "$user")/.local/share/containers/storage
-if [[ -d $graphroot/volumes/$name/_data ]]; then
+if [[ -d $user_home/.local/share/containers/storage/volumes/$name/_data ]]; then
   echo "$kind=present"
   return 0
 fi
@@ -22,19 +21,22 @@ fi
 volumes=$(cached "volumes-$user" as_user "$user" timeout 60 podman volume ls --format '{{.Name}}') || status=$?
 if ((status == 0)) && ! grep -qxF -- "$name" <<<"$volumes"; then status=1; fi`;
 const IMAGE_LOOKUP = sh`status=0
-graphroot=$(home_of "$user")/.local/share/containers/storage
 # Names as Podman stored them (a short name gets its registry): a miss asks podman.
-if cat "$graphroot"/*-images/images.json 2>/dev/null | grep -qF -- "\"$name\""; then
-  echo "$kind=present"
-  return 0
-fi
+for images in "$user_home"/.local/share/containers/storage/*-images/images.json; do
+  listed=
+  [[ ! -r $images ]] || IFS= read -r -d '' listed <"$images" || true
+  if [[ $listed == *"\"$name\""* ]]; then
+    echo "$kind=present"
+    return 0
+  fi
+done
 as_user "$user" timeout 60 podman image exists "$name" || status=$?`;
 
 export function renderPodmanExistsProbe(kind: "volume" | "image", user: string, name: string): ProbeBody {
   return {
     vars: { user, kind, name },
     body: sh`
-if ! id -u "$user" >/dev/null 2>&1; then
+if ! user_info "$user"; then
   echo "$kind=missing"
   return 0
 fi

@@ -145,11 +145,13 @@ home_of() {
   getent passwd "$1" | cut -d: -f6
 }`,
   userctl: sh`
-# systemctl for USER's own systemd manager, from root. Usage: userctl USER ARGS...
+# systemctl for USER's own systemd manager, from root, through the manager's own socket:
+# a third of the time of systemctl --user -M USER@, which goes through machined.
+# Usage: userctl USER ARGS...
 userctl() {
   local user=$1
   shift
-  systemctl --user -M "$user@" "$@"
+  as_user "$user" systemctl --user "$@"
 }`,
   file_digest: sh`
 # sha256 of a file's content, or "missing". Usage: file_digest PATH

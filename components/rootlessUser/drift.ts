@@ -9,7 +9,7 @@ export function renderRootlessUserProbe(username: string): HostCheck["probe"] {
   return {
     vars: { user: username },
     body: sh`
-if ! id -u "$user" >/dev/null 2>&1; then
+if ! user_info "$user"; then
   echo account=missing
   return 0
 fi
@@ -22,7 +22,7 @@ else
   echo linger=off
 fi
 for file in subuid subgid; do
-  if awk -F: -v u="$user" '$1 == u { found = 1 } END { exit !found }' "/etc/$file" 2>/dev/null; then
+  if has_subid_range "/etc/$file" "$user"; then
     echo "$file=present"
   else
     echo "$file=missing"

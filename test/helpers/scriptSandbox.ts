@@ -26,7 +26,7 @@ const REAL_TOOLS = ["bash", "cat", "grep", "sed", "awk", "sort", "cut", "head", 
 /** Commands that change a host: logged, never run. */
 const STUBBED = [
   "id", "getent", "runuser", "sudo", "systemctl", "loginctl", "journalctl", "useradd", "usermod", "userdel", "pkill", "pgrep",
-  "podman", "firewall-cmd", "firewall-offline-cmd", "install", "cp", "mv", "rm", "rmdir", "chmod", "chown", "mkdir", "touch", "ln",
+  "podman", "firewall-cmd", "firewall-offline-cmd", "busctl", "install", "cp", "mv", "rm", "rmdir", "chmod", "chown", "mkdir", "touch", "ln",
   "curl", "timeout", "sleep", "modprobe", "rc-service", "rc-update", "apk", "dnf", "apt-get", "openrc-run", "ssh", "sh", "dash",
 ];
 
@@ -54,7 +54,8 @@ esac
 if [[ $GH_STUB_MODE == absent ]]; then
   case "$name $*" in
     "id "* | "getent "* | "pgrep "*) exit 1 ;;
-    *" exists "* | *" is-active"* | *" is-enabled"* | *"--query-port"* | *" status"* | "systemctl --user -M "*" list-units"*) exit 1 ;;
+    *" exists "* | *" is-active"* | *" is-enabled"* | *"--query-port"* | *" status"* | "systemctl --user list-units"*) exit 1 ;;
+    "busctl "*" queryPort "*) echo "b false"; exit 0 ;;
     "firewall-cmd --state"*) exit 252 ;;
   esac
 fi
@@ -65,8 +66,12 @@ case "$name $*" in
   "getent passwd"*) echo "$2:x:1000:1000::$GH_SANDBOX/home:/bin/bash" ;;
   "curl "*) echo 200 ;;
   "pgrep "*) exit 1 ;;
-  "systemctl --user -M "*" is-system-running"*) echo running ;;
-  "systemctl --user -M "*" show "*) echo loaded ;;
+  "systemctl --user is-system-running"*) echo running ;;
+  "systemctl --user show "*) echo loaded ;;
+  "busctl "*" get-property "*" state"*) echo 's "RUNNING"' ;;
+  "busctl "*" getDefaultZone"*) echo 's "public"' ;;
+  "busctl "*" getZoneByName "*) echo 'o "/org/fedoraproject/FirewallD1/config/zone/0"' ;;
+  "busctl "*" queryPort "*) echo "b true" ;;
   "podman --version"*) echo "podman version 5.4.2" ;;
   "firewall-cmd --state"*) echo running ;;
   "firewall-cmd --get-default-zone"* | "firewall-offline-cmd --get-default-zone"*) echo public ;;
