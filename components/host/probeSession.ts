@@ -70,7 +70,7 @@ export function renderProbeSessionScript(probes: NamedProbe[], records: string):
   return [
     ["#!/usr/bin/env bash", `# ${MANAGED_HEADER}`, "# Read-only probe of this host's state for drift detection; changes nothing.", "set -euo pipefail"].join("\n"),
     "# shellcheck disable=SC2034 # read by the probes\nhost_init=${1:-unknown}",
-    shellFunctions("die", "as_user", "file_digest"),
+    shellFunctions("die", "as_user", "file_digest", "user_info"),
     `# Every process costs tens of milliseconds on a small or emulated host, so the session reads
 # files with bash's own builtins where it can.
 probe_cache=$(mktemp -d)
@@ -88,21 +88,6 @@ cached() {
   printf '%s' "$output"
   read -r status <"$file.status"
   return "$status"
-}
-
-# Sets user_uid and user_home of USER, or returns 1 when there is no such account.
-# shellcheck disable=SC2034 # read by the probes that call it
-user_info() {
-  local name _password uid _gid _gecos home _shell entry
-  while IFS=: read -r name _password uid _gid _gecos home _shell; do
-    if [[ $name == "$1" ]]; then
-      user_uid=$uid user_home=$home
-      return 0
-    fi
-  done </etc/passwd
-  # Accounts from another NSS source (LDAP, sssd).
-  entry=$(getent passwd "$1") || return 1
-  IFS=: read -r name _password user_uid _gid _gecos user_home _shell <<<"$entry"
 }
 
 # True when FILE (/etc/subuid, /etc/subgid) gives USER a range.
