@@ -90,12 +90,13 @@ echo "firewalld zone $zone: $port/$protocol closed"
 
 /**
  * Bash that fails clearly unless firewalld runs (needs FIREWALLD_FUNCTIONS and wait_for); the
- * preflight and the open script use it. A firewalld still starting (an up right after boot) is
- * waited for.
+ * preflight and the open script use it. A firewalld still starting, or not yet started while
+ * the host boots (an up right after a reboot), is waited for.
  */
 export function firewalldRunningCheck(): Bash {
   const advice = "start it with 'systemctl enable --now firewalld' or set gitea-homelab:firewall to none";
-  return sh`if ! fw_running && [[ $(systemctl show firewalld.service --property=ActiveState --value 2>/dev/null) == @(activating|active) ]]; then
+  return sh`if ! fw_running && [[ $(systemctl show firewalld.service --property=ActiveState --value 2>/dev/null) == @(activating|active) ||
+  $(systemctl is-system-running 2>/dev/null) == starting ]]; then
   wait_for 120 "firewalld to finish starting" fw_running || true
 fi
 fw_running || die "firewalld is not running: "${shq(advice)}`;
