@@ -96,8 +96,12 @@ describe.runIf(rundir)("server and wsl stacks: a pushed workflow runs on the rea
         `GIT_SSH_COMMAND='ssh -i ~/.ssh/gitea_ed25519 -o UserKnownHostsFile=~/.ssh/gitea_known_hosts -o StrictHostKeyChecking=accept-new' git push -q ${cloneUrl} main`,
       ].join(" && "),
     );
-    const pushed = await giteaApi(web(), "/repos/gitea-admin/ci-demo/commits?limit=1", { auth: admin() });
-    expect(pushed.body[0].commit.message.trim()).toBe("CI demo");
+    // Gitea takes the push in, then marks the repository non-empty: until then the list is empty.
+    const pushed = await waitFor("the pushed commit to show in the API", 60_000, async () => {
+      const commits = (await giteaApi(web(), "/repos/gitea-admin/ci-demo/commits?limit=1", { auth: admin() })).body;
+      return Array.isArray(commits) && commits.length > 0 ? commits[0] : undefined;
+    });
+    expect(pushed.commit.message.trim()).toBe("CI demo");
 
     const run = await waitFor("the workflow run to finish", RUN_MS, async () => {
       const runs = (await giteaApi(web(), "/repos/gitea-admin/ci-demo/actions/runs", { auth: admin() })).body.workflow_runs ?? [];
