@@ -141,14 +141,14 @@ export class ScriptSandbox {
     const file = join(this.dir, "tmp", "script.sh");
     writeFileSync(file, script, { mode: 0o644 });
     const argv = unprivileged(["/bin/bash", file]);
-    const run = spawnSync(argv[0], argv.slice(1), { input: stdin, encoding: "utf8", env: this.env(mode), cwd: this.dir, timeout: 30_000 });
+    const run = spawnSync(argv[0], argv.slice(1), { input: stdin, encoding: "utf8", env: this.env(mode), cwd: this.dir, timeout: 120_000 });
     return { status: run.status, stdout: run.stdout ?? "", stderr: run.stderr ?? "", timedOut: run.error !== undefined };
   }
 
   /** Runs a POSIX sh script (the drift probe's local half) with the stubs; `ssh` records its remote command. */
   runSh(script: string, stdin = ""): ScriptRun & { remote?: string } {
     const argv = unprivileged(["/bin/sh", "-c", script]);
-    const run = spawnSync(argv[0], argv.slice(1), { input: stdin, encoding: "utf8", env: this.env(), cwd: this.dir, timeout: 30_000 });
+    const run = spawnSync(argv[0], argv.slice(1), { input: stdin, encoding: "utf8", env: this.env(), cwd: this.dir, timeout: 120_000 });
     const remoteFile = join(this.dir, "ssh-remote");
     const remote = existsSync(remoteFile) ? readFileSync(remoteFile, "utf8") : undefined;
     rmSync(remoteFile, { force: true });
