@@ -8,8 +8,6 @@ import { renderOpenrcConf, renderOpenrcInitScript } from "../render/openrc";
 import { installContent, renderScript, sh, trimBash } from "../render/shell";
 import { IniEntries, renderIni, unit, UnitValue } from "../render/unitFile";
 
-export { UNIT_STYLES } from "../host/platform";
-
 export interface UnitPaths {
   /** The unit file: relative to the user's home, or absolute (OpenRC's init script). */
   unitFile: string;

@@ -7,10 +7,6 @@
 import { Facts, ProbeBody } from "../host/probeSession";
 import { Bash, sh } from "./shell";
 
-/**
- * Read-only: does a Podman object exist in a user's storage? Prints `KIND=present|missing`, or
- * `KIND=unknown (podman exit N)` when podman could not tell.
- */
 /** Sets status 0 (present), 1 (missing) or podman's error: one volume listing serves every volume of a user. */
 const VOLUME_LOOKUP = sh`status=0
 if [[ -d $user_home/.local/share/containers/storage/volumes/$name/_data ]]; then
@@ -32,6 +28,10 @@ for images in "$user_home"/.local/share/containers/storage/*-images/images.json;
 done
 as_user "$user" timeout 60 podman image exists "$name" || status=$?`;
 
+/**
+ * Read-only: does a Podman object exist in a user's storage? Prints `KIND=present|missing`, or
+ * `KIND=unknown (podman exit N)` when podman could not tell.
+ */
 export function renderPodmanExistsProbe(kind: "volume" | "image", user: string, name: string): ProbeBody {
   return {
     vars: { user, kind, name },
