@@ -4,9 +4,12 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
+import { GiteaBackup } from "../components/backup/giteaBackup";
 import { FirewallPort } from "../components/firewall/firewallPort";
 import { GiteaContainer } from "../components/gitea/giteaContainer";
+import { unitPaths } from "../components/giteaService/render";
 import { Host } from "../components/host/host";
+import { GiteaKeys } from "../components/keys/giteaKeys";
 import { PodmanVolume } from "../components/volume/podmanVolume";
 import { RootlessUser } from "../components/rootlessUser/rootlessUser";
 import { urlHost } from "./config";
@@ -19,13 +22,11 @@ export const GITEA_VOLUMES = [
   { name: "gitea-config", path: "/etc/gitea" },
 ];
 
+/** The container's name, also the service's (gitea.service, /etc/init.d/gitea). */
+export const GITEA_CONTAINER = "gitea";
+
 export function sshCloneBase(publicHost: string, sshPort: number): string {
   return `ssh://git@${urlHost(publicHost)}:${sshPort}/`;
-}
-
-/** Gitea wants the oauth2 JWT secret as unpadded base64url. */
-export function toBase64Url(base64: string): string {
-  return base64.replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
 export function buildServerStack(settings: ServerSettings, secrets: ServerSecrets) {
@@ -49,10 +50,31 @@ export function buildServerStack(settings: ServerSettings, secrets: ServerSecret
     (v) => new PodmanVolume(v.name, { host, owner: user.username, volumeName: v.name, destroyData: settings.destroyData }, { dependsOn: [user] }),
   );
 
+  // Backups first: a restore (restoreFrom) fills the empty volumes before anything reads them.
+  const backup = new GiteaBackup(
+    "gitea-backup",
+    {
+      host,
+      user: user.username,
+      containerName: GITEA_CONTAINER,
+      volumes: GITEA_VOLUMES.map((v) => v.name),
+      backupDir: settings.backupDir,
+      keep: settings.backupKeep,
+      schedule: settings.backupSchedule,
+      httpPort: settings.httpPort,
+      healthTimeoutSeconds: settings.healthTimeoutSeconds,
+      restoreFrom: settings.restoreFrom,
+    },
+    { dependsOn: volumes },
+  );
+  // The keys Gitea encrypts with live on the host with the data; Pulumi holds only what may rotate.
+  const keys = new GiteaKeys(
+    "gitea-keys",
+    { host, user: user.username, dataVolume: GITEA_VOLUMES[0].name, legacyEnvFile: unitPaths("quadlet", GITEA_CONTAINER).envFile, destroyData: settings.destroyData },
+    { dependsOn: [backup.restored ?? backup.installed, ...volumes] },
+  );
+
   const alphanumeric = { special: false, upper: true, lower: true, numeric: true };
-  const secretKey = new random.RandomPassword("gitea-secret-key", { length: 64, ...alphanumeric });
-  const internalToken = new random.RandomPassword("gitea-internal-token", { length: 64, ...alphanumeric });
-  const jwtSecret = new random.RandomBytes("gitea-jwt-secret", { length: 32 });
   const runnerToken = new random.RandomPassword("gitea-runner-registration-token", { length: 48, ...alphanumeric });
   const generatedAdminPassword = new random.RandomPassword("gitea-admin-password", { length: 24, ...alphanumeric });
   const adminPassword = pulumi.secret(pulumi.all([secrets.adminPassword, generatedAdminPassword.result]).apply(([configured, generated]) => configured ?? generated));
@@ -68,17 +90,15 @@ export function buildServerStack(settings: ServerSettings, secrets: ServerSecret
       httpPort: settings.httpPort,
       sshPort: settings.sshPort,
       settings: { publicHost: settings.publicHost, rootUrl: settings.rootUrl, sshPort: settings.sshPort, database: settings.database },
-      secrets: pulumi.all([secretKey.result, internalToken.result, jwtSecret.base64, runnerToken.result]).apply(([sk, it, jwt, rt]) => ({
-        secretKey: sk,
-        internalToken: it,
-        jwtSecret: toBase64Url(jwt),
-        runnerRegistrationToken: rt,
-      })),
+      containerName: GITEA_CONTAINER,
+      secrets: runnerToken.result.apply((rt) => ({ runnerRegistrationToken: rt })),
       volumes: GITEA_VOLUMES,
       healthTimeoutSeconds: settings.healthTimeoutSeconds,
       admin: { username: settings.adminUsername, email: settings.adminEmail, password: adminPassword },
+      backupTool: backup.tool,
+      allowDowngrade: settings.allowDowngrade,
     },
-    { dependsOn: volumes },
+    { dependsOn: [keys, backup] },
   );
 
   if (settings.firewall !== "none") {
@@ -94,6 +114,8 @@ export function buildServerStack(settings: ServerSettings, secrets: ServerSecret
     adminPassword,
     runnerRegistrationToken: pulumi.secret(runnerToken.result),
     image: settings.image,
+    backupDir: settings.backupDir,
+    lastBackup: backup.lastBackup,
     ...(settings.rootUrlNote ? { rootUrlNote: settings.rootUrlNote } : {}),
   };
 }

@@ -49,6 +49,10 @@ export const SERVER_DEFAULTS = {
   healthTimeoutSeconds: 600,
   destroyData: false,
   removeUserOnDestroy: false,
+  backupDir: "/var/backups/gitea-homelab",
+  backupKeep: 7,
+  backupSchedule: "daily",
+  allowDowngrade: false,
 };
 
 /** Names Gitea refuses as user names (a subset of its reserved list that people actually try). */
@@ -78,6 +82,13 @@ export interface ServerSettings {
   healthTimeoutSeconds: number;
   destroyData: boolean;
   removeUserOnDestroy: boolean;
+  backupDir: string;
+  backupKeep: number;
+  /** An OnCalendar expression, or "off". */
+  backupSchedule: string;
+  /** A backup directory on the host to restore onto empty volumes. */
+  restoreFrom?: string;
+  allowDowngrade: boolean;
 }
 
 export const SERVER_KEYS = [
@@ -100,6 +111,11 @@ export const SERVER_KEYS = [
   "healthTimeoutSeconds",
   "destroyData",
   "removeUserOnDestroy",
+  "backupDir",
+  "backupKeep",
+  "backupSchedule",
+  "restoreFrom",
+  "allowDowngrade",
 ] as const;
 
 /** The ROOT_URL Gitea gets when none is configured: the public host and published HTTP port. */
@@ -183,6 +199,20 @@ export function validateServerConfig(raw: RawConfig): { settings: ServerSettings
   const healthTimeoutSeconds = r.int("healthTimeoutSeconds", d.healthTimeoutSeconds, 10, 3600);
   const destroyData = r.bool("destroyData", d.destroyData);
   const removeUserOnDestroy = r.bool("removeUserOnDestroy", d.removeUserOnDestroy);
+  const backupDir = r.absolutePath("backupDir", r.string("backupDir", d.backupDir), "the backup directory on the host").replace(/(.)\/+$/, "$1");
+  if (/^\/(bin|boot|dev|etc|lib|lib64|proc|run|sbin|sys|usr)?\/?$/.test(backupDir)) {
+    r.problem("backupDir", `must be a directory of its own (it is made 0700 and owned by ${rootlessUser}), not ${shown(backupDir)}; e.g. ${d.backupDir}`);
+  }
+  const backupKeep = r.int("backupKeep", d.backupKeep, 1, 1000);
+  const backupSchedule = r.matching(
+    "backupSchedule",
+    r.string("backupSchedule", d.backupSchedule),
+    /^(off|[A-Za-z0-9*:.,/~ -]{1,100})$/,
+    "off, or a systemd calendar time such as daily, weekly, 03:00 or Sun *-*-* 04:00 (on Alpine: hourly, daily, weekly or monthly)",
+  );
+  const restoreFromValue = r.optional("restoreFrom");
+  const restoreFrom = restoreFromValue === undefined ? undefined : r.absolutePath("restoreFrom", restoreFromValue, "a backup directory on the host (gitea-backup-*)").replace(/(.)\/+$/, "$1");
+  const allowDowngrade = r.bool("allowDowngrade", d.allowDowngrade);
 
   const settings: ServerSettings = {
     connection,
@@ -205,6 +235,11 @@ export function validateServerConfig(raw: RawConfig): { settings: ServerSettings
     healthTimeoutSeconds,
     destroyData,
     removeUserOnDestroy,
+    backupDir,
+    backupKeep,
+    backupSchedule,
+    restoreFrom,
+    allowDowngrade,
   };
   return { settings, problems: r.problems, warnings: r.warnings };
 }

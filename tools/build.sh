@@ -19,21 +19,29 @@ version_of() { # MODULE: its version as pinned in the current tool module
 	go list -m -f '{{.Version}}' "$1"
 }
 
-build_gitea() {
-	cd "$here/gitea"
-	local version
+build_gitea() { # NAME: the Gitea pinned in tools/NAME/go.mod, into $out/NAME (+ .moddir, .version)
+	local name=$1 version
+	cd "$here/$name"
 	version=$(version_of code.gitea.io/gitea)
-	# Gitea 1.26 reaches SQLite through cgo (mattn/go-sqlite3, tag sqlite); linked statically
-	# so the binary runs on any base image. The web assets are read from disk at
+	# Gitea 1.26, like 1.25, reaches SQLite through cgo (mattn/go-sqlite3, tag sqlite); linked
+	# statically so the binary runs on any base image. The web assets are read from disk at
 	# STATIC_ROOT_PATH (no bindata: the module has no built frontend), so the image puts
 	# templates/, options/ and public/ beside the binary in /app/gitea.
-	CGO_ENABLED=1 go build -trimpath -o "$out/gitea" \
+	CGO_ENABLED=1 go build -trimpath -o "$out/$name" \
 		-tags 'netgo osusergo sqlite sqlite_unlock_notify' \
 		-ldflags "-s -w -linkmode external -extldflags -static -X main.Version=${version#v} -X 'main.Tags=sqlite sqlite_unlock_notify' -X code.gitea.io/gitea/modules/setting.StaticRootPath=/app/gitea" \
 		code.gitea.io/gitea
 	# Where the image builder finds the module's files (docker/rootless, templates, ...).
-	go list -m -f '{{.Dir}}' code.gitea.io/gitea >"$out/gitea.moddir"
-	echo "${version#v}" >"$out/gitea.version"
+	local moddir
+	moddir=$(go list -m -f '{{.Dir}}' code.gitea.io/gitea)
+	# Before 1.26, the environment-to-ini that docker-setup.sh runs is a program of its own,
+	# not a script in docker/rootless; Dockerfile.rootless builds it without tags.
+	if [[ ! -e $moddir/docker/rootless/usr/local/bin/environment-to-ini ]]; then
+		CGO_ENABLED=0 go build -trimpath -o "$out/$name.environment-to-ini" -ldflags '-s -w' \
+			code.gitea.io/gitea/contrib/environment-to-ini
+	fi
+	echo "$moddir" >"$out/$name.moddir"
+	echo "${version#v}" >"$out/$name.version"
 }
 
 build_gitea_runner() {
@@ -47,15 +55,16 @@ build_gitea_runner() {
 }
 
 names=("$@")
-((${#names[@]} > 0)) || names=(gitea gitea-runner)
+((${#names[@]} > 0)) || names=(gitea gitea-runner gitea-previous)
 mkdir -p "$out"
 for name in "${names[@]}"; do
 	start=$SECONDS
 	case $name in
-		gitea) build_gitea ;;
+		# gitea-previous: the release before, for the upgrade test.
+		gitea | gitea-previous) build_gitea "$name" ;;
 		gitea-runner) build_gitea_runner ;;
 		*)
-			log "unknown tool '$name' (known: gitea gitea-runner)"
+			log "unknown tool '$name' (known: gitea gitea-runner gitea-previous)"
 			exit 2
 			;;
 	esac

@@ -7,8 +7,10 @@ import { createHash } from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { GiteaService } from "../giteaService/giteaService";
-import { ContainerSpec, unitPaths } from "../giteaService/render";
+import { ContainerSpec, unitPaths, UpgradeGuard } from "../giteaService/render";
+import { upgradeStatePath } from "../backup/render";
 import { Host } from "../host/host";
+import { KEYS_FILE } from "../keys/render";
 import { imageCheck } from "./drift";
 import { giteaEnvironment, GiteaSecrets, GiteaServerSettings, GITEA_HTTP_PORT, GITEA_SSH_PORT, renderAdminScript, renderGiteaSecretEnv, renderHealthScript, renderImageScript } from "./render";
 
@@ -28,6 +30,10 @@ export interface GiteaContainerArgs {
   volumes: pulumi.Input<Array<{ name: string; path: string }>>;
   healthTimeoutSeconds: pulumi.Input<number>;
   admin: { username: pulumi.Input<string>; email: pulumi.Input<string>; password: pulumi.Input<string> };
+  /** The backup tool (components/backup): a new image is backed up before, and rolled back when it fails health. */
+  backupTool?: pulumi.Input<string>;
+  /** Let an image with an older Gitea replace a newer one. */
+  allowDowngrade?: pulumi.Input<boolean>;
 }
 
 export class GiteaContainer extends pulumi.ComponentResource {
@@ -60,21 +66,35 @@ export class GiteaContainer extends pulumi.ComponentResource {
         ],
         volumes,
         // Relative to the home: systemd units say %h/, OpenRC's service runs in the home.
-        envFile: unitPaths("quadlet", cname).envFile,
+        envFiles: [unitPaths("quadlet", cname).envFile, KEYS_FILE],
         environment: giteaEnvironment(settings),
         userns: userns || undefined,
       }));
     const secretEnv = pulumi.secret(pulumi.output(args.secrets).apply(renderGiteaSecretEnv));
 
-    this.service = new GiteaService(`${name}-service`, { host: args.host, user, container: containerSpec, environment: secretEnv }, { parent: this, dependsOn: [image] });
+    const backupTool = pulumi.output(args.backupTool);
+    const upgrade = pulumi
+      .all([backupTool, args.image, args.allowDowngrade ?? false])
+      .apply(([tool, img, allowDowngrade]): UpgradeGuard | undefined => (tool ? { tool, image: img, allowDowngrade } : undefined));
+    this.service = new GiteaService(`${name}-service`, { host: args.host, user, container: containerSpec, environment: secretEnv, upgrade }, { parent: this, dependsOn: [image] });
 
     this.healthy = args.host.run(
       `${name}-health`,
       {
         create: pulumi
-          .all([args.host.platform, user, this.service.service, containerName, args.httpPort, args.healthTimeoutSeconds])
-          .apply(([p, u, service, cname, httpPort, timeoutSeconds]) =>
-            renderHealthScript({ init: p.init, user: u, service, logFile: unitPaths("openrc", cname).logFile!, httpPort, timeoutSeconds }),
+          .all([args.host.platform, user, this.service.service, containerName, args.httpPort, args.healthTimeoutSeconds, args.image, backupTool])
+          .apply(([p, u, service, cname, httpPort, timeoutSeconds, img, tool]) =>
+            renderHealthScript({
+              init: p.init,
+              user: u,
+              service,
+              logFile: unitPaths("openrc", cname).logFile!,
+              httpPort,
+              timeoutSeconds,
+              image: img,
+              backupTool: tool,
+              upgradeStateFile: tool ? upgradeStatePath(u) : undefined,
+            }),
           ),
         // Wait again whenever the unit's files change, since that restarts Gitea.
         triggers: [this.service.unitFile, secretEnv.apply((env) => createHash("sha256").update(env).digest("hex"))],

@@ -35,22 +35,17 @@ export function giteaEnvironment(s: GiteaServerSettings): Record<string, string>
   };
 }
 
+/**
+ * Secrets Pulumi may hold because they are safe to rotate. The keys Gitea encrypts with are not
+ * here: they are made on the host and kept with the data (components/keys).
+ */
 export interface GiteaSecrets {
-  secretKey: string;
-  internalToken: string;
-  /** base64url of 32 random bytes, no padding. */
-  jwtSecret: string;
   runnerRegistrationToken: string;
 }
 
 /** The 0600 environment file's content: the secrets Gitea needs, never put in the unit file. */
 export function renderGiteaSecretEnv(s: GiteaSecrets): string {
-  return renderEnvFile({
-    GITEA__security__SECRET_KEY: s.secretKey,
-    GITEA__security__INTERNAL_TOKEN: s.internalToken,
-    GITEA__oauth2__JWT_SECRET: s.jwtSecret,
-    GITEA_RUNNER_REGISTRATION_TOKEN: s.runnerRegistrationToken,
-  });
+  return renderEnvFile({ GITEA_RUNNER_REGISTRATION_TOKEN: s.runnerRegistrationToken });
 }
 
 /** Makes the image present in the user's storage before the unit starts: loaded from a local archive, else pulled. */
@@ -81,12 +76,35 @@ export interface HealthSpec {
   logFile: string;
   httpPort: number;
   timeoutSeconds: number;
+  /** The image the service now runs, and the backup tool that records it or rolls an upgrade back. */
+  image: string;
+  backupTool?: string;
+  /** Where the backup tool keeps an upgrade in progress (backup/render.ts). */
+  upgradeStateFile?: string;
 }
 
-/** Waits for GET /api/healthz = 200 on the published port; on timeout prints the unit's last journal lines. */
+/**
+ * Waits for GET /api/healthz = 200 on the published port. Healthy: the tool records the image and
+ * Gitea's version (the next upgrade compares with it). Not healthy: prints the unit's last journal
+ * lines and, when an upgrade is in progress, rolls back to the previous image and the data backed
+ * up before it, then fails saying so.
+ */
 export function renderHealthScript(s: HealthSpec): string {
   return renderScript(
-    { purpose: "Wait until Gitea answers /api/healthz on its published HTTP port.", vars: { init: s.init, user: s.user, service: s.service, log_file: s.logFile, url: `http://127.0.0.1:${s.httpPort}/api/healthz`, timeout: s.timeoutSeconds } },
+    {
+      purpose: "Wait until Gitea answers /api/healthz on its published HTTP port; roll a failed upgrade back.",
+      vars: {
+        init: s.init,
+        user: s.user,
+        service: s.service,
+        log_file: s.logFile,
+        url: `http://127.0.0.1:${s.httpPort}/api/healthz`,
+        timeout: s.timeoutSeconds,
+        image: s.image,
+        tool: s.backupTool ?? "",
+        upgrade_state: s.upgradeStateFile ?? "",
+      },
+    },
     sh`
 healthy() { [[ $(curl --silent --output /dev/null --max-time 5 --write-out '%{http_code}' "$url") == 200 ]]; }
 if ! wait_for "$timeout" "$url to answer 200" healthy; then
@@ -96,9 +114,16 @@ if ! wait_for "$timeout" "$url to answer 200" healthy; then
   else
     tail -n 40 "$log_file" >&2 || true
   fi
+  if [[ -n $tool && -f $upgrade_state ]]; then
+    echo "rolling back the upgrade to $image:" >&2
+    "$tool" rollback >&2 ||
+      die "Gitea on $image did not become healthy within $timeout seconds, and the rollback failed too (see above); the backup made before the upgrade is in the backup directory"
+    die "Gitea on $image did not become healthy within $timeout seconds (gitea-homelab:healthTimeoutSeconds): ROLLED BACK to the previous image and the data backed up before the upgrade; the journal lines above say why. Fix gitea-homelab:image, or set it back"
+  fi
   die "Gitea did not become healthy within $timeout seconds (gitea-homelab:healthTimeoutSeconds)"
 fi
 echo "Gitea healthy at $url"
+if [[ -n $tool ]]; then "$tool" deployed "$image"; fi
 `,
   );
 }

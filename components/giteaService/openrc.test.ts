@@ -16,7 +16,7 @@ import { openrcArgs } from "../../test/helpers/openrc";
 import { expectCleanScript } from "../../test/helpers/scripts";
 import { BUSYBOX, expectCleanPosix } from "../../test/helpers/busybox";
 
-const SPEC = { ...CONTAINER_SPEC, envFile: ".config/gitea-homelab/gitea.env", environment: { ...CONTAINER_SPEC.environment, GITEA__server__ROOT_URL: "https://git.example.com/" } };
+const SPEC = { ...CONTAINER_SPEC, environment: { ...CONTAINER_SPEC.environment, GITEA__server__ROOT_URL: "https://git.example.com/" } };
 
 describe("the OpenRC service", () => {
   const initScript = renderGiteaOpenrc({ ...SPEC, userns: "keep-id:uid=1000,gid=1000" });

@@ -89,6 +89,13 @@ function containerVars(c: ContainerCheck | undefined): Record<string, string> {
   return { container: c?.name ?? "", env_keys: c ? c.envKeys.join("|") : "", expected_container: c?.facts ?? "" };
 }
 
+/** Before a new image replaces a running one: the tool that checks for a downgrade and backs up. */
+export interface UpgradeGuard {
+  tool: string;
+  image: string;
+  allowDowngrade: boolean;
+}
+
 export interface UnitScriptSpec {
   user: string;
   name: string;
@@ -96,7 +103,17 @@ export interface UnitScriptSpec {
   content: string;
   hasEnvironment: boolean;
   container?: ContainerCheck;
+  upgrade?: UpgradeGuard;
 }
+
+function upgradeVars(u: UpgradeGuard | undefined): Record<string, string> {
+  return { upgrade_tool: u?.tool ?? "", image: u?.image ?? "", allow_downgrade: String(u?.allowDowngrade ?? false) };
+}
+
+/** Bash: before any file changes, refuse a downgrade and back up when the image changes (backup/render.ts). */
+const PREPARE_UPGRADE = sh`if [[ -n $upgrade_tool ]]; then
+  "$upgrade_tool" prepare-upgrade "$image" "$allow_downgrade" </dev/null
+fi`;
 
 export function renderUnitInstallScript(spec: UnitScriptSpec): string {
   if (spec.style === "openrc") return renderOpenrcInstallScript(spec);
@@ -111,10 +128,12 @@ export function renderUnitInstallScript(spec: UnitScriptSpec): string {
         unit_file: paths.unitFile,
         env_file: spec.hasEnvironment ? paths.envFile : "",
         ...containerVars(spec.container),
+        ...upgradeVars(spec.upgrade),
       },
     },
     sh`
 ${CONTAINER_FACTS_FUNCTION}
+${PREPARE_UPGRADE}
 home=$(home_of "$user")
 group=$(id -gn "$user")
 as_user "$user" mkdir -p "$home/$(dirname "$unit_file")" "$home/$(dirname "$env_file")"
@@ -155,10 +174,11 @@ function renderOpenrcInstallScript(spec: UnitScriptSpec): string {
   return renderScript(
     {
       purpose: "OpenRC service running a container as the rootless user, with its 0600 environment file.",
-      vars: { user: spec.user, service: paths.service, unit_file: paths.unitFile, conf_file: paths.confFile!, env_file: spec.hasEnvironment ? paths.envFile : "", ...containerVars(spec.container) },
+      vars: { user: spec.user, service: paths.service, unit_file: paths.unitFile, conf_file: paths.confFile!, env_file: spec.hasEnvironment ? paths.envFile : "", ...containerVars(spec.container), ...upgradeVars(spec.upgrade) },
     },
     sh`
 ${CONTAINER_FACTS_FUNCTION}
+${PREPARE_UPGRADE}
 home=$(home_of "$user")
 group=$(id -gn "$user")
 tmp=$(mktemp)
@@ -230,8 +250,8 @@ export interface ContainerSpec {
   image: string;
   ports: Array<{ host: number; container: number }>;
   volumes: Array<{ name: string; path: string }>;
-  /** The secret environment file, relative to the rootless user's home. */
-  envFile: string;
+  /** The secret environment files (the service's own, Gitea's keys), relative to the rootless user's home. */
+  envFiles: string[];
   environment: Record<string, string>;
   /** Podman's --userns, e.g. keep-id:uid=1000,gid=1000 (bind-mounted host dirs keep their owner). */
   userns?: string;
@@ -266,7 +286,7 @@ export function renderGiteaQuadlet(spec: ContainerSpec): string {
     ["Image", unit.execToken(spec.image)],
     ...spec.ports.map((p): [string, UnitValue] => ["PublishPort", unit.execToken(`${p.host}:${p.container}`)]),
     ...spec.volumes.map((v): [string, UnitValue] => ["Volume", unit.execToken(volumeArg(v))]),
-    ["EnvironmentFile", homeRelative(spec.envFile)],
+    ...spec.envFiles.map((f): [string, UnitValue] => ["EnvironmentFile", homeRelative(f)]),
     ...(spec.userns ? [["UserNS", unit.execToken(spec.userns)] as [string, UnitValue]] : []),
     ...Object.entries(spec.environment).map(([k, v]): [string, UnitValue] => ["Environment", unit.containerEnvironment(k, v)]),
   ];
@@ -294,7 +314,7 @@ export function renderGiteaService(spec: ContainerSpec): string {
   const run = unit.command([
     unit.literal("/usr/bin/podman run --cidfile=%t/%n.ctr-id --cgroups=no-conmon --rm --sdnotify=conmon --replace --detach"),
     ...containerRunArgs(spec).map(unit.execWord),
-    unit.concat(unit.literal("--env-file=%h/"), unit.execWord(spec.envFile)),
+    ...spec.envFiles.map((f) => unit.concat(unit.literal("--env-file=%h/"), unit.execWord(f))),
     ...Object.entries(spec.environment).map(([k, v]) => unit.execWord(`--env=${k}=${v}`)),
     unit.execWord(spec.image),
   ]);
@@ -320,7 +340,7 @@ export function renderGiteaService(spec: ContainerSpec): string {
 
 /**
  * The OpenRC service for Alpine: `podman run` in the foreground under supervise-daemon, as the
- * rootless user, restarted after a crash. `envFile` is relative to the user's home.
+ * rootless user, restarted after a crash. `envFiles` are relative to the user's home.
  */
 export function renderGiteaOpenrc(spec: ContainerSpec): string {
   return renderOpenrcInitScript({
@@ -331,7 +351,7 @@ export function renderGiteaOpenrc(spec: ContainerSpec): string {
       "--rm",
       "--replace",
       ...containerRunArgs(spec),
-      `--env-file=${spec.envFile}`,
+      ...spec.envFiles.map((f) => `--env-file=${f}`),
       ...Object.entries(spec.environment).map(([k, v]) => ({ value: `--env=${k}=${v}` })),
       { value: spec.image },
     ],

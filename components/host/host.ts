@@ -12,7 +12,7 @@ import { appliedDigest, foldDrift, HostCheck, parseRecord, renderStateRecordScri
 import { ConfigError } from "./configError";
 import { ConfiguredUnitStyle, decidePlatform, FirewallChoice, HOST_FACTS_KEY, HOST_FACTS_SH, Platform } from "./platform";
 import { renderHostCleanupScript, renderHostPreflightScript } from "./preflight";
-import { NamedProbe, parseProbeSession, ProbeSession, recordDir, renderLocalProbeCommand, renderProbeRemoteCommand, renderProbeSessionScript } from "./probeSession";
+import { Facts, NamedProbe, parseProbeSession, ProbeSession, recordDir, renderLocalProbeCommand, renderProbeRemoteCommand, renderProbeSessionScript } from "./probeSession";
 
 export interface HostArgs {
   host: pulumi.Input<string>;
@@ -153,6 +153,11 @@ export class Host extends pulumi.ComponentResource {
       return asRootCommand(script, renderStateRecordScript(this.records, name, f.marker, digest));
     });
     return this.command(name, { ...spec, create }, opts, true);
+  }
+
+  /** What the probe of the checked command NAME printed in this run's session (undefined when nothing). */
+  probed(name: string): pulumi.Output<Facts | undefined> {
+    return this.session.apply((session) => session.sections[name]);
   }
 
   /** Runs a script on this host as root, after the preflight; nothing of it is checked for drift. */

@@ -15,7 +15,7 @@ export const CONTAINER_SPEC: ContainerSpec = {
     { name: "gitea-data", path: "/var/lib/gitea" },
     { name: "gitea-config", path: "/etc/gitea" },
   ],
-  envFile: ".config/gitea-homelab/gitea.env",
+  envFiles: [".config/gitea-homelab/gitea.env", ".config/gitea-homelab/gitea-keys.env"],
   environment: giteaEnvironment({ publicHost: "git.example.com", rootUrl: "https://git.example.com/100%/", sshPort: 3333, database: "sqlite3" }),
 };
 

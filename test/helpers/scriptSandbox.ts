@@ -136,11 +136,26 @@ export class ScriptSandbox {
     };
   }
 
-  /** Runs a bash script with the stubs in one of the two worlds. */
-  runBash(script: string, stdin = "", mode: StubMode = "present"): ScriptRun {
+  /**
+   * The sandbox's stand-in directory for an absolute directory of the host that scripts run
+   * programs from (e.g. the backup tool's): scripts get this path instead, where each program
+   * named in `names` is a logging stub.
+   */
+  standIn(names: string[]): string {
+    const dir = join(this.dir, "stand-in");
+    if (!existsSync(dir)) {
+      mkdirSync(dir);
+      chmodSync(dir, 0o755);
+    }
+    for (const name of names) if (!existsSync(join(dir, name))) symlinkSync(join(this.bin, ".stub"), join(dir, name));
+    return dir;
+  }
+
+  /** Runs a bash script with the stubs in one of the two worlds, with ARGS as its arguments. */
+  runBash(script: string, stdin = "", mode: StubMode = "present", args: string[] = []): ScriptRun {
     const file = join(this.dir, "tmp", "script.sh");
     writeFileSync(file, script, { mode: 0o644 });
-    const argv = unprivileged(["/bin/bash", file]);
+    const argv = unprivileged(["/bin/bash", file, ...args]);
     const run = spawnSync(argv[0], argv.slice(1), { input: stdin, encoding: "utf8", env: this.env(mode), cwd: this.dir, timeout: 120_000 });
     return { status: run.status, stdout: run.stdout ?? "", stderr: run.stderr ?? "", timedOut: run.error !== undefined };
   }

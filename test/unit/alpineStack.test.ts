@@ -26,7 +26,20 @@ describe("server stack on an Alpine host (found by the probe session)", () => {
   it("keeps the same components and commands as on Fedora", () => {
     const commands = run.ofType("command:remote:Command").map((r) => r.name).sort();
     expect(commands).toEqual(
-      ["gitea-admin", "gitea-config-volume", "gitea-data-volume", "gitea-health", "gitea-http-port", "gitea-image", "gitea-service-unit", "gitea-ssh-port", "gitea-user-account", "server-preflight"].sort(),
+      [
+        "gitea-admin",
+        "gitea-backup-schedule",
+        "gitea-config-volume",
+        "gitea-data-volume",
+        "gitea-health",
+        "gitea-http-port",
+        "gitea-image",
+        "gitea-keys-file",
+        "gitea-service-unit",
+        "gitea-ssh-port",
+        "gitea-user-account",
+        "server-preflight",
+      ].sort(),
     );
   });
 

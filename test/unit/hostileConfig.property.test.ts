@@ -58,6 +58,11 @@ const SERVER_BASE: RawConfig = {
   healthTimeoutSeconds: "600",
   destroyData: "false",
   removeUserOnDestroy: "false",
+  backupDir: "/var/backups/gitea-homelab",
+  backupKeep: "7",
+  backupSchedule: "weekly",
+  restoreFrom: "/var/backups/gitea-homelab/gitea-backup-20261127T030000Z-scheduled",
+  allowDowngrade: "false",
 };
 const SERVER_SECRETS: Partial<Record<SecretKey, string>> = { adminPassword: "correct horse battery", privateKey: PRIVATE_KEY };
 
@@ -234,7 +239,7 @@ function exercise(rendered: Awaited<ReturnType<typeof collect>>, label: string):
   const files: string[] = [];
   const scripts: Array<{ name: string; script: string; stdin: string }> = [];
   for (const c of rendered.commands) {
-    const argv = sandbox.argv(c.line);
+    const argv = sandbox.argv(c.line).map(toolsInSandbox);
     expect(argv.slice(0, 3), `${label} ${c.name}: launcher`).toEqual(["-c", argv[1], "gitea-homelab"]);
     scripts.push({ name: c.name, script: argv[3], stdin: c.stdin });
     if (argv[4] !== undefined) scripts.push({ name: `${c.name}.record`, script: argv[4], stdin: "" });
@@ -267,7 +272,25 @@ function exercise(rendered: Awaited<ReturnType<typeof collect>>, label: string):
       expect(sandbox.canaryFired(), `${label} ${s.name} (${mode}) ran injected code`).toBe(false);
     }
   }
-  return sandbox.takeInstalled();
+  const installed = sandbox.takeInstalled();
+  // The backup tool a script installed runs later (timer, upgrade, restore): every subcommand too.
+  for (const [path, tool] of Object.entries(installed).filter(([p]) => p.startsWith(`${sandbox.standIn([])}/gitea-backup-`))) {
+    for (const mode of ["absent", "present"] as const) {
+      for (const args of [["backup", "scheduled"], ["restore", "/var/backups/x"], ["prepare-upgrade", "docker.io/gitea/gitea:9.9.9", "false"], ["rollback"], ["deployed", "docker.io/gitea/gitea:9.9.9"]]) {
+        const run = sandbox.runBash(tool, "", mode, args);
+        expect(run.timedOut, `${label} ${path} ${args[0]} (${mode}) did not finish`).toBe(false);
+        expect(sandbox.canaryFired(), `${label} ${path} ${args[0]} (${mode}) ran injected code`).toBe(false);
+      }
+    }
+    sandbox.takeInstalled();
+  }
+  return installed;
+}
+
+/** Scripts run the backup tool from a root-owned directory; in the sandbox they run a logging stand-in. */
+function toolsInSandbox(text: string): string {
+  const names = [...text.matchAll(/\/usr\/local\/libexec\/gitea-homelab\/([A-Za-z0-9_.-]+)/g)].map((m) => m[1]);
+  return names.length === 0 ? text : text.replaceAll("/usr/local/libexec/gitea-homelab", sandbox.standIn(names));
 }
 
 /** Unit and config files must keep their shape: same lines, same keys; only values differ. */
@@ -316,7 +339,7 @@ function containerEnvironment(path: string, content: string): string[] {
 
 /** Every non-secret setting reaches Gitea exactly as validated, whatever it holds. */
 function expectExactEnvironment(installed: Record<string, string>, expected: Record<string, string>): void {
-  const unit = Object.entries(installed).find(([p]) => /\.(container|service)$|\/init\.d\//.test(p));
+  const unit = Object.entries(installed).find(([p]) => /\/gitea\.(container|service)$|\/init\.d\/gitea$/.test(p));
   if (unit === undefined) return;
   expect(containerEnvironment(unit[0], unit[1]).sort(), unit[0]).toEqual(Object.entries(expected).map(([k, v]) => `${k}=${v}`).sort());
 }
@@ -350,6 +373,8 @@ describe("hostile values in every string config key", () => {
         delete hostile.unitStyle;
         const { raw, secrets } = keepAccepted(SERVER_BASE, SERVER_SECRETS, hostile, validateServer);
         if (variant === "service") raw.unitStyle = "service";
+        // On OpenRC the schedule is one of cron's periodic names, checked at preview (alpineStack.test.ts).
+        if (variant === "alpine" && !["hourly", "daily", "weekly", "monthly", "off"].includes(raw.backupSchedule ?? "")) raw.backupSchedule = "weekly";
         expect(validateServer(raw, secrets), "values accepted one by one are accepted together").toEqual([]);
         const rendered = await renderServer(raw, secrets, variant === "service" ? "debian" : variant);
         const installed = exercise(rendered, `server ${variant} ${JSON.stringify(hostile)}`);

@@ -10,8 +10,29 @@ import { ALPINE, CONTAINER_SPEC, FEDORA } from "../helpers/fixtures";
 import { expectCleanScript } from "../helpers/scripts";
 import { renderRootlessUserDeleteScript, renderRootlessUserScript } from "../../components/rootlessUser/render";
 import { renderUnitInstallScript, renderUnitRemoveScript } from "../../components/giteaService/render";
+import { renderKeysDeleteScript, renderKeysScript } from "../../components/keys/render";
+import {
+  BackupSpec,
+  backupToolPath,
+  renderBackupInstallScript,
+  renderBackupRemoveScript,
+  renderBackupTool,
+  renderRestoreScript,
+  upgradeStatePath,
+} from "../../components/backup/render";
 
 const SPEC = CONTAINER_SPEC;
+const BACKUP_SPEC: BackupSpec = {
+  init: "systemd",
+  unitStyle: "quadlet",
+  user: "rootless",
+  containerName: "gitea",
+  volumes: ["gitea-data", "gitea-config"],
+  backupDir: "/var/backups/it's $here",
+  keep: 7,
+  healthUrl: "http://127.0.0.1:4111/api/healthz",
+  healthTimeoutSeconds: 300,
+};
 
 /** Every script the server stack can send, rendered with awkward values. */
 const SCRIPTS: Record<string, string> = {
@@ -25,7 +46,17 @@ const SCRIPTS: Record<string, string> = {
   unitQuadlet: renderUnitInstallScript({ user: "rootless", name: "gitea", style: "quadlet", content: renderGiteaQuadlet(SPEC), hasEnvironment: true }),
   unitService: renderUnitInstallScript({ user: "rootless", name: "gitea", style: "service", content: renderGiteaService(SPEC), hasEnvironment: false }),
   unitRemove: renderUnitRemoveScript({ user: "rootless", name: "gitea", style: "quadlet" }),
-  health: renderHealthScript({ init: "systemd", user: "rootless", service: "gitea.service", logFile: "/var/log/gitea-homelab/gitea.log", httpPort: 4111, timeoutSeconds: 300 }),
+  health: renderHealthScript({ init: "systemd", user: "rootless", service: "gitea.service", logFile: "/var/log/gitea-homelab/gitea.log", httpPort: 4111, timeoutSeconds: 300, image: SPEC.image, backupTool: backupToolPath("rootless"), upgradeStateFile: upgradeStatePath("rootless") }),
+  unitUpgrade: renderUnitInstallScript({ user: "rootless", name: "gitea", style: "quadlet", content: renderGiteaQuadlet(SPEC), hasEnvironment: true, upgrade: { tool: backupToolPath("rootless"), image: SPEC.image, allowDowngrade: false } }),
+  keys: renderKeysScript({ user: "rootless", dataVolume: "gitea-data", legacyEnvFile: ".config/gitea-homelab/gitea.env" }),
+  keysDelete: renderKeysDeleteScript("rootless"),
+  backupTool: renderBackupTool(BACKUP_SPEC),
+  backupToolOpenrc: renderBackupTool({ ...BACKUP_SPEC, init: "openrc", unitStyle: "openrc" }),
+  backupInstall: renderBackupInstallScript({ ...BACKUP_SPEC, schedule: "Sun *-*-* 04:00:00" }),
+  backupInstallOff: renderBackupInstallScript({ ...BACKUP_SPEC, schedule: "off" }),
+  backupInstallOpenrc: renderBackupInstallScript({ ...BACKUP_SPEC, init: "openrc", unitStyle: "openrc", schedule: "weekly" }),
+  backupRemove: renderBackupRemoveScript({ init: "systemd", user: "rootless" }),
+  restore: renderRestoreScript("rootless", "/var/backups/gitea homelab/gitea-backup-x"),
   admin: renderAdminScript({ user: "rootless", containerName: "gitea", username: "gitea-admin", email: "o'brien@example.com" }),
   portOpen: renderOpenPortScript({ port: 4111, protocol: "tcp" }),
   portClose: renderClosePortScript({ port: 4111, protocol: "tcp", zone: "FedoraServer" }),

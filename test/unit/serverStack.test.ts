@@ -80,8 +80,21 @@ describe("server stack resource graph", () => {
     expect(dependsOnTransitively(commandNamed("gitea-health"), unit)).toBe(true);
     expect(dependsOnTransitively(commandNamed("gitea-admin"), commandNamed("gitea-health"))).toBe(true);
     expect(dependsOnTransitively(commandNamed("gitea-http-port"), unit)).toBe(true);
+    // Gitea's keys exist before its unit starts, and are never made before a restore could bring them.
+    const keys = commandNamed("gitea-keys-file");
+    expect(dependsOnTransitively(unit, keys)).toBe(true);
+    expect(dependsOnTransitively(keys, commandNamed("gitea-data-volume"))).toBe(true);
+    expect(dependsOnTransitively(keys, commandNamed("gitea-backup-schedule"))).toBe(true);
+    // The backup tool is on the host before the unit may call it for an upgrade.
+    expect(dependsOnTransitively(unit, commandNamed("gitea-backup-schedule"))).toBe(true);
     // and not the other way round
     expect(dependsOnTransitively(account, unit)).toBe(false);
+  });
+
+  it("keeps the keys with the data: kept on destroy unless destroyData, made on the host, never in state", () => {
+    expect(commandNamed("gitea-keys-file").retainOnDelete).toBe(true);
+    expect(run.ofType("random:index/randomPassword:RandomPassword").map((r) => r.name).sort()).toEqual(["gitea-admin-password", "gitea-runner-registration-token"]);
+    expect(run.ofType("random:index/randomBytes:RandomBytes")).toEqual([]);
   });
 
   it("keeps the volumes on destroy by default and closes ports before reopening", () => {
@@ -95,7 +108,20 @@ describe("server stack resource graph", () => {
 
   it("sends every command through one secret connection with every field set", () => {
     const commands = run.ofType(COMMAND);
-    expect(commands.map((c) => c.name).sort()).toEqual(["gitea-admin", "gitea-config-volume", "gitea-data-volume", "gitea-health", "gitea-http-port", "gitea-image", "gitea-service-unit", "gitea-ssh-port", "gitea-user-account", "server-preflight"]);
+    expect(commands.map((c) => c.name).sort()).toEqual([
+      "gitea-admin",
+      "gitea-backup-schedule",
+      "gitea-config-volume",
+      "gitea-data-volume",
+      "gitea-health",
+      "gitea-http-port",
+      "gitea-image",
+      "gitea-keys-file",
+      "gitea-service-unit",
+      "gitea-ssh-port",
+      "gitea-user-account",
+      "server-preflight",
+    ]);
     for (const c of commands) {
       expect(c.secretInputs, c.name).toContain("connection");
       expect(c.inputs.connection).toEqual({
@@ -126,7 +152,7 @@ describe("server stack resource graph", () => {
   });
 
   it("puts no secret in a script, a unit file or a trigger", () => {
-    const secretValues = ["generated-gitea-secret-key", "generated-gitea-internal-token", "generated-gitea-runner-registration-token", "generated-gitea-admin-password", "a-b_c-d_e-f"];
+    const secretValues = ["generated-gitea-runner-registration-token", "generated-gitea-admin-password"];
     for (const c of run.ofType(COMMAND)) {
       const visible = JSON.stringify([c.inputs.create, c.inputs.delete]);
       for (const s of secretValues) expect(visible, `${c.name} shows ${s}`).not.toContain(s);
@@ -134,9 +160,10 @@ describe("server stack resource graph", () => {
     const unitScript = commandNamed("gitea-service-unit").inputs.create as string;
     expect(unitScript).toContain("GITEA__server__ROOT_URL=http://127.0.0.1:4111/");
     expect(unitScript).toContain("EnvironmentFile=%h/.config/gitea-homelab/gitea.env");
+    expect(unitScript).toContain("EnvironmentFile=%h/.config/gitea-homelab/gitea-keys.env");
     const unitStdin = commandNamed("gitea-service-unit").inputs.stdin as string;
-    expect(unitStdin).toMatch(/^GITEA__security__SECRET_KEY=generated-gitea-secret-key/m);
-    expect(unitStdin).toMatch(/^GITEA__oauth2__JWT_SECRET=a-b_c-d_e-f_g-h_i-j_k-l_m-n_o-p_q-r_s-t_u-v$/m);
+    // The keys Gitea encrypts with never pass through Pulumi: they are made on the host.
+    expect(unitStdin).not.toMatch(/SECRET_KEY|INTERNAL_TOKEN|JWT_SECRET/);
     expect(unitStdin).toMatch(/^GITEA_RUNNER_REGISTRATION_TOKEN=generated-gitea-runner-registration-token/m);
     expect(commandNamed("gitea-health").secretInputs).toContain("triggers");
   });
@@ -147,6 +174,8 @@ describe("server stack resource graph", () => {
     expect(await run.value(o.sshCloneBase)).toBe("ssh://git@127.0.0.1:3333/");
     expect(await run.value(o.adminUsername)).toBe("gitea-admin");
     expect(await run.value(o.image)).toBe("docker.gitea.com/gitea:1.27.3-rootless");
+    expect(await run.value(o.backupDir)).toBe("/var/backups/gitea-homelab");
+    expect(await run.value(o.lastBackup)).toBe("none yet");
     expect(await run.isSecret(o.adminPassword)).toBe(true);
     expect(await run.isSecret(o.runnerRegistrationToken)).toBe(true);
     expect((await run.value<string>(o.runnerRegistrationToken)).length).toBeGreaterThanOrEqual(32);

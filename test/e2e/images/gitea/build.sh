@@ -4,21 +4,22 @@
 # from mmdebstrap instead of Alpine (nothing can be pulled here) and with the Gitea binary
 # built from its Go module by tools/build.sh. The files of Gitea's docker/rootless/ (entrypoint,
 # the gitea wrapper, environment-to-ini, the app.ini template) are taken from that module at
-# build time, never committed. Run as root. Usage: build.sh TOOLS_BIN OUT.tar
+# build time, never committed. Run as root. Usage: build.sh TOOLS_BIN OUT.tar [NAME]
+# NAME is the build in TOOLS_BIN to use (default gitea; gitea-previous for the upgrade test).
 # The image is tagged localhost/gitea:VERSION-rootless.
 set -euo pipefail
 
-if [[ $# -ne 2 ]]; then
-	echo "usage: $0 TOOLS_BIN OUT.tar" >&2
+if [[ $# -lt 2 || $# -gt 3 ]]; then
+	echo "usage: $0 TOOLS_BIN OUT.tar [NAME]" >&2
 	exit 2
 fi
-bin=$1 out=$2
+bin=$1 out=$2 name=${3:-gitea}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 mirror=${GITEA_HOMELAB_VM_MIRROR:-http://deb.debian.org/debian}
-version=$(cat "$bin/gitea.version")
-moddir=$(cat "$bin/gitea.moddir")
-[[ -x $bin/gitea && -d $moddir/docker/rootless ]] || {
-	echo "no Gitea build in $bin: run tools/build.sh gitea" >&2
+version=$(cat "$bin/$name.version")
+moddir=$(cat "$bin/$name.moddir")
+[[ -x $bin/$name && -d $moddir/docker/rootless ]] || {
+	echo "no Gitea build in $bin: run tools/build.sh $name" >&2
 	exit 1
 }
 
@@ -42,10 +43,13 @@ install -d -o 1000 -g 1000 -m 0755 "$rootfs/var/lib/gitea" "$rootfs/etc/gitea"
 
 # Gitea's rootless files, then the binary and the assets it reads from STATIC_ROOT_PATH.
 cp -r "$moddir/docker/rootless/." "$rootfs/"
+# Before 1.26, environment-to-ini is a program, built by tools/build.sh beside the binary.
+[[ -e $rootfs/usr/local/bin/environment-to-ini ]] ||
+	install -m 0755 "$bin/$name.environment-to-ini" "$rootfs/usr/local/bin/environment-to-ini"
 chmod -R u+w,go-w "$rootfs/usr/local/bin" "$rootfs/etc/templates"
 chmod 0755 "$rootfs"/usr/local/bin/*
 install -d -m 0755 "$rootfs/app/gitea"
-install -m 0755 "$bin/gitea" "$rootfs/app/gitea/gitea"
+install -m 0755 "$bin/$name" "$rootfs/app/gitea/gitea"
 for dir in templates options public; do
 	cp -r "$moddir/$dir" "$rootfs/app/gitea/$dir"
 done

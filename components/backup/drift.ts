@@ -1,0 +1,88 @@
+/** The backup tool and its schedule, their probe and comparison; the probe also reads when the last backup was made. */
+import { HostCheck } from "../host/checkedCommand";
+import { Platform } from "../host/platform";
+import { Facts, ProbeBody } from "../host/probeSession";
+import { fileDigest, sh } from "../render/shell";
+import { BACKUP_UNIT, backupToolPath, BackupInstallSpec, periodicScriptPath, renderBackupServiceUnit, renderBackupTimerUnit, renderBackupTool, renderPeriodicScript } from "./render";
+
+export function renderBackupProbe(user: string, backupDir: string): ProbeBody {
+  return {
+    vars: { user, tool: backupToolPath(user), unit_dir: BACKUP_UNIT.dir, backup_service: BACKUP_UNIT.service, backup_timer: BACKUP_UNIT.timer, periodic_name: `gitea-backup-${user}`, backup_dir: backupDir },
+    body: sh`
+echo "tool=$(file_digest "$tool")"
+echo "backup_dir=$(stat -c '%a %U' "$backup_dir" 2>/dev/null || echo missing)"
+if [[ -r $backup_dir/last-backup ]]; then
+  while IFS='=' read -r key value; do
+    case $key in name | created) echo "last_backup_$key=$value" ;; esac
+  done <"$backup_dir/last-backup"
+fi
+if ! user_info "$user"; then
+  echo account=missing
+  return 0
+fi
+if [[ $host_init == systemd ]]; then
+  echo "service_unit=$(file_digest "$user_home/$unit_dir/$backup_service")"
+  echo "timer_unit=$(file_digest "$user_home/$unit_dir/$backup_timer")"
+  active=inactive enabled=
+  if user_manager_active "$user_uid"; then
+    while IFS='=' read -r property value; do
+      case $property in
+        ActiveState) active=$value ;;
+        UnitFileState) enabled=$value ;;
+      esac
+    done < <(
+      cd /
+      timeout 30 runuser -u "$user" -- env XDG_RUNTIME_DIR="/run/user/$user_uid" systemctl --user show "$backup_timer" --property=ActiveState --property=UnitFileState 2>/dev/null || true
+    )
+  fi
+  echo "timer_active=$active"
+  echo "timer_enabled=$enabled"
+else
+  for script in /etc/periodic/*/"$periodic_name"; do
+    [[ -e $script ]] && echo "periodic.$(basename "$(dirname "$script")")=$(file_digest "$script")"
+  done
+  if rc-update show default 2>/dev/null | grep -qE "^ *crond \\|"; then echo crond=enabled; else echo crond=disabled; fi
+fi
+`,
+  };
+}
+
+/** How the tool and schedule on the host differ from the rendered ones. */
+export function backupDrift(s: BackupInstallSpec, facts: Facts | undefined): string[] {
+  if (facts === undefined || facts.tool === undefined) return ["backups: state unknown (probe output unreadable)"];
+  const drift: string[] = [];
+  const tool = backupToolPath(s.user);
+  if (facts.tool === "missing") drift.push(`backup tool ${tool}: deleted`);
+  else if (facts.tool !== fileDigest(renderBackupTool(s))) drift.push(`backup tool ${tool}: edited (differs from the rendered one)`);
+  if (facts.backup_dir !== `700 ${s.user}`) drift.push(`backup directory ${s.backupDir}: ${facts.backup_dir === "missing" ? "missing" : `mode and owner ${facts.backup_dir}`}, expected 700 ${s.user}`);
+  if (facts.account === "missing") return [...drift, `backups: user ${s.user} missing`];
+  if (s.init === "systemd") {
+    const timer = `timer ${BACKUP_UNIT.timer}`;
+    if (facts.service_unit !== fileDigest(renderBackupServiceUnit(s.user))) drift.push(`unit ${BACKUP_UNIT.service}: ${facts.service_unit === "missing" ? "deleted" : "edited"}`);
+    if (s.schedule === "off") {
+      if (facts.timer_unit !== "missing") drift.push(`${timer}: present, expected none (gitea-homelab:backupSchedule is off)`);
+      return drift;
+    }
+    if (facts.timer_unit !== fileDigest(renderBackupTimerUnit(s.schedule))) drift.push(`${timer}: ${facts.timer_unit === "missing" ? "deleted" : "edited"}`);
+    if (facts.timer_active !== "active") drift.push(`${timer}: ${facts.timer_active || "not loaded"}, expected active`);
+    if (facts.timer_enabled !== "enabled") drift.push(`${timer}: ${facts.timer_enabled || "not loaded"} at boot, expected enabled`);
+    return drift;
+  }
+  if (s.schedule !== "off") {
+    const path = periodicScriptPath(s.schedule, s.user);
+    const key = `periodic.${s.schedule}`;
+    if (facts[key] !== fileDigest(renderPeriodicScript(s.user))) drift.push(`${path}: ${facts[key] === undefined ? "deleted" : "edited"}`);
+    if (facts.crond !== "enabled") drift.push("crond: not in the default runlevel, expected enabled (it runs the backups)");
+  }
+  return drift;
+}
+
+/** The last backup the host has, as the probe read it: "NAME at TIME", or that there is none yet. */
+export function lastBackupOf(facts: Facts | undefined): string {
+  if (!facts?.last_backup_name) return "none yet";
+  return `${facts.last_backup_name} at ${facts.last_backup_created ?? "an unknown time"}`;
+}
+
+export function backupCheck(user: string, backupDir: string, expected: (platform: Platform) => BackupInstallSpec): HostCheck {
+  return { probe: renderBackupProbe(user, backupDir), compare: (facts, platform) => backupDrift(expected(platform), facts) };
+}

@@ -1,0 +1,79 @@
+/**
+ * GiteaBackup: the backup tool, the backup directory and the schedule (see render.ts), and, when
+ * the stack sets restoreFrom, the restore of a backup onto empty volumes before Gitea first starts.
+ * The backups are never removed by destroy.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
+import { ConfigError } from "../host/configError";
+import { Host } from "../host/host";
+import { Platform } from "../host/platform";
+import { backupCheck, lastBackupOf } from "./drift";
+import { backupToolPath, BackupInstallSpec, PERIODIC_SCHEDULES, renderBackupInstallScript, renderBackupRemoveScript, renderRestoreScript } from "./render";
+
+export interface GiteaBackupArgs {
+  host: Host;
+  user: pulumi.Input<string>;
+  containerName: pulumi.Input<string>;
+  volumes: pulumi.Input<string[]>;
+  backupDir: pulumi.Input<string>;
+  keep: pulumi.Input<number>;
+  /** OnCalendar expression (systemd), hourly/daily/weekly/monthly (OpenRC), or "off". */
+  schedule: pulumi.Input<string>;
+  /** Where a rollback waits for Gitea, and how long. */
+  httpPort: pulumi.Input<number>;
+  healthTimeoutSeconds: pulumi.Input<number>;
+  /** A backup directory on the host to restore onto empty volumes (a plain value: it decides whether the restore exists). */
+  restoreFrom?: string;
+}
+
+export class GiteaBackup extends pulumi.ComponentResource {
+  readonly backupDir: pulumi.Output<string>;
+  /** The newest backup on the host when this run looked ("none yet" before the first). */
+  readonly lastBackup: pulumi.Output<string>;
+  /** The tool's path on the host: `TOOL backup|restore|prepare-upgrade|rollback|deployed`. */
+  readonly tool: pulumi.Output<string>;
+  readonly installed: command.remote.Command;
+  /** The restore, when restoreFrom is set; Gitea starts after it. */
+  readonly restored?: command.remote.Command;
+
+  constructor(name: string, args: GiteaBackupArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("gitea-homelab:components:GiteaBackup", name, {}, opts);
+    const user = pulumi.output(args.user);
+    this.backupDir = pulumi.output(args.backupDir);
+    this.tool = user.apply(backupToolPath);
+    const spec = (p: Platform, v: Omit<BackupInstallSpec, "init" | "unitStyle">): BackupInstallSpec => {
+      if (p.init !== "systemd" && v.schedule !== "off" && !(PERIODIC_SCHEDULES as readonly string[]).includes(v.schedule)) {
+        throw new ConfigError([`gitea-homelab:backupSchedule: on an OpenRC host (${p.osId}) it must be one of ${PERIODIC_SCHEDULES.join(", ")} or off (cron's periodic directories), not ${JSON.stringify(v.schedule)}`]);
+      }
+      return { ...v, init: p.init, unitStyle: p.unitStyle };
+    };
+    const values = pulumi
+      .all([user, args.containerName, args.volumes, args.backupDir, args.keep, args.schedule, args.httpPort, args.healthTimeoutSeconds])
+      .apply(([u, containerName, volumes, backupDir, keep, schedule, httpPort, healthTimeoutSeconds]) => ({
+        user: u,
+        containerName,
+        volumes,
+        backupDir,
+        keep,
+        schedule,
+        healthUrl: `http://127.0.0.1:${httpPort}/api/healthz`,
+        healthTimeoutSeconds,
+      }));
+    const scheduleName = `${name}-schedule`;
+    this.installed = args.host.converge(
+      scheduleName,
+      {
+        create: pulumi.all([args.host.platform, values]).apply(([p, v]) => renderBackupInstallScript(spec(p, v))),
+        delete: pulumi.all([args.host.platform, user]).apply(([p, u]) => renderBackupRemoveScript({ init: p.init, user: u })),
+        check: pulumi.all([user, this.backupDir, values]).apply(([u, dir, v]) => backupCheck(u, dir, (p) => spec(p, v))),
+      },
+      { parent: this, dependsOn: opts?.dependsOn },
+    );
+    this.lastBackup = args.host.probed(scheduleName).apply(lastBackupOf);
+    if (args.restoreFrom !== undefined) {
+      this.restored = args.host.run(`${name}-restore`, { create: user.apply((u) => renderRestoreScript(u, args.restoreFrom!)) }, { parent: this, dependsOn: [this.installed] });
+    }
+    this.registerOutputs({ backupDir: this.backupDir, lastBackup: this.lastBackup });
+  }
+}

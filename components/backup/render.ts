@@ -1,0 +1,408 @@
+/**
+ * Backups, restore and upgrades, the pure half. One tool on the host does all three, so what a
+ * backup is and how it comes back is written once: `gitea-backup-USER` (root-owned, rendered with
+ * this instance's settings), run by a timer, by `pulumi up` before an image change and to restore.
+ *
+ * A backup is a snapshot taken while Gitea is stopped: `podman volume export` of both volumes and
+ * a copy of the keys file, in a directory `gitea-backup-STAMP-REASON/` with a manifest. Chosen over
+ * `gitea dump` because it is consistent without a database dump (SQLite and the repositories at the
+ * same instant), it comes back byte for byte with `podman volume import` (a dump has no restore
+ * command and its SQL needs a sqlite3 client the image lacks), and the same snapshot is what an
+ * upgrade rolls back to. The price is Gitea being down for the seconds the export takes.
+ */
+import { Platform } from "../host/platform";
+import { unitPaths } from "../giteaService/render";
+import { KEYS_FILE } from "../keys/render";
+import { installContent, renderScript, sh, shq } from "../render/shell";
+import { IniEntries, renderIni, unit } from "../render/unitFile";
+
+/** Root-owned per-instance state: the deployed image and version, the restore and upgrade records. */
+export const INSTANCE_STATE_DIR = "/var/lib/gitea-homelab/instance";
+
+/** Where the tool keeps an upgrade in progress: its backup's name and the files it replaced (root only). */
+export function upgradeStatePath(user: string): string {
+  return `${INSTANCE_STATE_DIR}/${user}/pre-upgrade/state`;
+}
+
+/** The tool, root-owned: root runs it during `up`, so the rootless user must not be able to edit it. */
+export function backupToolPath(user: string): string {
+  return `/usr/local/libexec/gitea-homelab/gitea-backup-${user}`;
+}
+
+/** The systemd user units of the schedule, in the rootless user's home. */
+export const BACKUP_UNIT = { service: "gitea-backup.service", timer: "gitea-backup.timer", dir: ".config/systemd/user" };
+
+/** OpenRC hosts run the backup from cron's periodic directories (busybox crond). */
+export const PERIODIC_SCHEDULES = ["hourly", "daily", "weekly", "monthly"] as const;
+
+export function periodicScriptPath(schedule: string, user: string): string {
+  return `/etc/periodic/${schedule}/gitea-backup-${user}`;
+}
+
+/** Every setting the tool is rendered with. */
+export interface BackupSpec {
+  init: Platform["init"];
+  unitStyle: Platform["unitStyle"];
+  user: string;
+  containerName: string;
+  volumes: string[];
+  backupDir: string;
+  keep: number;
+  /** Where rollback waits for Gitea, and how long. */
+  healthUrl: string;
+  healthTimeoutSeconds: number;
+}
+
+/** The tool itself: `backup REASON`, `restore DIR [--force]`, `prepare-upgrade IMAGE ALLOW_DOWNGRADE`, `rollback`, `deployed IMAGE`. */
+export function renderBackupTool(s: BackupSpec): string {
+  const paths = unitPaths(s.unitStyle, s.containerName);
+  return renderScript(
+    {
+      purpose: "Gitea's backups (volume snapshots taken while it is stopped, with its keys), restore, and upgrade rollback.",
+      vars: {
+        init: s.init,
+        user: s.user,
+        service: paths.service,
+        unit_file: paths.unitFile,
+        conf_file: paths.confFile ?? "",
+        env_file: paths.envFile,
+        container: s.containerName,
+        volumes: s.volumes.join(" "),
+        backup_dir: s.backupDir,
+        keep: s.keep,
+        keys_file: KEYS_FILE,
+        instance_dir: INSTANCE_STATE_DIR,
+        health_url: s.healthUrl,
+        health_timeout: s.healthTimeoutSeconds,
+      },
+    },
+    sh`
+state_dir=$instance_dir/$user
+read -ra volume_names <<<"$volumes"
+
+# Runs podman and systemctl --user as the rootless user, from root or as that user (the timer).
+owner() {
+  if ((EUID == 0)); then as_user "$user" "$@"; else "$@"; fi
+}
+service_ctl() { # VERB
+  if [[ $init == systemd ]]; then
+    owner systemctl --user "$1" "$service"
+  else
+    rc-service "$service" "$1" >/dev/null
+  fi
+}
+service_active() {
+  if [[ $init == systemd ]]; then owner systemctl --user is-active --quiet "$service"; else rc-service "$service" status >/dev/null 2>&1; fi
+}
+need_root() { ((EUID == 0)) || die "$1 needs root"; }
+home=$(home_of "$user") || die "user $user does not exist"
+keys=$home/$keys_file
+
+# KEY from a key=value file, or nothing. Usage: field FILE KEY
+field() { sed -n "s/^$2=//p" "$1" 2>/dev/null | head -n 1; }
+# Backup files are read by root: a symbolic link planted in one must not make it read another file.
+plain_file() { [[ -f $1 && ! -L $1 ]] || die "$1 is missing or not a plain file"; }
+# The first X.Y.Z in \`gitea --version\`'s answer.
+gitea_version_of() { sed -n 's/^Gitea version \([0-9][0-9.]*[0-9]\).*/\1/p' | head -n 1; }
+# Is version A older than B? Numerically, field by field (busybox sort has no -V). Usage: older A B
+older() {
+  local -a a b
+  local i
+  IFS=. read -ra a <<<"$1"
+  IFS=. read -ra b <<<"$2"
+  for ((i = 0; i < 4; i++)); do
+    ((10#\${a[i]:-0} == 10#\${b[i]:-0})) || return $((10#\${a[i]:-0} < 10#\${b[i]:-0} ? 0 : 1))
+  done
+  return 1
+}
+
+do_backup() { # REASON: prints the new backup's name
+  local reason=$1 stamp name part was_active=false volume
+  stamp=$(date -u +%Y%m%dT%H%M%SZ)
+  name=gitea-backup-$stamp-$reason
+  part=$backup_dir/.partial-$name
+  rm -rf "$part"
+  (umask 077 && mkdir "$part")
+  if service_active; then was_active=true; fi
+  # A snapshot of a stopped Gitea is consistent: the database and the repositories at one instant.
+  if [[ $was_active == true ]]; then service_ctl stop; fi
+  for volume in "\${volume_names[@]}"; do
+    if ! owner podman volume export "$volume" >"$part/$volume.tar"; then
+      [[ $was_active == false ]] || service_ctl start || true
+      die "podman volume export $volume failed; Gitea was started again"
+    fi
+  done
+  if [[ $was_active == true ]]; then service_ctl start; fi
+  if [[ -f $keys ]]; then cp "$keys" "$part/keys.env"; fi
+  {
+    echo "format=gitea-homelab-backup-1"
+    echo "created=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "reason=$reason"
+    echo "image=$(field "$state_dir/deployed" image)"
+    echo "gitea_version=$(field "$state_dir/deployed" version)"
+    echo "volumes=$volumes"
+  } >"$part/manifest"
+  chmod 600 "$part"/*
+  if ((EUID == 0)); then chown -R "$user:$(id -gn "$user")" "$part"; fi
+  mv "$part" "$backup_dir/$name"
+  printf 'name=%s\ncreated=%s\n' "$name" "$(field "$backup_dir/$name/manifest" created)" >"$backup_dir/.last-backup.tmp"
+  mv "$backup_dir/.last-backup.tmp" "$backup_dir/last-backup"
+  # Keep the newest $keep; names sort by time.
+  local -a all
+  shopt -s nullglob
+  all=("$backup_dir"/gitea-backup-*/)
+  shopt -u nullglob
+  local excess=$((\${#all[@]} - keep)) i
+  for ((i = 0; i < excess; i++)); do rm -rf "\${all[i]:?}"; done
+  echo "$name"
+}
+
+volume_has_data() { # VOLUME
+  local mountpoint
+  # shellcheck disable=SC2016 # a Go template
+  mountpoint=$(owner podman volume inspect "$1" --format '{{.Mountpoint}}' 2>/dev/null) || return 1
+  [[ -n $(find "$mountpoint" -mindepth 1 -maxdepth 1 -print -quit 2>/dev/null) ]]
+}
+
+write_deployed() { # IMAGE VERSION
+  mkdir -p "$state_dir"
+  printf 'image=%s\nversion=%s\n' "$1" "$2" >"$state_dir/deployed.tmp"
+  mv "$state_dir/deployed.tmp" "$state_dir/deployed"
+}
+
+do_restore() { # DIR [--force]: volumes, keys and the deployed version from a backup
+  local from=$1 force=\${2:-} id volume was_active=false group
+  need_root restore
+  plain_file "$from/manifest"
+  [[ $(field "$from/manifest" format) == gitea-homelab-backup-1 ]] || die "$from/manifest is not a gitea-homelab backup manifest (gitea-homelab:restoreFrom)"
+  for volume in "\${volume_names[@]}"; do plain_file "$from/$volume.tar"; done
+  plain_file "$from/keys.env"
+  id="$(field "$from/manifest" created) $(field "$from/manifest" reason)"
+  if [[ $force != --force ]]; then
+    for volume in "\${volume_names[@]}"; do
+      volume_has_data "$volume" || continue
+      if [[ $(cat "$state_dir/restored-from" 2>/dev/null) == "$id" ]]; then
+        echo "already restored from the backup made $id; the volumes hold its data"
+        return 0
+      fi
+      die "volume $volume already holds data: a restore goes onto empty volumes only (destroy with gitea-homelab:destroyData true first, or unset gitea-homelab:restoreFrom)"
+    done
+  fi
+  if service_active; then was_active=true; service_ctl stop; fi
+  for volume in "\${volume_names[@]}"; do
+    if [[ $force == --force ]] && owner podman volume exists "$volume"; then owner podman volume rm --force "$volume" >/dev/null; fi
+    owner podman volume exists "$volume" || owner podman volume create "$volume" >/dev/null
+    owner podman volume import "$volume" - <"$from/$volume.tar"
+  done
+  group=$(id -gn "$user")
+  as_user "$user" mkdir -p "$(dirname "$keys")"
+  install -m 600 -o "$user" -g "$group" "$from/keys.env" "$keys"
+  write_deployed "$(field "$from/manifest" image)" "$(field "$from/manifest" gitea_version)"
+  printf '%s\n' "$id" >"$state_dir/restored-from"
+  if [[ $was_active == true ]]; then service_ctl start; fi
+  echo "restored $volumes and the keys from the backup made $id"
+}
+
+# The files an upgrade replaces, put back on rollback.
+service_files() {
+  if [[ $init == systemd ]]; then echo "$home/$unit_file"; else echo "$unit_file"; echo "$conf_file"; fi
+  echo "$home/$env_file"
+}
+
+do_prepare_upgrade() { # IMAGE ALLOW_DOWNGRADE
+  local image=$1 allow=$2 previous_image previous_version new_version name file
+  need_root prepare-upgrade
+  previous_image=$(field "$state_dir/deployed" image)
+  if [[ -z $previous_image ]]; then
+    echo "no earlier deployment recorded: nothing to back up before starting $image"
+    return 0
+  fi
+  [[ $previous_image != "$image" ]] || return 0
+  previous_version=$(field "$state_dir/deployed" version)
+  new_version=$(owner podman run --rm --entrypoint /app/gitea/gitea "$image" --version 2>/dev/null | gitea_version_of) || true
+  if [[ -n $previous_version && -n $new_version ]] && older "$new_version" "$previous_version"; then
+    if [[ $allow != true ]]; then
+      die "refusing to downgrade Gitea from $previous_version ($previous_image) to $new_version ($image): Gitea cannot run an older binary on a database a newer one migrated. Set gitea-homelab:image back, or restore a backup made by $new_version and set gitea-homelab:allowDowngrade true"
+    fi
+    echo "downgrading Gitea from $previous_version to $new_version (gitea-homelab:allowDowngrade is true)"
+  fi
+  name=$(do_backup pre-upgrade | tail -n 1)
+  rm -rf "$state_dir/pre-upgrade"
+  (umask 077 && mkdir -p "$state_dir/pre-upgrade")
+  local -a files=()
+  while IFS= read -r file; do
+    [[ ! -e $file ]] || files+=("\${file#/}")
+  done < <(service_files)
+  tar -C / -cpf "$state_dir/pre-upgrade/files.tar" "\${files[@]}"
+  printf 'backup=%s\nimage=%s\nversion=%s\n' "$name" "$previous_image" "$previous_version" >"$state_dir/pre-upgrade/state"
+  echo "backed up to $backup_dir/$name before switching from $previous_image to $image"
+}
+
+healthy() { [[ $(curl --silent --output /dev/null --max-time 5 --write-out '%{http_code}' "$health_url") == 200 ]]; }
+
+do_rollback() { # puts back the service's files and the data of the pre-upgrade backup
+  local pre=$state_dir/pre-upgrade backup image
+  need_root rollback
+  [[ -f $pre/state ]] || die "no upgrade to roll back"
+  backup=$(field "$pre/state" backup) image=$(field "$pre/state" image)
+  service_ctl stop || true
+  tar -C / -xpf "$pre/files.tar"
+  [[ $init != systemd ]] || owner systemctl --user daemon-reload
+  do_restore "$backup_dir/$backup" --force >/dev/null
+  write_deployed "$image" "$(field "$pre/state" version)"
+  service_ctl start
+  wait_for "$health_timeout" "$health_url to answer 200 after the rollback" healthy || die "rolled back to $image and the backup $backup, but Gitea is not healthy either"
+  rm -rf "$pre"
+  echo "rolled back to $image and the data of $backup_dir/$backup"
+}
+
+do_deployed() { # IMAGE: Gitea is healthy on IMAGE: record its version, end an upgrade
+  local image=$1 version
+  need_root deployed
+  version=$(owner podman exec "$container" /app/gitea/gitea --version 2>/dev/null | gitea_version_of) || true
+  write_deployed "$image" "$version"
+  rm -rf "$state_dir/pre-upgrade"
+  echo "Gitea \${version:-(version unknown)} healthy on $image"
+}
+
+# One at a time: the timer, an upgrade and a restore all stop Gitea.
+if ((EUID == 0)); then
+  mkdir -p "$state_dir" "$backup_dir"
+  chown "$user:$(id -gn "$user")" "$backup_dir"
+  chmod 700 "$backup_dir"
+fi
+exec 9>>"$backup_dir/.lock" || die "cannot open the lock $backup_dir/.lock"
+flock 9
+case \${1:-} in
+  backup) do_backup "\${2:-manual}" ;;
+  restore) do_restore "\${2:?usage: restore DIR [--force]}" "\${3:-}" ;;
+  prepare-upgrade) do_prepare_upgrade "\${2:?usage: prepare-upgrade IMAGE ALLOW_DOWNGRADE}" "\${3:-false}" ;;
+  rollback) do_rollback ;;
+  deployed) do_deployed "\${2:?usage: deployed IMAGE}" ;;
+  *) die "usage: $0 backup [REASON] | restore DIR [--force] | prepare-upgrade IMAGE ALLOW_DOWNGRADE | rollback | deployed IMAGE" ;;
+esac
+`,
+  );
+}
+
+export function renderBackupServiceUnit(user: string): string {
+  return renderIni([
+    { name: "Unit", entries: [["Description", unit.literal("Gitea backup (gitea-homelab)")]] },
+    // A failure stays in the user's journal: journalctl --user -u gitea-backup.service
+    { name: "Service", entries: [["Type", unit.literal("oneshot")], ["ExecStart", unit.command([unit.execWord(backupToolPath(user)), unit.literal("backup scheduled")])]] },
+  ]);
+}
+
+export function renderBackupTimerUnit(schedule: string): string {
+  const timer: IniEntries = [
+    ["OnCalendar", unit.text(schedule)],
+    // A backup missed while the host was off runs at the next boot.
+    ["Persistent", unit.literal("true")],
+  ];
+  return renderIni([
+    { name: "Unit", entries: [["Description", unit.literal("Gitea backup schedule (gitea-homelab)")]] },
+    { name: "Timer", entries: timer },
+    { name: "Install", entries: [["WantedBy", unit.literal("timers.target")]] },
+  ]);
+}
+
+/** busybox crond runs /etc/periodic/SCHEDULE/* (run-parts: the name has no dot). */
+export function renderPeriodicScript(user: string): string {
+  return `#!/bin/sh\n# Managed by gitea-homelab: edits are overwritten by \`pulumi up\`.\nexec ${shq(backupToolPath(user))} backup scheduled\n`;
+}
+
+export interface BackupInstallSpec extends BackupSpec {
+  /** An OnCalendar expression (systemd), one of PERIODIC_SCHEDULES (OpenRC), or "off". */
+  schedule: string;
+}
+
+/** Installs the tool, the backup directory (0700, the rootless user's) and the schedule. */
+export function renderBackupInstallScript(s: BackupInstallSpec): string {
+  const systemd = s.init === "systemd";
+  return renderScript(
+    {
+      purpose: "Gitea's backup tool, its backup directory and its schedule.",
+      vars: {
+        init: s.init,
+        user: s.user,
+        tool: backupToolPath(s.user),
+        backup_dir: s.backupDir,
+        schedule: s.schedule,
+        unit_dir: BACKUP_UNIT.dir,
+        backup_service: BACKUP_UNIT.service,
+        backup_timer: BACKUP_UNIT.timer,
+        periodic_script: systemd || s.schedule === "off" ? "" : periodicScriptPath(s.schedule, s.user),
+        periodic_name: `gitea-backup-${s.user}`,
+      },
+    },
+    sh`
+if [[ $init == systemd && $schedule != off ]]; then
+  systemd-analyze calendar "$schedule" >/dev/null 2>&1 ||
+    die "gitea-homelab:backupSchedule: systemd does not understand '$schedule' as a calendar time (see 'man systemd.time'; e.g. daily, 03:00, Sun *-*-* 04:00)"
+fi
+home=$(home_of "$user") || die "user $user does not exist"
+group=$(id -gn "$user")
+tmp=$(mktemp)
+trap 'rm -f "$tmp"' EXIT
+mkdir -p "$(dirname "$tool")"
+${installContent(renderBackupTool(s), sh`"$tool"`, sh`755`, sh`root`, sh`root`)}
+mkdir -p "$backup_dir"
+chown "$user:$group" "$backup_dir"
+# Backups hold the database and the keys.
+chmod 700 "$backup_dir"
+if [[ $init == systemd ]]; then
+  as_user "$user" mkdir -p "$home/$unit_dir"
+  ${installContent(renderBackupServiceUnit(s.user), sh`"$home/$unit_dir/$backup_service"`, sh`644`, sh`"$user"`, sh`"$group"`)}
+  ${s.schedule === "off" ? sh`rm -f "$home/$unit_dir/$backup_timer"` : installContent(renderBackupTimerUnit(s.schedule), sh`"$home/$unit_dir/$backup_timer"`, sh`644`, sh`"$user"`, sh`"$group"`)}
+  userctl "$user" daemon-reload
+  if [[ $schedule == off ]]; then
+    userctl "$user" disable --now --quiet "$backup_timer" 2>/dev/null || true
+    echo "scheduled backups off"
+  else
+    userctl "$user" enable --quiet "$backup_timer"
+    converge_service "$backup_timer" userctl "$user"
+  fi
+else
+  for dir in /etc/periodic/*/; do
+    [[ $dir$periodic_name == "$periodic_script" ]] || rm -f "$dir$periodic_name"
+  done
+  if [[ -n $periodic_script ]]; then
+    ${installContent(renderPeriodicScript(s.user), sh`"$periodic_script"`, sh`755`, sh`root`, sh`root`)}
+    rc-update add crond default >/dev/null
+    rc-service crond status >/dev/null 2>&1 || rc-service crond start >/dev/null
+  fi
+fi
+echo "backups of Gitea go to $backup_dir"
+`,
+  );
+}
+
+/** Destroy: the tool and the schedule go; the backups stay, whatever destroyData says. */
+export function renderBackupRemoveScript(s: { init: Platform["init"]; user: string }): string {
+  return renderScript(
+    {
+      purpose: "Remove Gitea's backup tool and schedule; the backups themselves are kept.",
+      vars: { init: s.init, user: s.user, tool: backupToolPath(s.user), unit_dir: BACKUP_UNIT.dir, backup_service: BACKUP_UNIT.service, backup_timer: BACKUP_UNIT.timer, periodic_name: `gitea-backup-${s.user}` },
+    },
+    sh`
+if [[ $init == systemd ]] && home=$(home_of "$user"); then
+  userctl "$user" disable --now --quiet "$backup_timer" 2>/dev/null || true
+  rm -f "$home/$unit_dir/$backup_timer" "$home/$unit_dir/$backup_service"
+  userctl "$user" daemon-reload 2>/dev/null || true
+fi
+rm -f /etc/periodic/*/"$periodic_name" "$tool"
+echo "backup schedule removed; the backups are kept"
+`,
+  );
+}
+
+/** Restores a backup onto empty volumes (gitea-homelab:restoreFrom), before Gitea first starts. */
+export function renderRestoreScript(user: string, from: string): string {
+  return renderScript(
+    { purpose: "Restore Gitea's volumes and keys from a backup (restoreFrom), onto empty volumes only.", vars: { tool: backupToolPath(user), from } },
+    sh`
+[[ -d $from ]] || die "gitea-homelab:restoreFrom: $from is not a directory on the host (a gitea-backup-* directory made by gitea-homelab)"
+"$tool" restore "$from"
+`,
+  );
+}
