@@ -3,7 +3,7 @@ import { HostCheck } from "../host/checkedCommand";
 import { Platform } from "../host/platform";
 import { Facts, ProbeBody } from "../host/probeSession";
 import { fileDigest, sh } from "../render/shell";
-import { BACKUP_UNIT, backupToolPath, BackupInstallSpec, periodicScriptPath, renderBackupServiceUnit, renderBackupTimerUnit, renderBackupTool, renderPeriodicScript } from "./render";
+import { BACKUP_UNIT, backupToolPath, BackupInstallSpec, INSTANCE_STATE_DIR, periodicScriptPath, renderBackupServiceUnit, renderBackupTimerUnit, renderBackupTool, renderPeriodicScript, upgradeStatePath } from "./render";
 
 export function renderBackupProbe(user: string, backupDir: string): ProbeBody {
   return {
@@ -85,4 +85,30 @@ export function lastBackupOf(facts: Facts | undefined): string {
 
 export function backupCheck(user: string, backupDir: string, expected: (platform: Platform) => BackupInstallSpec): HostCheck {
   return { probe: renderBackupProbe(user, backupDir), compare: (facts, platform) => backupDrift(expected(platform), facts) };
+}
+
+/** Read-only: the image Gitea last ran healthy on (the tool's record), and whether an upgrade is pending. */
+export function renderDeployedProbe(user: string): ProbeBody {
+  return {
+    vars: { deployed: `${INSTANCE_STATE_DIR}/${user}/deployed`, pending: upgradeStatePath(user) },
+    body: sh`
+image=
+[[ ! -r $deployed ]] || image=$(sed -n 's/^image=//p' "$deployed")
+echo "deployed_image=\${image:-none}"
+if [[ -e $pending ]]; then echo upgrade=pending; else echo upgrade=none; fi
+`,
+  };
+}
+
+/** Gitea runs another image than the stack's: an upgrade that rolled back, or one never finished. */
+export function deployedDrift(image: string, facts: Facts | undefined): string[] {
+  const deployed = facts?.deployed_image;
+  if (deployed === undefined) return ["Gitea's image: state unknown (probe output unreadable)"];
+  // Nothing deployed yet: a fresh host, or one whose Gitea predates the record.
+  if (deployed === "none" || deployed === image) return [];
+  return [`Gitea last ran healthy on ${deployed}, expected ${image} (an upgrade that rolled back or did not finish); pulumi up tries it again, backing up first`];
+}
+
+export function deployedCheck(user: string, image: string): HostCheck {
+  return { probe: renderDeployedProbe(user), compare: (facts) => deployedDrift(image, facts) };
 }

@@ -406,3 +406,24 @@ export function renderRestoreScript(user: string, from: string): string {
 `,
   );
 }
+
+/** Before a new image replaces the one Gitea last ran healthy on: refuse a downgrade, back up. */
+export interface UpgradeSpec {
+  tool: string;
+  image: string;
+  allowDowngrade: boolean;
+}
+
+/**
+ * Runs before the service's unit switches images (and again whenever the host runs another image
+ * than the stack's, e.g. after a rollback): the tool compares versions, backs up, and keeps the
+ * files an upgrade replaces, so that the health wait can roll back.
+ */
+export function renderUpgradeScript(s: UpgradeSpec): string {
+  return renderScript(
+    { purpose: "Before Gitea switches images: refuse a downgrade, back up the data, keep the files to roll back to.", vars: { tool: s.tool, image: s.image, allow_downgrade: String(s.allowDowngrade) } },
+    sh`
+"$tool" prepare-upgrade "$image" "$allow_downgrade"
+`,
+  );
+}

@@ -7,8 +7,9 @@ import { createHash } from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { GiteaService } from "../giteaService/giteaService";
-import { ContainerSpec, unitPaths, UpgradeGuard } from "../giteaService/render";
-import { upgradeStatePath } from "../backup/render";
+import { ContainerSpec, unitPaths } from "../giteaService/render";
+import { deployedCheck } from "../backup/drift";
+import { renderUpgradeScript, upgradeStatePath } from "../backup/render";
 import { Host } from "../host/host";
 import { KEYS_FILE } from "../keys/render";
 import { imageCheck } from "./drift";
@@ -38,6 +39,8 @@ export interface GiteaContainerArgs {
 
 export class GiteaContainer extends pulumi.ComponentResource {
   readonly service: GiteaService;
+  /** Before an image change: the downgrade check and the backup (when a backup tool is given). */
+  readonly upgrade?: command.remote.Command;
   readonly healthy: command.remote.Command;
   readonly admin: command.remote.Command;
 
@@ -73,10 +76,19 @@ export class GiteaContainer extends pulumi.ComponentResource {
     const secretEnv = pulumi.secret(pulumi.output(args.secrets).apply(renderGiteaSecretEnv));
 
     const backupTool = pulumi.output(args.backupTool);
-    const upgrade = pulumi
-      .all([backupTool, args.image, args.allowDowngrade ?? false])
-      .apply(([tool, img, allowDowngrade]): UpgradeGuard | undefined => (tool ? { tool, image: img, allowDowngrade } : undefined));
-    this.service = new GiteaService(`${name}-service`, { host: args.host, user, container: containerSpec, environment: secretEnv, upgrade }, { parent: this, dependsOn: [image] });
+    // A plain value decides whether the command exists (never create resources inside apply()).
+    this.upgrade =
+      args.backupTool === undefined
+        ? undefined
+        : args.host.converge(
+            `${name}-upgrade`,
+            {
+              create: pulumi.all([backupTool, args.image, args.allowDowngrade ?? false]).apply(([tool, img, allowDowngrade]) => renderUpgradeScript({ tool: tool!, image: img, allowDowngrade })),
+              check: pulumi.all([user, args.image]).apply(([u, img]) => deployedCheck(u, img)),
+            },
+            { parent: this, dependsOn: [image] },
+          );
+    this.service = new GiteaService(`${name}-service`, { host: args.host, user, container: containerSpec, environment: secretEnv }, { parent: this, dependsOn: [this.upgrade ?? image] });
 
     this.healthy = args.host.run(
       `${name}-health`,

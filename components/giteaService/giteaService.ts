@@ -10,7 +10,7 @@ import * as command from "@pulumi/command";
 import { Host } from "../host/host";
 import { fileDigest } from "../render/shell";
 import { unitCheck } from "./drift";
-import { ContainerSpec, giteaContainerCheck, renderGiteaUnit, renderUnitInstallScript, renderUnitRemoveScript, UnitScriptSpec, unitPaths, UpgradeGuard } from "./render";
+import { ContainerSpec, giteaContainerCheck, renderGiteaUnit, renderUnitInstallScript, renderUnitRemoveScript, UnitScriptSpec, unitPaths } from "./render";
 
 export interface GiteaServiceArgs {
   host: Host;
@@ -19,8 +19,6 @@ export interface GiteaServiceArgs {
   container: pulumi.Input<ContainerSpec>;
   /** Content of the service's environment file (secret), delivered through stdin. */
   environment: pulumi.Input<string>;
-  /** When set, a new image is checked (no downgrade) and the data backed up before the switch. */
-  upgrade?: pulumi.Input<UpgradeGuard | undefined>;
 }
 
 export class GiteaService extends pulumi.ComponentResource {
@@ -35,15 +33,14 @@ export class GiteaService extends pulumi.ComponentResource {
     super("gitea-homelab:components:GiteaService", name, {}, { ...opts, aliases: [{ type: "gitea-homelab:components:SystemdUserUnit" }, ...(opts?.aliases ?? [])] });
     const platform = args.host.platform;
     const container = pulumi.output(args.container);
-    const spec = pulumi.all([args.user, container, platform, args.upgrade]).apply(
-      ([user, c, p, upgrade]): UnitScriptSpec => ({
+    const spec = pulumi.all([args.user, container, platform]).apply(
+      ([user, c, p]): UnitScriptSpec => ({
         user,
         name: c.containerName,
         style: p.unitStyle,
         content: renderGiteaUnit(p.unitStyle, c),
         hasEnvironment: true,
         container: giteaContainerCheck(c),
-        upgrade,
       }),
     );
     this.unitFile = spec.apply((s) => s.content);

@@ -89,13 +89,6 @@ function containerVars(c: ContainerCheck | undefined): Record<string, string> {
   return { container: c?.name ?? "", env_keys: c ? c.envKeys.join("|") : "", expected_container: c?.facts ?? "" };
 }
 
-/** Before a new image replaces a running one: the tool that checks for a downgrade and backs up. */
-export interface UpgradeGuard {
-  tool: string;
-  image: string;
-  allowDowngrade: boolean;
-}
-
 export interface UnitScriptSpec {
   user: string;
   name: string;
@@ -103,17 +96,7 @@ export interface UnitScriptSpec {
   content: string;
   hasEnvironment: boolean;
   container?: ContainerCheck;
-  upgrade?: UpgradeGuard;
 }
-
-function upgradeVars(u: UpgradeGuard | undefined): Record<string, string> {
-  return { upgrade_tool: u?.tool ?? "", image: u?.image ?? "", allow_downgrade: String(u?.allowDowngrade ?? false) };
-}
-
-/** Bash: before any file changes, refuse a downgrade and back up when the image changes (backup/render.ts). */
-const PREPARE_UPGRADE = sh`if [[ -n $upgrade_tool ]]; then
-  "$upgrade_tool" prepare-upgrade "$image" "$allow_downgrade" </dev/null
-fi`;
 
 export function renderUnitInstallScript(spec: UnitScriptSpec): string {
   if (spec.style === "openrc") return renderOpenrcInstallScript(spec);
@@ -128,12 +111,10 @@ export function renderUnitInstallScript(spec: UnitScriptSpec): string {
         unit_file: paths.unitFile,
         env_file: spec.hasEnvironment ? paths.envFile : "",
         ...containerVars(spec.container),
-        ...upgradeVars(spec.upgrade),
       },
     },
     sh`
 ${CONTAINER_FACTS_FUNCTION}
-${PREPARE_UPGRADE}
 home=$(home_of "$user")
 group=$(id -gn "$user")
 as_user "$user" mkdir -p "$home/$(dirname "$unit_file")" "$home/$(dirname "$env_file")"
@@ -174,11 +155,10 @@ function renderOpenrcInstallScript(spec: UnitScriptSpec): string {
   return renderScript(
     {
       purpose: "OpenRC service running a container as the rootless user, with its 0600 environment file.",
-      vars: { user: spec.user, service: paths.service, unit_file: paths.unitFile, conf_file: paths.confFile!, env_file: spec.hasEnvironment ? paths.envFile : "", ...containerVars(spec.container), ...upgradeVars(spec.upgrade) },
+      vars: { user: spec.user, service: paths.service, unit_file: paths.unitFile, conf_file: paths.confFile!, env_file: spec.hasEnvironment ? paths.envFile : "", ...containerVars(spec.container) },
     },
     sh`
 ${CONTAINER_FACTS_FUNCTION}
-${PREPARE_UPGRADE}
 home=$(home_of "$user")
 group=$(id -gn "$user")
 tmp=$(mktemp)

@@ -37,6 +37,7 @@ describe("server stack on an Alpine host (found by the probe session)", () => {
         "gitea-keys-file",
         "gitea-service-unit",
         "gitea-ssh-port",
+        "gitea-upgrade",
         "gitea-user-account",
         "server-preflight",
       ].sort(),

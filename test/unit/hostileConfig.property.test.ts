@@ -290,7 +290,7 @@ function exercise(rendered: Awaited<ReturnType<typeof collect>>, label: string):
 /** Scripts run the backup tool from a root-owned directory; in the sandbox they run a logging stand-in. */
 function toolsInSandbox(text: string): string {
   const names = [...text.matchAll(/\/usr\/local\/libexec\/gitea-homelab\/([A-Za-z0-9_.-]+)/g)].map((m) => m[1]);
-  return names.length === 0 ? text : text.replaceAll("/usr/local/libexec/gitea-homelab", sandbox.standIn(names));
+  return names.length === 0 ? text : text.split("/usr/local/libexec/gitea-homelab").join(sandbox.standIn(names));
 }
 
 /** Unit and config files must keep their shape: same lines, same keys; only values differ. */

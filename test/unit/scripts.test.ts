@@ -18,6 +18,7 @@ import {
   renderBackupRemoveScript,
   renderBackupTool,
   renderRestoreScript,
+  renderUpgradeScript,
   upgradeStatePath,
 } from "../../components/backup/render";
 
@@ -47,7 +48,7 @@ const SCRIPTS: Record<string, string> = {
   unitService: renderUnitInstallScript({ user: "rootless", name: "gitea", style: "service", content: renderGiteaService(SPEC), hasEnvironment: false }),
   unitRemove: renderUnitRemoveScript({ user: "rootless", name: "gitea", style: "quadlet" }),
   health: renderHealthScript({ init: "systemd", user: "rootless", service: "gitea.service", logFile: "/var/log/gitea-homelab/gitea.log", httpPort: 4111, timeoutSeconds: 300, image: SPEC.image, backupTool: backupToolPath("rootless"), upgradeStateFile: upgradeStatePath("rootless") }),
-  unitUpgrade: renderUnitInstallScript({ user: "rootless", name: "gitea", style: "quadlet", content: renderGiteaQuadlet(SPEC), hasEnvironment: true, upgrade: { tool: backupToolPath("rootless"), image: SPEC.image, allowDowngrade: false } }),
+  upgrade: renderUpgradeScript({ tool: backupToolPath("rootless"), image: SPEC.image, allowDowngrade: false }),
   keys: renderKeysScript({ user: "rootless", dataVolume: "gitea-data", legacyEnvFile: ".config/gitea-homelab/gitea.env" }),
   keysDelete: renderKeysDeleteScript("rootless"),
   backupTool: renderBackupTool(BACKUP_SPEC),

@@ -85,8 +85,11 @@ describe("server stack resource graph", () => {
     expect(dependsOnTransitively(unit, keys)).toBe(true);
     expect(dependsOnTransitively(keys, commandNamed("gitea-data-volume"))).toBe(true);
     expect(dependsOnTransitively(keys, commandNamed("gitea-backup-schedule"))).toBe(true);
-    // The backup tool is on the host before the unit may call it for an upgrade.
-    expect(dependsOnTransitively(unit, commandNamed("gitea-backup-schedule"))).toBe(true);
+    // An image change is checked and backed up before the unit switches; the tool is there first.
+    const upgrade = commandNamed("gitea-upgrade");
+    expect(dependsOnTransitively(unit, upgrade)).toBe(true);
+    expect(dependsOnTransitively(upgrade, commandNamed("gitea-image"))).toBe(true);
+    expect(dependsOnTransitively(upgrade, commandNamed("gitea-backup-schedule"))).toBe(true);
     // and not the other way round
     expect(dependsOnTransitively(account, unit)).toBe(false);
   });
@@ -119,6 +122,7 @@ describe("server stack resource graph", () => {
       "gitea-keys-file",
       "gitea-service-unit",
       "gitea-ssh-port",
+      "gitea-upgrade",
       "gitea-user-account",
       "server-preflight",
     ]);

@@ -91,10 +91,14 @@ ssh-keygen -q -t ed25519 -N '' -C root@gitea-vm -f "$work/ssh_host_ed25519_key"
 cp "$work/ssh_host_ed25519_key.pub" "$stage/ssh_host_ed25519_key.pub"
 
 log "Gitea and its runner from their Go modules (tools/build.sh)"
-GITEA_HOMELAB_TOOLS_BIN=$tools_bin bash "$root/tools/build.sh" gitea gitea-runner >/dev/null
+GITEA_HOMELAB_TOOLS_BIN=$tools_bin bash "$root/tools/build.sh" gitea gitea-previous gitea-runner >/dev/null
 gitea_version=$(cat "$tools_bin/gitea.version")
 log "Gitea $gitea_version rootless image"
 bash "$images_dir/gitea/build.sh" "$tools_bin" "$work/gitea.tar" >/dev/null
+# The release before it, for the upgrade across a real schema migration.
+gitea_previous_version=$(cat "$tools_bin/gitea-previous.version")
+log "Gitea $gitea_previous_version rootless image"
+bash "$images_dir/gitea/build.sh" "$tools_bin" "$work/gitea-previous.tar" gitea-previous >/dev/null
 log "job image"
 bash "$images_dir/job/build.sh" "$work/job.tar" >/dev/null
 
@@ -171,6 +175,7 @@ in_root systemctl mask apt-daily.timer apt-daily-upgrade.timer systemd-timesyncd
 test_dir=$rootfs/opt/gitea-homelab-test
 install -d -m 0755 "$test_dir"
 install -m 0644 "$work/gitea.tar" "$test_dir/gitea.tar"
+install -m 0644 "$work/gitea-previous.tar" "$test_dir/gitea-previous.tar"
 install -m 0644 "$work/job.tar" "$test_dir/job.tar"
 install -m 0755 "$tools_bin/gitea-runner" "$test_dir/gitea-runner"
 # Names the tests read (VM_IMAGE_DIR/test-images.env).
@@ -178,6 +183,9 @@ install -m 0755 "$tools_bin/gitea-runner" "$test_dir/gitea-runner"
 	echo "GITEA_IMAGE=localhost/gitea:$gitea_version-rootless"
 	echo "GITEA_IMAGE_ARCHIVE=/opt/gitea-homelab-test/gitea.tar"
 	echo "GITEA_VERSION=$gitea_version"
+	echo "GITEA_PREVIOUS_IMAGE=localhost/gitea:$gitea_previous_version-rootless"
+	echo "GITEA_PREVIOUS_IMAGE_ARCHIVE=/opt/gitea-homelab-test/gitea-previous.tar"
+	echo "GITEA_PREVIOUS_VERSION=$gitea_previous_version"
 	echo "JOB_IMAGE=localhost/gitea-homelab-job:trixie"
 	echo "JOB_IMAGE_ARCHIVE=/opt/gitea-homelab-test/job.tar"
 	echo "RUNNER_BINARY=/opt/gitea-homelab-test/gitea-runner"
