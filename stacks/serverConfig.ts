@@ -200,7 +200,7 @@ export function validateServerConfig(raw: RawConfig): { settings: ServerSettings
   const destroyData = r.bool("destroyData", d.destroyData);
   const removeUserOnDestroy = r.bool("removeUserOnDestroy", d.removeUserOnDestroy);
   const backupDir = r.absolutePath("backupDir", r.string("backupDir", d.backupDir), "the backup directory on the host").replace(/(.)\/+$/, "$1");
-  if (/^\/(bin|boot|dev|etc|lib|lib64|proc|run|sbin|sys|usr)?\/?$/.test(backupDir)) {
+  if (!r.hasProblem("backupDir") && /^\/(bin|boot|dev|etc|home|lib|lib64|proc|root|run|sbin|sys|tmp|usr|var)?$/.test(backupDir)) {
     r.problem("backupDir", `must be a directory of its own (it is made 0700 and owned by ${rootlessUser}), not ${shown(backupDir)}; e.g. ${d.backupDir}`);
   }
   const backupKeep = r.int("backupKeep", d.backupKeep, 1, 1000);

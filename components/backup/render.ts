@@ -13,7 +13,7 @@
 import { Platform } from "../host/platform";
 import { unitPaths } from "../giteaService/render";
 import { KEYS_FILE } from "../keys/render";
-import { installContent, renderScript, sh, shq } from "../render/shell";
+import { installContent, renderScript, sh, shq, trimBash } from "../render/shell";
 import { IniEntries, renderIni, unit } from "../render/unitFile";
 
 /** Root-owned per-instance state: the deployed image and version, the restore and upgrade records. */
@@ -38,6 +38,23 @@ export const PERIODIC_SCHEDULES = ["hourly", "daily", "weekly", "monthly"] as co
 export function periodicScriptPath(schedule: string, user: string): string {
   return `/etc/periodic/${schedule}/gitea-backup-${user}`;
 }
+
+/** Bash: Gitea's version from \`gitea --version\`, and the order of two versions (no sort -V in busybox). */
+export const GITEA_VERSION_FUNCTIONS = trimBash(sh`
+# The first X.Y.Z in \`gitea --version\`'s answer.
+gitea_version_of() { sed -n 's/^[Gg]itea version \([0-9][0-9.]*[0-9]\).*/\1/p' | head -n 1; }
+# Is version A older than B? Numerically, field by field (busybox sort has no -V). Usage: older A B
+older() {
+  local -a a b
+  local i
+  IFS=. read -ra a <<<"$1"
+  IFS=. read -ra b <<<"$2"
+  for ((i = 0; i < 4; i++)); do
+    ((10#\${a[i]:-0} == 10#\${b[i]:-0})) || return $((10#\${a[i]:-0} < 10#\${b[i]:-0} ? 0 : 1))
+  done
+  return 1
+}
+`);
 
 /** Every setting the tool is rendered with. */
 export interface BackupSpec {
@@ -98,23 +115,20 @@ need_root() { ((EUID == 0)) || die "$1 needs root"; }
 home=$(home_of "$user") || die "user $user does not exist"
 keys=$home/$keys_file
 
-# KEY from a key=value file, or nothing. Usage: field FILE KEY
-field() { sed -n "s/^$2=//p" "$1" 2>/dev/null | head -n 1; }
+# KEY's value in a key=value file; nothing when the file or the key is missing. Usage: field FILE KEY
+field() {
+  local key value
+  [[ -r $1 ]] || return 0
+  while IFS='=' read -r key value; do
+    if [[ $key == "$2" ]]; then
+      printf '%s\n' "$value"
+      return 0
+    fi
+  done <"$1"
+}
 # Backup files are read by root: a symbolic link planted in one must not make it read another file.
 plain_file() { [[ -f $1 && ! -L $1 ]] || die "$1 is missing or not a plain file"; }
-# The first X.Y.Z in \`gitea --version\`'s answer.
-gitea_version_of() { sed -n 's/^Gitea version \([0-9][0-9.]*[0-9]\).*/\1/p' | head -n 1; }
-# Is version A older than B? Numerically, field by field (busybox sort has no -V). Usage: older A B
-older() {
-  local -a a b
-  local i
-  IFS=. read -ra a <<<"$1"
-  IFS=. read -ra b <<<"$2"
-  for ((i = 0; i < 4; i++)); do
-    ((10#\${a[i]:-0} == 10#\${b[i]:-0})) || return $((10#\${a[i]:-0} < 10#\${b[i]:-0} ? 0 : 1))
-  done
-  return 1
-}
+${GITEA_VERSION_FUNCTIONS}
 
 do_backup() { # REASON: prints the new backup's name
   local reason=$1 stamp name part was_active=false volume
@@ -251,7 +265,8 @@ do_rollback() { # puts back the service's files and the data of the pre-upgrade 
   do_restore "$backup_dir/$backup" --force >/dev/null
   write_deployed "$image" "$(field "$pre/state" version)"
   service_ctl start
-  wait_for "$health_timeout" "$health_url to answer 200 after the rollback" healthy || die "rolled back to $image and the backup $backup, but Gitea is not healthy either"
+  # The old release starts on data it knows; a short healthTimeoutSeconds must not fail it.
+  wait_for $((health_timeout > 300 ? health_timeout : 300)) "$health_url to answer 200 after the rollback" healthy || die "rolled back to $image and the backup $backup, but Gitea is not healthy either"
   rm -rf "$pre"
   echo "rolled back to $image and the data of $backup_dir/$backup"
 }
@@ -268,7 +283,9 @@ do_deployed() { # IMAGE: Gitea is healthy on IMAGE: record its version, end an u
 # One at a time: the timer, an upgrade and a restore all stop Gitea.
 if ((EUID == 0)); then
   mkdir -p "$state_dir" "$backup_dir"
-  chown "$user:$(id -gn "$user")" "$backup_dir"
+  # The timer runs this as the rootless user: what root makes here stays the user's.
+  : >>"$backup_dir/.lock"
+  chown "$user:$(id -gn "$user")" "$backup_dir" "$backup_dir/.lock"
   chmod 700 "$backup_dir"
 fi
 exec 9>>"$backup_dir/.lock" || die "cannot open the lock $backup_dir/.lock"

@@ -45,6 +45,27 @@ describe("validateServerConfig", () => {
     expect(problems.find((p) => p.startsWith("gitea-homelab:image:"))).toMatch(/tag/);
   });
 
+  it("checks the backup settings, each problem naming its key", () => {
+    const defaults = validateServerConfig(MINIMAL).settings;
+    expect(defaults).toMatchObject({ backupDir: "/var/backups/gitea-homelab", backupKeep: 7, backupSchedule: "daily", allowDowngrade: false });
+    expect(defaults.restoreFrom).toBeUndefined();
+    const { problems } = validateServerConfig({
+      ...MINIMAL,
+      backupDir: "backups",
+      backupKeep: "0",
+      backupSchedule: "daily; reboot",
+      restoreFrom: "/var/backups/../etc",
+      allowDowngrade: "maybe",
+    });
+    expect(problems.map((p) => p.split(":")[1]).sort()).toEqual(["allowDowngrade", "backupDir", "backupKeep", "backupSchedule", "restoreFrom"]);
+    expect(validateServerConfig({ ...MINIMAL, backupDir: "/etc" }).problems).toEqual([expect.stringMatching(/^gitea-homelab:backupDir: must be a directory of its own/)]);
+    expect(validateServerConfig({ ...MINIMAL, backupKeep: "1001" }).problems).toEqual([expect.stringMatching(/^gitea-homelab:backupKeep:/)]);
+    const fine = validateServerConfig({ ...MINIMAL, backupDir: "/srv/backups/gitea/", backupSchedule: "Sun *-*-* 04:00:00", restoreFrom: "/srv/backups/gitea/gitea-backup-20261127T030000Z-scheduled/" });
+    expect(fine.problems).toEqual([]);
+    // A trailing slash is dropped: the directory is the same either way.
+    expect(fine.settings).toMatchObject({ backupDir: "/srv/backups/gitea", restoreFrom: "/srv/backups/gitea/gitea-backup-20261127T030000Z-scheduled" });
+  });
+
   it("rejects equal ports and a root rootless user", () => {
     const { problems } = validateServerConfig({ ...MINIMAL, httpPort: "3000", sshPort: "3000", rootlessUser: "root" });
     expect(problems).toEqual([expect.stringMatching(/^gitea-homelab:sshPort: must differ from httpPort/), expect.stringMatching(/^gitea-homelab:rootlessUser: must not be root/)]);
