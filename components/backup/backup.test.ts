@@ -1,10 +1,12 @@
 import { spawnSync } from "child_process";
 import { describe, expect, it } from "vitest";
 import { Facts } from "../host/probeSession";
+import { ALPINE, FEDORA } from "../../test/helpers/fixtures";
 import { fileDigest } from "../render/shell";
 import { backupDrift, deployedDrift, lastBackupOf } from "./drift";
 import {
   BackupInstallSpec,
+  checkScheduleFor,
   GITEA_VERSION_FUNCTIONS,
   renderBackupServiceUnit,
   renderBackupTimerUnit,
@@ -73,6 +75,13 @@ describe("backups: the tool and its schedule", () => {
       "/etc/periodic/weekly/gitea-backup-rootless: deleted",
       "crond: not in the default runlevel, expected enabled (it runs the backups)",
     ]);
+  });
+
+  it("takes any systemd calendar time on systemd, only cron's periodic names on OpenRC (naming the key)", () => {
+    expect(checkScheduleFor(FEDORA, "Sun *-*-* 04:00:00")).toBe("Sun *-*-* 04:00:00");
+    expect(checkScheduleFor(ALPINE, "weekly")).toBe("weekly");
+    expect(checkScheduleFor(ALPINE, "off")).toBe("off");
+    expect(() => checkScheduleFor(ALPINE, "03:00")).toThrow(/gitea-homelab:backupSchedule: on an OpenRC host \(alpine\) it must be one of hourly, daily, weekly, monthly or off/);
   });
 
   it("says when the last backup was made, or that there is none yet", () => {

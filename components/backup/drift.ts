@@ -23,20 +23,7 @@ fi
 if [[ $host_init == systemd ]]; then
   echo "service_unit=$(file_digest "$user_home/$unit_dir/$backup_service")"
   echo "timer_unit=$(file_digest "$user_home/$unit_dir/$backup_timer")"
-  active=inactive enabled=
-  if user_manager_active "$user_uid"; then
-    while IFS='=' read -r property value; do
-      case $property in
-        ActiveState) active=$value ;;
-        UnitFileState) enabled=$value ;;
-      esac
-    done < <(
-      cd /
-      timeout 30 runuser -u "$user" -- env XDG_RUNTIME_DIR="/run/user/$user_uid" systemctl --user show "$backup_timer" --property=ActiveState --property=UnitFileState 2>/dev/null || true
-    )
-  fi
-  echo "timer_active=$active"
-  echo "timer_enabled=$enabled"
+  user_unit_state "$user" "$user_uid" "$backup_timer" timer_
 else
   for script in /etc/periodic/*/"$periodic_name"; do
     [[ -e $script ]] && echo "periodic.$(basename "$(dirname "$script")")=$(file_digest "$script")"

@@ -5,11 +5,10 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { ConfigError } from "../host/configError";
 import { Host } from "../host/host";
 import { Platform } from "../host/platform";
 import { backupCheck, lastBackupOf } from "./drift";
-import { backupToolPath, BackupInstallSpec, PERIODIC_SCHEDULES, renderBackupInstallScript, renderBackupRemoveScript, renderRestoreScript } from "./render";
+import { backupToolPath, BackupInstallSpec, checkScheduleFor, renderBackupInstallScript, renderBackupRemoveScript, renderRestoreScript } from "./render";
 
 export interface GiteaBackupArgs {
   host: Host;
@@ -42,12 +41,7 @@ export class GiteaBackup extends pulumi.ComponentResource {
     const user = pulumi.output(args.user);
     this.backupDir = pulumi.output(args.backupDir);
     this.tool = user.apply(backupToolPath);
-    const spec = (p: Platform, v: Omit<BackupInstallSpec, "init" | "unitStyle">): BackupInstallSpec => {
-      if (p.init !== "systemd" && v.schedule !== "off" && !(PERIODIC_SCHEDULES as readonly string[]).includes(v.schedule)) {
-        throw new ConfigError([`gitea-homelab:backupSchedule: on an OpenRC host (${p.osId}) it must be one of ${PERIODIC_SCHEDULES.join(", ")} or off (cron's periodic directories), not ${JSON.stringify(v.schedule)}`]);
-      }
-      return { ...v, init: p.init, unitStyle: p.unitStyle };
-    };
+    const spec = (p: Platform, v: Omit<BackupInstallSpec, "init" | "unitStyle">): BackupInstallSpec => ({ ...v, init: p.init, unitStyle: p.unitStyle, schedule: checkScheduleFor(p, v.schedule) });
     const values = pulumi
       .all([user, args.containerName, args.volumes, args.backupDir, args.keep, args.schedule, args.httpPort, args.healthTimeoutSeconds])
       .apply(([u, containerName, volumes, backupDir, keep, schedule, httpPort, healthTimeoutSeconds]) => ({

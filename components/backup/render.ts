@@ -10,6 +10,7 @@
  * command and its SQL needs a sqlite3 client the image lacks), and the same snapshot is what an
  * upgrade rolls back to. The price is Gitea being down for the seconds the export takes.
  */
+import { ConfigError } from "../host/configError";
 import { Platform } from "../host/platform";
 import { unitPaths } from "../giteaService/render";
 import { KEYS_FILE } from "../keys/render";
@@ -34,6 +35,14 @@ export const BACKUP_UNIT = { service: "gitea-backup.service", timer: "gitea-back
 
 /** OpenRC hosts run the backup from cron's periodic directories (busybox crond). */
 export const PERIODIC_SCHEDULES = ["hourly", "daily", "weekly", "monthly"] as const;
+
+/** The schedule as the decided platform can run it; an OpenRC host knows only cron's periodic names (a preview error). */
+export function checkScheduleFor(platform: Pick<Platform, "init" | "osId">, schedule: string): string {
+  if (platform.init !== "systemd" && schedule !== "off" && !(PERIODIC_SCHEDULES as readonly string[]).includes(schedule)) {
+    throw new ConfigError([`gitea-homelab:backupSchedule: on an OpenRC host (${platform.osId}) it must be one of ${PERIODIC_SCHEDULES.join(", ")} or off (cron's periodic directories), not ${JSON.stringify(schedule)}`]);
+  }
+  return schedule;
+}
 
 export function periodicScriptPath(schedule: string, user: string): string {
   return `/etc/periodic/${schedule}/gitea-backup-${user}`;

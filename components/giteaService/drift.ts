@@ -44,19 +44,7 @@ if [[ $host_init != systemd ]]; then
 else
   echo "unit_file=$(file_digest "$user_home/$systemd_unit_file")"
   if user_manager_active "$user_uid"; then echo manager=active; else echo manager=inactive; fi
-  # One call for both states, through the manager's own socket (-M USER@ takes three times as long).
-  active=inactive enabled=
-  while IFS='=' read -r property value; do
-    case $property in
-      ActiveState) active=$value ;;
-      UnitFileState) enabled=$value ;;
-    esac
-  done < <(
-    cd /
-    timeout 30 runuser -u "$user" -- env XDG_RUNTIME_DIR="/run/user/$user_uid" systemctl --user show "$systemd_service" --property=ActiveState --property=UnitFileState 2>/dev/null || true
-  )
-  echo "active=$active"
-  echo "enabled=$enabled"
+  user_unit_state "$user" "$user_uid" "$systemd_service"
 fi
 if [[ -n $container ]]; then
   if ! user_runtime_ready "$user"; then
