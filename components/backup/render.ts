@@ -146,11 +146,13 @@ do_backup() { # REASON: prints the new backup's name
   part=$backup_dir/.partial-$name
   rm -rf "$part"
   (umask 077 && mkdir "$part")
+  # Podman writes the exports as the rootless user.
+  if ((EUID == 0)); then chown "$user:$(id -gn "$user")" "$part"; fi
   if service_active; then was_active=true; fi
   # A snapshot of a stopped Gitea is consistent: the database and the repositories at one instant.
   if [[ $was_active == true ]]; then service_ctl stop; fi
   for volume in "\${volume_names[@]}"; do
-    if ! owner podman volume export "$volume" >"$part/$volume.tar"; then
+    if ! owner podman volume export "$volume" --output "$part/$volume.tar"; then
       [[ $was_active == false ]] || service_ctl start || true
       die "podman volume export $volume failed; Gitea was started again"
     fi
