@@ -34,6 +34,7 @@ const IN_SYNC: Facts = {
   backup_dir: "700 rootless",
   service_unit: fileDigest(renderBackupServiceUnit("rootless")),
   timer_unit: fileDigest(renderBackupTimerUnit("daily")),
+  manager: "active",
   timer_active: "active",
   timer_enabled: "enabled",
 };
@@ -58,6 +59,8 @@ describe("backups: the tool and its schedule", () => {
     expect(backupDrift(SPEC, { ...IN_SYNC, tool: fileDigest("#!/bin/sh\nexit 0") })[0]).toMatch(/edited/);
     expect(backupDrift(SPEC, { ...IN_SYNC, backup_dir: "755 rootless" })).toEqual(["backup directory /var/backups/gitea-homelab: mode and owner 755 rootless, expected 700 rootless"]);
     expect(backupDrift(SPEC, undefined)).toEqual(["backups: state unknown (probe output unreadable)"]);
+    // Linger off stops every user unit: the account's drift says so once, not each unit again.
+    expect(backupDrift(SPEC, { ...IN_SYNC, manager: "inactive", timer_active: "inactive", timer_enabled: "" })).toEqual([]);
   });
 
   it("with the schedule off, expects no timer at all", () => {

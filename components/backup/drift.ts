@@ -23,6 +23,7 @@ fi
 if [[ $host_init == systemd ]]; then
   echo "service_unit=$(file_digest "$user_home/$unit_dir/$backup_service")"
   echo "timer_unit=$(file_digest "$user_home/$unit_dir/$backup_timer")"
+  if user_manager_active "$user_uid"; then echo manager=active; else echo manager=inactive; fi
   user_unit_state "$user" "$user_uid" "$backup_timer" timer_
 else
   for script in /etc/periodic/*/"$periodic_name"; do
@@ -51,6 +52,8 @@ export function backupDrift(s: BackupInstallSpec, facts: Facts | undefined): str
       return drift;
     }
     if (facts.timer_unit !== fileDigest(renderBackupTimerUnit(s.schedule))) drift.push(`${timer}: ${facts.timer_unit === "missing" ? "deleted" : "edited"}`);
+    // Without the user's manager (linger off) no timer runs; the account's own drift says why.
+    if (facts.manager !== "active") return drift;
     if (facts.timer_active !== "active") drift.push(`${timer}: ${facts.timer_active || "not loaded"}, expected active`);
     if (facts.timer_enabled !== "enabled") drift.push(`${timer}: ${facts.timer_enabled || "not loaded"} at boot, expected enabled`);
     return drift;

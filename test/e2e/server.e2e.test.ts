@@ -84,7 +84,10 @@ describe.runIf(rundir)("server stack lifecycle on the Debian 13 VM", () => {
           "gitea-user-account",
           "gitea-data-volume",
           "gitea-config-volume",
+          "gitea-backup-schedule",
+          "gitea-keys-file",
           "gitea-image",
+          "gitea-upgrade",
           "gitea-service-unit",
           "gitea-health",
           "gitea-admin",
@@ -124,6 +127,9 @@ describe.runIf(rundir)("server stack lifecycle on the Debian 13 VM", () => {
       ].join("\n");
       for (const s of secrets) expect(visible).not.toContain(s);
       expect(await vm.root("stat -c '%a %U' ~rootless/.config/gitea-homelab/gitea.env")).toBe("600 rootless");
+      // Gitea's keys were made on the host: the file Podman reads holds exactly what app.ini has.
+      expect(await vm.root("stat -c '%a %U' ~rootless/.config/gitea-homelab/gitea-keys.env")).toBe("600 rootless");
+      expect(await vm.root("sed -n 's/^GITEA__security__SECRET_KEY=//p' ~rootless/.config/gitea-homelab/gitea-keys.env")).toBe(secrets[0]);
     });
 
     it("2. a second up with the same config runs no remote command; only the drift probe's one SSH session", async () => {
@@ -136,7 +142,8 @@ describe.runIf(rundir)("server stack lifecycle on the Debian 13 VM", () => {
     it("3. a new HTTP port runs only what it affects: old port closed, new one open and answering", async () => {
       config = { ...config, httpPort: "4112" };
       const moved = await engine.up(config);
-      expect(commandsRun(moved)).toEqual(["delete gitea-http-port", "replace gitea-health", "replace gitea-http-port", "update gitea-service-unit"]);
+      // The backup tool waits for Gitea on the published port after a rollback: it follows.
+      expect(commandsRun(moved)).toEqual(["delete gitea-http-port", "replace gitea-health", "replace gitea-http-port", "update gitea-backup-schedule", "update gitea-service-unit"]);
       expect(await openPorts()).toMatch(/^runtime: (?!.*4111)(?=.*4112\/tcp).* permanent: (?!.*4111)(?=.*4112\/tcp)/);
       expect(await waitForStatus(`${web(4112)}/api/healthz`, 200, GITEA_START_MS)).toBe(200);
       expect(iniValue(await appIni(), "server", "ROOT_URL")).toBe("http://gitea.test:4112/");
