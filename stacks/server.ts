@@ -64,6 +64,7 @@ export function buildServerStack(settings: ServerSettings, secrets: ServerSecret
       httpPort: settings.httpPort,
       healthTimeoutSeconds: settings.healthTimeoutSeconds,
       restoreFrom: settings.restoreFrom,
+      destroyData: settings.destroyData,
     },
     { dependsOn: volumes },
   );

@@ -24,6 +24,8 @@ export interface GiteaBackupArgs {
   healthTimeoutSeconds: pulumi.Input<number>;
   /** A backup directory on the host to restore onto empty volumes (a plain value: it decides whether the restore exists). */
   restoreFrom?: string;
+  /** Destroy removes the data too: the record of what it last ran on goes with it. */
+  destroyData: boolean;
 }
 
 export class GiteaBackup extends pulumi.ComponentResource {
@@ -59,7 +61,7 @@ export class GiteaBackup extends pulumi.ComponentResource {
       scheduleName,
       {
         create: pulumi.all([args.host.platform, values]).apply(([p, v]) => renderBackupInstallScript(spec(p, v))),
-        delete: pulumi.all([args.host.platform, user]).apply(([p, u]) => renderBackupRemoveScript({ init: p.init, user: u })),
+        delete: pulumi.all([args.host.platform, user]).apply(([p, u]) => renderBackupRemoveScript({ init: p.init, user: u, destroyData: args.destroyData })),
         check: pulumi.all([user, this.backupDir, values]).apply(([u, dir, v]) => backupCheck(u, dir, (p) => spec(p, v))),
       },
       { parent: this, dependsOn: opts?.dependsOn },

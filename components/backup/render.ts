@@ -144,7 +144,8 @@ do_backup() { # REASON: prints the new backup's name
   stamp=$(date -u +%Y%m%dT%H%M%SZ)
   name=gitea-backup-$stamp-$reason
   part=$backup_dir/.partial-$name
-  rm -rf "$part"
+  # What a backup that failed half-way left (the lock keeps every other run out).
+  rm -rf "$backup_dir"/.partial-*
   (umask 077 && mkdir "$part")
   # Podman writes the exports as the rootless user.
   if ((EUID == 0)); then chown "$user:$(id -gn "$user")" "$part"; fi
@@ -405,14 +406,28 @@ echo "backups of Gitea go to $backup_dir"
   );
 }
 
-/** Destroy: the tool and the schedule go; the backups stay, whatever destroyData says. */
-export function renderBackupRemoveScript(s: { init: Platform["init"]; user: string }): string {
+/**
+ * Destroy: the tool and the schedule go; the backups stay, whatever destroyData says. With
+ * destroyData the record of the data (the image and version it last ran on) goes with it, so a
+ * later up on new, empty volumes is not an upgrade of data that no longer exists.
+ */
+export function renderBackupRemoveScript(s: { init: Platform["init"]; user: string; destroyData: boolean }): string {
   return renderScript(
     {
       purpose: "Remove Gitea's backup tool and schedule; the backups themselves are kept.",
-      vars: { init: s.init, user: s.user, tool: backupToolPath(s.user), unit_dir: BACKUP_UNIT.dir, backup_service: BACKUP_UNIT.service, backup_timer: BACKUP_UNIT.timer, periodic_name: `gitea-backup-${s.user}` },
+      vars: {
+        init: s.init,
+        user: s.user,
+        tool: backupToolPath(s.user),
+        unit_dir: BACKUP_UNIT.dir,
+        backup_service: BACKUP_UNIT.service,
+        backup_timer: BACKUP_UNIT.timer,
+        periodic_name: `gitea-backup-${s.user}`,
+        data_record: s.destroyData ? `${INSTANCE_STATE_DIR}/${s.user}` : "",
+      },
     },
     sh`
+[[ -z $data_record ]] || rm -rf "$data_record"
 if [[ $init == systemd ]] && home=$(home_of "$user"); then
   userctl "$user" disable --now --quiet "$backup_timer" 2>/dev/null || true
   rm -f "$home/$unit_dir/$backup_timer" "$home/$unit_dir/$backup_service"

@@ -194,6 +194,8 @@ describe.runIf(rundir)("backups, restore and a failed upgrade: the data and its 
     await timed("destroy with destroyData", () => server.destroy());
     expect(await vm.asUser(USER, "podman volume ls -q")).toBe("");
     expect(await vm.root(`test -e /home/${USER}/.config/gitea-homelab/gitea-keys.env && echo present || echo gone`)).toBe("gone");
+    // So is the record of the Gitea version the data last ran on: new volumes are not an upgrade.
+    expect(await vm.root(`test -e /var/lib/gitea-homelab/instance/${USER} && echo present || echo gone`)).toBe("gone");
     expect(await backups()).toContain(latest);
 
     server = freshEngine(join(rundir!, "engine-state-keeper.json"), log);

@@ -56,7 +56,7 @@ const SCRIPTS: Record<string, string> = {
   backupInstall: renderBackupInstallScript({ ...BACKUP_SPEC, schedule: "Sun *-*-* 04:00:00" }),
   backupInstallOff: renderBackupInstallScript({ ...BACKUP_SPEC, schedule: "off" }),
   backupInstallOpenrc: renderBackupInstallScript({ ...BACKUP_SPEC, init: "openrc", unitStyle: "openrc", schedule: "weekly" }),
-  backupRemove: renderBackupRemoveScript({ init: "systemd", user: "rootless" }),
+  backupRemove: renderBackupRemoveScript({ init: "systemd", user: "rootless", destroyData: true }),
   restore: renderRestoreScript("rootless", "/var/backups/gitea homelab/gitea-backup-x"),
   admin: renderAdminScript({ user: "rootless", containerName: "gitea", username: "gitea-admin", email: "o'brien@example.com" }),
   portOpen: renderOpenPortScript({ port: 4111, protocol: "tcp" }),
