@@ -1,7 +1,7 @@
 import { spawnSync } from "child_process";
 import { describe, expect, it } from "vitest";
 import { Facts } from "../host/probeSession";
-import { ALPINE, FEDORA } from "../../test/helpers/fixtures";
+import { ALPINE, BACKUP_SPEC, FEDORA } from "../../test/helpers/fixtures";
 import { fileDigest } from "../render/shell";
 import { backupDrift, deployedDrift, lastBackupOf } from "./drift";
 import {
@@ -15,18 +15,7 @@ import {
   renderUpgradeScript,
 } from "./render";
 
-const SPEC: BackupInstallSpec = {
-  init: "systemd",
-  unitStyle: "quadlet",
-  user: "rootless",
-  containerName: "gitea",
-  volumes: ["gitea-data", "gitea-config"],
-  backupDir: "/var/backups/gitea-homelab",
-  keep: 7,
-  healthUrl: "http://127.0.0.1:4111/api/healthz",
-  healthTimeoutSeconds: 600,
-  schedule: "daily",
-};
+const SPEC: BackupInstallSpec = BACKUP_SPEC;
 
 /** What the probe prints for a systemd host whose tool and timer are as rendered. */
 const IN_SYNC: Facts = {

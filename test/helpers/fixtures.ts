@@ -3,6 +3,7 @@ import { RunnerSettings } from "../../components/runner/render";
 import { ContainerSpec } from "../../components/giteaService/render";
 import { giteaEnvironment } from "../../components/gitea/render";
 import { Platform } from "../../components/host/platform";
+import { BackupInstallSpec } from "../../components/backup/render";
 
 export const CONTAINER_SPEC: ContainerSpec = {
   containerName: "gitea",
@@ -36,3 +37,34 @@ export const RUNNER_SETTINGS: RunnerSettings = {
 export const FEDORA: Platform = { family: "fedora", osId: "fedora", packageManager: "dnf", init: "systemd", unitStyle: "quadlet", firewall: "firewalld" };
 export const DEBIAN: Platform = { family: "debian", osId: "debian", packageManager: "apt", init: "systemd", unitStyle: "quadlet", firewall: "firewalld" };
 export const ALPINE: Platform = { family: "alpine", osId: "alpine", packageManager: "apk", init: "openrc", unitStyle: "openrc", firewall: "none" };
+
+/** The backup tool's settings for a systemd host with a Quadlet unit. */
+export const BACKUP_SPEC: BackupInstallSpec = {
+  init: "systemd",
+  unitStyle: "quadlet",
+  user: "rootless",
+  containerName: "gitea",
+  volumes: ["gitea-data", "gitea-config"],
+  backupDir: "/var/backups/gitea-homelab",
+  keep: 7,
+  healthUrl: "http://127.0.0.1:4111/api/healthz",
+  healthTimeoutSeconds: 600,
+  schedule: "daily",
+};
+
+/** Every command the server stack registers, whatever the host's OS. */
+export const SERVER_COMMAND_NAMES = [
+  "gitea-admin",
+  "gitea-backup-schedule",
+  "gitea-config-volume",
+  "gitea-data-volume",
+  "gitea-health",
+  "gitea-http-port",
+  "gitea-image",
+  "gitea-keys-file",
+  "gitea-service-unit",
+  "gitea-ssh-port",
+  "gitea-upgrade",
+  "gitea-user-account",
+  "server-preflight",
+];

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { listen } from "../helpers/fakeSshd";
 import type { ProgramRun } from "../helpers/pulumiMocks";
 import { runWithMocks } from "../helpers/pulumiMocks";
+import { SERVER_COMMAND_NAMES } from "../helpers/fixtures";
 
 /** A bare Alpine host: the session printed only the host facts (no bash yet, so no probes). */
 const ALPINE_SESSION = ["@@gitea-homelab-probe begin @host", "os_id=alpine", "os_like=", "init=openrc", "bash=missing", "@@gitea-homelab-probe end @host", "@@gitea-homelab-session exit 0"].join("\n");
@@ -25,23 +26,7 @@ afterAll(() => sshd.close());
 describe("server stack on an Alpine host (found by the probe session)", () => {
   it("keeps the same components and commands as on Fedora", () => {
     const commands = run.ofType("command:remote:Command").map((r) => r.name).sort();
-    expect(commands).toEqual(
-      [
-        "gitea-admin",
-        "gitea-backup-schedule",
-        "gitea-config-volume",
-        "gitea-data-volume",
-        "gitea-health",
-        "gitea-http-port",
-        "gitea-image",
-        "gitea-keys-file",
-        "gitea-service-unit",
-        "gitea-ssh-port",
-        "gitea-upgrade",
-        "gitea-user-account",
-        "server-preflight",
-      ].sort(),
-    );
+    expect(commands).toEqual([...SERVER_COMMAND_NAMES].sort());
   });
 
   it("runs Gitea as an OpenRC service instead of a Quadlet unit, with keep-id", () => {

@@ -6,13 +6,13 @@ import { renderHostPreflightScript } from "../../components/host/preflight";
 import { renderVolumeCreateScript, renderVolumeDeleteScript } from "../../components/volume/render";
 import { heredoc } from "../../components/render/shell";
 import { unit } from "../../components/render/unitFile";
-import { ALPINE, CONTAINER_SPEC, FEDORA } from "../helpers/fixtures";
+import { ALPINE, BACKUP_SPEC, CONTAINER_SPEC, FEDORA } from "../helpers/fixtures";
 import { expectCleanScript } from "../helpers/scripts";
 import { renderRootlessUserDeleteScript, renderRootlessUserScript } from "../../components/rootlessUser/render";
 import { renderUnitInstallScript, renderUnitRemoveScript } from "../../components/giteaService/render";
 import { renderKeysDeleteScript, renderKeysScript } from "../../components/keys/render";
 import {
-  BackupSpec,
+  BackupInstallSpec,
   backupToolPath,
   renderBackupInstallScript,
   renderBackupRemoveScript,
@@ -23,17 +23,7 @@ import {
 } from "../../components/backup/render";
 
 const SPEC = CONTAINER_SPEC;
-const BACKUP_SPEC: BackupSpec = {
-  init: "systemd",
-  unitStyle: "quadlet",
-  user: "rootless",
-  containerName: "gitea",
-  volumes: ["gitea-data", "gitea-config"],
-  backupDir: "/var/backups/it's $here",
-  keep: 7,
-  healthUrl: "http://127.0.0.1:4111/api/healthz",
-  healthTimeoutSeconds: 300,
-};
+const HOSTILE_BACKUP_SPEC: BackupInstallSpec = { ...BACKUP_SPEC, backupDir: "/var/backups/it's $here", healthTimeoutSeconds: 300 };
 
 /** Every script the server stack can send, rendered with awkward values. */
 const SCRIPTS: Record<string, string> = {
@@ -51,11 +41,11 @@ const SCRIPTS: Record<string, string> = {
   upgrade: renderUpgradeScript({ tool: backupToolPath("rootless"), image: SPEC.image, allowDowngrade: false }),
   keys: renderKeysScript({ user: "rootless", dataVolume: "gitea-data", legacyEnvFile: ".config/gitea-homelab/gitea.env" }),
   keysDelete: renderKeysDeleteScript("rootless"),
-  backupTool: renderBackupTool(BACKUP_SPEC),
-  backupToolOpenrc: renderBackupTool({ ...BACKUP_SPEC, init: "openrc", unitStyle: "openrc" }),
-  backupInstall: renderBackupInstallScript({ ...BACKUP_SPEC, schedule: "Sun *-*-* 04:00:00" }),
-  backupInstallOff: renderBackupInstallScript({ ...BACKUP_SPEC, schedule: "off" }),
-  backupInstallOpenrc: renderBackupInstallScript({ ...BACKUP_SPEC, init: "openrc", unitStyle: "openrc", schedule: "weekly" }),
+  backupTool: renderBackupTool(HOSTILE_BACKUP_SPEC),
+  backupToolOpenrc: renderBackupTool({ ...HOSTILE_BACKUP_SPEC, init: "openrc", unitStyle: "openrc" }),
+  backupInstall: renderBackupInstallScript({ ...HOSTILE_BACKUP_SPEC, schedule: "Sun *-*-* 04:00:00" }),
+  backupInstallOff: renderBackupInstallScript({ ...HOSTILE_BACKUP_SPEC, schedule: "off" }),
+  backupInstallOpenrc: renderBackupInstallScript({ ...HOSTILE_BACKUP_SPEC, init: "openrc", unitStyle: "openrc", schedule: "weekly" }),
   backupRemove: renderBackupRemoveScript({ init: "systemd", user: "rootless", destroyData: true }),
   restore: renderRestoreScript("rootless", "/var/backups/gitea homelab/gitea-backup-x"),
   admin: renderAdminScript({ user: "rootless", containerName: "gitea", username: "gitea-admin", email: "o'brien@example.com" }),

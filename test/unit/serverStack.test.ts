@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { listen } from "../helpers/fakeSshd";
 import type { ProgramRun, RecordedResource } from "../helpers/pulumiMocks";
 import { runWithMocks } from "../helpers/pulumiMocks";
+import { SERVER_COMMAND_NAMES } from "../helpers/fixtures";
 
 const CONFIG: Record<string, string> = {
   host: "127.0.0.1",
@@ -111,21 +112,7 @@ describe("server stack resource graph", () => {
 
   it("sends every command through one secret connection with every field set", () => {
     const commands = run.ofType(COMMAND);
-    expect(commands.map((c) => c.name).sort()).toEqual([
-      "gitea-admin",
-      "gitea-backup-schedule",
-      "gitea-config-volume",
-      "gitea-data-volume",
-      "gitea-health",
-      "gitea-http-port",
-      "gitea-image",
-      "gitea-keys-file",
-      "gitea-service-unit",
-      "gitea-ssh-port",
-      "gitea-upgrade",
-      "gitea-user-account",
-      "server-preflight",
-    ]);
+    expect(commands.map((c) => c.name).sort()).toEqual([...SERVER_COMMAND_NAMES].sort());
     for (const c of commands) {
       expect(c.secretInputs, c.name).toContain("connection");
       expect(c.inputs.connection).toEqual({
