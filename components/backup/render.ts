@@ -151,14 +151,18 @@ do_backup() { # REASON: prints the new backup's name
   if ((EUID == 0)); then chown "$user:$(id -gn "$user")" "$part"; fi
   if service_active; then was_active=true; fi
   # A snapshot of a stopped Gitea is consistent: the database and the repositories at one instant.
-  if [[ $was_active == true ]]; then service_ctl stop; fi
+  if [[ $was_active == true ]]; then
+    # Whatever stops this script from here on, Gitea is started again.
+    trap 'service_ctl start || true' EXIT
+    service_ctl stop
+  fi
   for volume in "\${volume_names[@]}"; do
-    if ! owner podman volume export "$volume" --output "$part/$volume.tar"; then
-      [[ $was_active == false ]] || service_ctl start || true
-      die "podman volume export $volume failed; Gitea was started again"
-    fi
+    owner podman volume export "$volume" --output "$part/$volume.tar" || die "podman volume export $volume failed; Gitea is started again"
   done
-  if [[ $was_active == true ]]; then service_ctl start; fi
+  if [[ $was_active == true ]]; then
+    trap - EXIT
+    service_ctl start
+  fi
   if [[ -f $keys ]]; then cp "$keys" "$part/keys.env"; fi
   {
     echo "format=gitea-homelab-backup-1"
