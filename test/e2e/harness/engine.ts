@@ -310,8 +310,10 @@ export class Engine {
     try {
       const main = this.options.program ?? (await import("../../../program")).main;
       report.outputs = await main();
+      // An output that fails (e.g. one read from a probe session that was refused) fails the run,
+      // as the CLI would; apply() alone would wait for it forever.
       report.resolvedOutputs = Object.fromEntries(
-        await Promise.all(Object.entries(report.outputs).map(([k, o]) => new Promise<[string, unknown]>((resolve) => pulumi.output(o as any).apply((v) => resolve([k, v]))))),
+        await Promise.all(Object.entries(report.outputs).map(async ([k, o]) => [k, await (pulumi.output(o as any) as unknown as { promise(): Promise<unknown> }).promise()] as [string, unknown])),
       );
       await settings.waitForRPCs();
     } catch (err) {
