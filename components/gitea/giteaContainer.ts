@@ -108,8 +108,9 @@ export class GiteaContainer extends pulumi.ComponentResource {
               upgradeStateFile: tool ? upgradeStatePath(u) : undefined,
             }),
           ),
-        // Wait again whenever the unit's files change, since that restarts Gitea.
-        triggers: [this.service.unitFile, secretEnv.apply((env) => createHash("sha256").update(env).digest("hex"))],
+        // Wait again whenever the unit's files change, since that restarts Gitea. The secrets
+        // count by their digest, which is no secret (they are random and long).
+        triggers: [this.service.unitFile, pulumi.unsecret(secretEnv.apply((env) => createHash("sha256").update(env).digest("hex")))],
       },
       { parent: this, dependsOn: [this.service] },
     );

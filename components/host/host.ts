@@ -7,6 +7,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
+import { createHash } from "crypto";
 import { asRootCommand } from "../render/shell";
 import { appliedDigest, foldDrift, HostCheck, parseRecord, renderStateRecordScript } from "./checkedCommand";
 import { ConfigError } from "./configError";
@@ -41,8 +42,11 @@ export interface HostCommandSpec {
   stdin?: pulumi.Input<string>;
   /** The command handles a secret: no logs, stdout/stderr secret in state. */
   secret?: boolean;
-  /** A change of these replaces the command: the old delete runs, then the new create. */
-  triggers?: pulumi.Input<any[]>;
+  /**
+   * A change of these replaces the command: the old delete runs, then the new create. A secret
+   * value is kept as its digest (see `plainTriggers`).
+   */
+  triggers?: pulumi.Input<string>[];
 }
 
 export interface HostConvergeSpec extends HostCommandSpec {
@@ -57,6 +61,23 @@ export interface HostCommandOptions {
   retainOnDelete?: boolean;
   /** On replacement run the old delete before the new create (for things that share a name). */
   deleteBeforeReplace?: boolean;
+}
+
+/**
+ * Triggers as one plain list that holds no secret. The command provider hands a secret that is
+ * unknown during preview back without its value when it sits inside a list, and the engine then
+ * fails the preview ("malformed secret: missing value"); a secret trigger would also be kept in
+ * plain state. So a secret trigger becomes its digest (a digest of a secret that is high-entropy,
+ * as every one here is, reveals nothing) and the list is never secret.
+ */
+export function plainTriggers(triggers: pulumi.Input<string>[]): pulumi.Output<string[]> {
+  const plain = triggers.map((trigger) => {
+    const value = pulumi.output(trigger);
+    return pulumi
+      .all([value, pulumi.output(pulumi.isSecret(value))])
+      .apply(([v, secret]) => (secret ? `sha256:${createHash("sha256").update(v).digest("hex")}` : v));
+  });
+  return pulumi.unsecret(pulumi.all(plain));
 }
 
 function withDependency(first: pulumi.Resource, rest: pulumi.ResourceOptions["dependsOn"]): pulumi.ResourceOptions["dependsOn"] {
@@ -177,8 +198,11 @@ export class Host extends pulumi.ComponentResource {
         create,
         delete: spec.delete === undefined ? undefined : wrap(spec.delete),
         stdin: spec.stdin === undefined ? undefined : spec.secret ? pulumi.secret(spec.stdin) : spec.stdin,
-        triggers: spec.triggers,
+        triggers: spec.triggers === undefined ? undefined : plainTriggers(spec.triggers),
         logging: spec.secret ? "none" : undefined,
+        // No script reads its previous output, and sshd refuses the variables by default
+        // (AcceptEnv), which the provider reports as a warning on every update and delete.
+        addPreviousOutputInEnv: false,
       },
       {
         parent: opts.parent,

@@ -20,6 +20,8 @@ export interface RecordedResource {
   parent: string;
   dependencies: string[];
   inputs: Record<string, any>;
+  /** The inputs as the engine receives them: secrets wrapped, unknowns as the SDK's sentinel. */
+  wireInputs: Record<string, any>;
   /** Inputs that are secret or hold a secret somewhere inside. */
   secretInputs: string[];
   retainOnDelete: boolean;
@@ -76,6 +78,7 @@ class RecordingMonitor extends MockMonitor {
       parent: req.getParent(),
       dependencies: deps,
       inputs: {},
+      wireInputs: raw,
       secretInputs: Object.keys(raw).filter((k) => containsSecret(raw[k])),
       retainOnDelete: req.getRetainondelete?.() ?? false,
       deleteBeforeReplace: req.getDeletebeforereplace?.() ?? false,
@@ -126,6 +129,11 @@ export async function runWithMocks(
     preview?: boolean;
     /** Outputs of referenced stacks, by stack name; `secret` lists the secret ones. */
     stackReferences?: Record<string, { outputs: Record<string, unknown>; secret: string[] }>;
+    /**
+     * In a preview, resources report no computed outputs, as real providers do for a resource
+     * they are about to create: a random password's result and a command's stdout are unknown.
+     */
+    unknownComputedOutputs?: boolean;
     /** stdout of the drift probe's `command:local:run` (default: a session that found nothing). */
     probeStdout?: (inputs: Record<string, any>) => string;
   } = {},
@@ -141,6 +149,7 @@ export async function runWithMocks(
         if (!ref) throw new Error(`no mocked stack ${args.inputs.name}`);
         return { id: args.inputs.name, state: { name: args.inputs.name, outputs: ref.outputs, secretOutputNames: ref.secret } };
       }
+      if (opts.preview && opts.unknownComputedOutputs) return { id: undefined, state: args.inputs };
       return { id: `${args.name}-id`, state: mockState(args.type, args.name, unwrapSecrets(args.inputs)) };
     },
     call: (args) => {
@@ -158,7 +167,8 @@ export async function runWithMocks(
 
   const outputs = await load();
   const value = <T>(o: unknown) => new Promise<T>((resolve) => pulumi.output(o as any).apply((v: any) => resolve(v as T)));
-  await Promise.all(Object.values(outputs).map((o) => value(o)));
+  // `promise(true)` (internal) also resolves an output that is unknown in a preview.
+  await Promise.all(Object.values(outputs).map((o) => (pulumi.output(o as any) as any).promise(true)));
   await settings.waitForRPCs();
 
   return {
