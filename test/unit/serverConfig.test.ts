@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { SERVER_DEFAULTS, SERVER_KEYS, validateServerConfig } from "../../stacks/serverConfig";
 import { resolveRole } from "../../program";
+import { validateWslConfig } from "../../stacks/wslConfig";
 
 const MINIMAL = { host: "gitea.lan", adminEmail: "admin@example.com" };
 
@@ -96,6 +97,15 @@ describe("Pulumi.yaml", () => {
     for (const key of SERVER_KEYS) expect(declared[key], key).toBeDefined();
     for (const [key, value] of Object.entries(SERVER_DEFAULTS)) expect(declared[key].default, key).toEqual(value);
     for (const [key, decl] of Object.entries(declared)) expect(decl.description, key).toBeTruthy();
+  });
+
+  it("gives every key a default but host, since the Pulumi CLI requires a key declared without one", () => {
+    const declared = project.config as Record<string, { default?: unknown }>;
+    const withoutDefault = Object.entries(declared).filter(([, decl]) => !("default" in decl)).map(([key]) => key);
+    expect(withoutDefault).toEqual(["host"]);
+    // ...and host is what every role needs.
+    expect(validateServerConfig({}).problems).toContain("gitea-homelab:host: is required (the SSH address of the host, e.g. 192.168.1.10)");
+    expect(validateWslConfig({}).problems).toContain("gitea-homelab:host: is required (the SSH address of the host, e.g. 192.168.1.10)");
   });
 
   it("has example server stacks (Fedora, Alpine) that validate", () => {
