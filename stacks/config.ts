@@ -188,8 +188,19 @@ export function checkHttpUrl(value: string, opts: HttpUrlOptions): { url: URL } 
     return { problem: "must not contain a user name or password (user:pass@): they would be stored in plain text and shown in outputs; remove them" };
   }
   if (opts.base && (url.search !== "" || url.hash !== "")) return { problem: `must be a base URL without ?query or #fragment, got ${shown(value)}` };
+  // Gitea and the runner parse URLs with Go's net/url, which refuses what WHATWG parsing keeps:
+  // a % that does not start an escape, and host names of other characters than DNS names use.
+  if (/%(?![0-9A-Fa-f]{2})/.test(url.href)) {
+    return { problem: `has a % that is not followed by two hex digits, which Gitea refuses as an invalid URL escape (write a literal % as %25), got ${shown(value)}` };
+  }
+  if (!url.hostname.startsWith("[") && !URL_HOSTNAME.test(url.hostname)) {
+    return { problem: `must name its host by a DNS name or an IP address (letters, digits, - _ .), got ${shown(value)}` };
+  }
   return { url };
 }
+
+/** A URL's host as WHATWG parsing leaves it (lower case, IDNs in punycode), IPv6 aside. */
+const URL_HOSTNAME = /^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*\.?$/;
 
 export const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
 const ABSOLUTE_PATH = /^(\/[A-Za-z0-9._+@-]+)+\/?$/;

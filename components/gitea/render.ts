@@ -83,11 +83,15 @@ export interface HealthSpec {
   upgradeStateFile?: string;
 }
 
+/** Restarts since the wait began after which Gitea is taken to be in a restart loop. */
+export const HEALTH_MAX_RESTARTS = 3;
+
 /**
  * Waits for GET /api/healthz = 200 on the published port. Healthy: the tool records the image and
- * Gitea's version (the next upgrade compares with it). Not healthy: prints the unit's last journal
- * lines and, when an upgrade is in progress, rolls back to the previous image and the data backed
- * up before it, then fails saying so.
+ * Gitea's version (the next upgrade compares with it). Not healthy within the timeout, or exiting
+ * again and again (a setting Gitea refuses, a broken image: waiting longer cannot help): prints
+ * the unit's last journal lines and Gitea's last fatal line and, when an upgrade is in progress,
+ * rolls back to the previous image and the data backed up before it, then fails saying so.
  */
 export function renderHealthScript(s: HealthSpec): string {
   return renderScript(
@@ -100,6 +104,7 @@ export function renderHealthScript(s: HealthSpec): string {
         log_file: s.logFile,
         url: `http://127.0.0.1:${s.httpPort}/api/healthz`,
         timeout: s.timeoutSeconds,
+        max_restarts: HEALTH_MAX_RESTARTS,
         image: s.image,
         tool: s.backupTool ?? "",
         upgrade_state: s.upgradeStateFile ?? "",
@@ -107,20 +112,68 @@ export function renderHealthScript(s: HealthSpec): string {
     },
     sh`
 healthy() { [[ $(curl --silent --output /dev/null --max-time 5 --write-out '%{http_code}' "$url") == 200 ]]; }
-if ! wait_for "$timeout" "$url to answer 200" healthy; then
+# How often the service was started again after it exited. systemd counts it; on OpenRC,
+# supervise-daemon does not say, so Gitea's fatal lines in the service's log count instead.
+restarts() {
+  local count
+  if [[ $init == systemd ]]; then
+    count=$(userctl "$user" show --property=NRestarts --value "$service" 2>/dev/null) || count=0
+    [[ $count =~ ^[0-9]+$ ]] || count=0
+    echo "$count"
+  else
+    new_log_lines | grep -c -e '\[F\]' -e 'level=fatal' || true
+  fi
+}
+log_size() { if [[ -f $log_file ]]; then stat -c %s "$log_file"; else echo 0; fi; }
+# What the service logged since the wait began.
+new_log_lines() {
+  if [[ $init == systemd ]]; then
+    journalctl --no-pager --output=cat --since="@$wait_started" _UID="$(id -u "$user")" _SYSTEMD_USER_UNIT="$service" 2>/dev/null || true
+  elif [[ -f $log_file ]]; then
+    tail -c "+$((log_offset + 1))" "$log_file" || true
+  fi
+}
+# systemd gives up on a unit that failed to start too often in a row: it stays failed.
+gave_up() { [[ $init == systemd ]] && userctl "$user" is-failed --quiet "$service"; }
+
+wait_started=$(date +%s)
+log_offset=$(log_size)
+restarts_before=$(restarts)
+outcome=timeout
+deadline=$((SECONDS + timeout)) waited_from=$SECONDS
+while :; do
+  if healthy; then
+    outcome=healthy
+    break
+  fi
+  if gave_up || (($(restarts) - restarts_before >= max_restarts)); then
+    outcome=exiting
+    break
+  fi
+  ((SECONDS < deadline)) || break
+  sleep 2
+done
+
+if [[ $outcome != healthy ]]; then
   echo "last journal lines of $service:" >&2
   if [[ $init == systemd ]]; then
     journalctl --no-pager --lines=40 _UID="$(id -u "$user")" _SYSTEMD_USER_UNIT="$service" >&2 || true
   else
     tail -n 40 "$log_file" >&2 || true
   fi
+  if [[ $outcome == exiting ]]; then
+    fatal=$(new_log_lines | grep -e '\[F\]' -e 'level=fatal' -e '^Error:' | tail -n 1) || true
+    reason="Gitea keeps exiting and being started again, so it will not become healthy (stopped waiting after $((SECONDS - waited_from)) seconds): \${fatal:-see the journal lines above}"
+  else
+    reason="Gitea did not become healthy within $timeout seconds (gitea-homelab:healthTimeoutSeconds)"
+  fi
   if [[ -n $tool && -f $upgrade_state ]]; then
     echo "rolling back the upgrade to $image:" >&2
     "$tool" rollback >&2 ||
-      die "Gitea on $image did not become healthy within $timeout seconds, and the rollback failed too (see above); the backup made before the upgrade is in the backup directory"
-    die "Gitea on $image did not become healthy within $timeout seconds (gitea-homelab:healthTimeoutSeconds): ROLLED BACK to the previous image and the data backed up before the upgrade; the journal lines above say why. Fix gitea-homelab:image, or set it back"
+      die "$reason; on $image, and the rollback failed too (see above); the backup made before the upgrade is in the backup directory"
+    die "$reason; on $image: ROLLED BACK to the previous image and the data backed up before the upgrade; the journal lines above say why. Fix gitea-homelab:image, or set it back"
   fi
-  die "Gitea did not become healthy within $timeout seconds (gitea-homelab:healthTimeoutSeconds)"
+  die "$reason"
 fi
 echo "Gitea healthy at $url"
 if [[ -n $tool ]]; then "$tool" deployed "$image"; fi

@@ -60,6 +60,8 @@ if [[ $GH_STUB_MODE == absent ]]; then
   esac
 fi
 case "$name $*" in
+  # Units run (present) or do not exist (absent): in neither world has one failed.
+  *" is-failed"*) exit 1 ;;
   "id -u"*) echo 1000 ;;
   "id -gn"*) echo gitea ;;
   "id -un"*) echo root ;;
@@ -149,6 +151,17 @@ export class ScriptSandbox {
     }
     for (const name of names) if (!existsSync(join(dir, name))) symlinkSync(join(this.bin, ".stub"), join(dir, name));
     return dir;
+  }
+
+  /**
+   * Replaces the stub of a command with a bash script of the test's (it may keep state in
+   * $GH_SANDBOX/tmp), for a world the two standard ones do not describe.
+   */
+  override(name: string, script: string): void {
+    if (!STUBBED.includes(name)) throw new Error(`${name} is not a stubbed command`);
+    const path = join(this.bin, name);
+    rmSync(path);
+    writeFileSync(path, `#!/bin/bash\n${script}\n`, { mode: 0o755 });
   }
 
   /** Runs a bash script with the stubs in one of the two worlds, with ARGS as its arguments. */

@@ -1,0 +1,84 @@
+/**
+ * The health wait, run in the script sandbox against hosts where Gitea answers, never answers,
+ * or keeps exiting (as it does for a ROOT_URL it refuses): the last must end early, with the
+ * fatal line, instead of after healthTimeoutSeconds.
+ */
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { ScriptSandbox } from "../../test/helpers/scriptSandbox";
+import { HEALTH_MAX_RESTARTS, HealthSpec, renderHealthScript } from "./render";
+
+const FATAL = `2026/12/05 12:00:00 modules/setting/server.go:208:loadServerFrom() [F] Invalid ROOT_URL "http://gitea.test:4111/g$HOME%h;id": parse "http://gitea.test:4111/g$HOME%h;id": invalid URL escape "%h;"`;
+
+const SYSTEMD: HealthSpec = { init: "systemd", user: "rootless", service: "gitea.service", logFile: "/var/log/gitea.log", httpPort: 4111, timeoutSeconds: 600, image: "img:1" };
+
+let box: ScriptSandbox;
+beforeEach(() => {
+  box = new ScriptSandbox();
+});
+afterEach(() => box.dispose());
+
+/** curl answers CODE; every `show NRestarts` finds the unit started once more (when crashing). */
+function host(opts: { code: string; crashing: boolean; failed?: boolean }): void {
+  box.override("curl", `echo ${opts.code}`);
+  box.override(
+    "systemctl",
+    `case "$*" in
+  *is-failed*) ${opts.failed ? "exit 0" : "exit 1"} ;;
+  *NRestarts*)
+    n=$(cat "$GH_SANDBOX/tmp/restarts" 2>/dev/null || echo 0)
+    ${opts.crashing ? 'n=$((n + 1)); echo "$n" >"$GH_SANDBOX/tmp/restarts"' : ""}
+    echo "$n" ;;
+esac`,
+  );
+  box.override("journalctl", `echo 'Starting Gitea...'; ${opts.crashing || opts.failed ? `printf '%s\\n' ${JSON.stringify(FATAL)}` : ""}; echo 'gitea.service: Scheduled restart job'`);
+}
+
+describe("health wait", () => {
+  it("ends as soon as Gitea answers 200", () => {
+    host({ code: "200", crashing: false });
+    const run = box.runBash(renderHealthScript(SYSTEMD));
+    expect(run.stderr).toBe("");
+    expect(run.status).toBe(0);
+    expect(run.stdout).toContain("Gitea healthy at http://127.0.0.1:4111/api/healthz");
+  });
+
+  it("stops early, with Gitea's fatal line, when systemd keeps starting it again", () => {
+    host({ code: "000", crashing: true });
+    const started = Date.now();
+    const run = box.runBash(renderHealthScript(SYSTEMD));
+    expect(Date.now() - started).toBeLessThan(60_000);
+    expect(run.status).not.toBe(0);
+    expect(run.stderr).toContain("Gitea keeps exiting and being started again");
+    expect(run.stderr).toContain('invalid URL escape "%h;"');
+    expect(run.stderr).not.toContain("did not become healthy within");
+    // It asked the unit's restart count at least once past the threshold.
+    expect(Number(box.runBash('cat "$GH_SANDBOX/tmp/restarts"').stdout)).toBeGreaterThanOrEqual(HEALTH_MAX_RESTARTS + 1);
+  });
+
+  it("stops at once when systemd gave up on the unit", () => {
+    host({ code: "000", crashing: false, failed: true });
+    const run = box.runBash(renderHealthScript(SYSTEMD));
+    expect(run.status).not.toBe(0);
+    expect(run.stderr).toContain("Gitea keeps exiting");
+    expect(run.stderr).toContain("[F] Invalid ROOT_URL");
+  });
+
+  it("on OpenRC, counts Gitea's fatal lines in the service's log", () => {
+    const log = `${box.dir}/tmp/gitea.log`;
+    box.runBash(`echo 'an old fatal line from last week [F] x' >${JSON.stringify(log)}`);
+    box.override("curl", `printf '%s\\n' ${JSON.stringify(FATAL)} >>${JSON.stringify(log)}; echo 000`);
+    const run = box.runBash(renderHealthScript({ ...SYSTEMD, init: "openrc", logFile: log }));
+    expect(run.status).not.toBe(0);
+    expect(run.stderr).toContain("Gitea keeps exiting");
+    expect(run.stderr).toContain('invalid URL escape "%h;"');
+    // The lines logged before the wait began do not count: three new ones were needed.
+    expect(box.runBash(`grep -c 'Invalid ROOT_URL' ${JSON.stringify(log)}`).stdout.trim()).toBe(String(HEALTH_MAX_RESTARTS));
+  });
+
+  it("waits out the timeout when Gitea runs but does not answer, and names the setting", () => {
+    host({ code: "000", crashing: false });
+    const run = box.runBash(renderHealthScript({ ...SYSTEMD, timeoutSeconds: 2 }));
+    expect(run.status).not.toBe(0);
+    expect(run.stderr).toContain("Gitea did not become healthy within 2 seconds (gitea-homelab:healthTimeoutSeconds)");
+  });
+});
