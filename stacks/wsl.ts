@@ -62,13 +62,13 @@ export function buildWslStack(settings: WslSettings, secrets: WslSecrets) {
       serviceName: "act_runner.service",
     }),
   );
-  new ActRunner("runner", { host, settings: runnerSettings, registrationToken: token, giteaAdmin, registerTimeoutSeconds: settings.registerTimeoutSeconds });
+  const runner = new ActRunner("runner", { host, settings: runnerSettings, registrationToken: token, giteaAdmin, registerTimeoutSeconds: settings.registerTimeoutSeconds });
 
   return {
     runnerName: settings.runnerName,
     labels: settings.labels,
     instanceUrl,
-    binaryVersion: "sourcePath" in settings.source ? `${settings.version} (from ${settings.source.sourcePath})` : settings.version,
+    binaryVersion: runner.binaryVersion,
     runnerRecordOnDestroy:
       settings.instance.kind === "stack"
         ? "pulumi destroy removes the runner from this host and from Gitea (with the server stack's admin)"

@@ -7,7 +7,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { Host } from "../host/host";
 import { runnerInstallCheck, runnerRegistrationCheck } from "./drift";
-import { renderRunnerInstallScript, renderRunnerRegisterScript, renderRunnerRemoveScript, renderRunnerUnregisterScript, runnerCommandStdin, RunnerSettings } from "./render";
+import { renderRunnerInstallScript, renderRunnerRegisterScript, renderRunnerRemoveScript, renderRunnerUnregisterScript, reportedRunnerVersion, runnerCommandStdin, RunnerSettings } from "./render";
 
 export interface ActRunnerArgs {
   host: Host;
@@ -21,6 +21,8 @@ export interface ActRunnerArgs {
 export class ActRunner extends pulumi.ComponentResource {
   readonly installed: command.remote.Command;
   readonly registered: command.remote.Command;
+  /** The version the installed binary reports (not the configured one, which may not be it). */
+  readonly binaryVersion: pulumi.Output<string>;
 
   constructor(name: string, args: ActRunnerArgs, opts?: pulumi.ComponentResourceOptions) {
     super("gitea-homelab:components:ActRunner", name, {}, opts);
@@ -45,6 +47,9 @@ export class ActRunner extends pulumi.ComponentResource {
       },
       { parent: this, dependsOn: [this.installed] },
     );
-    this.registerOutputs({});
+    this.binaryVersion = pulumi
+      .all([this.installed.stdout, args.host.probed(`${name}-install`)])
+      .apply(([stdout, facts]) => reportedRunnerVersion(stdout, facts?.version));
+    this.registerOutputs({ binaryVersion: this.binaryVersion });
   }
 }

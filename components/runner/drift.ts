@@ -5,7 +5,7 @@
 import { HostCheck } from "../host/checkedCommand";
 import { Facts, ProbeBody } from "../host/probeSession";
 import { fileDigest, sh } from "../render/shell";
-import { registrationFingerprint, renderRunnerConfig, renderRunnerUnit, RunnerSettings, runnerPaths } from "./render";
+import { PRINT_RUNNER_VERSION, registrationFingerprint, renderRunnerConfig, renderRunnerUnit, RunnerSettings, runnerPaths } from "./render";
 
 /** Read-only: binary, config, unit, podman.socket and the service's state. */
 export function renderRunnerInstallProbe(s: RunnerSettings): ProbeBody {
@@ -28,6 +28,7 @@ echo "active=$(systemctl is-active "$service" 2>/dev/null || true)"
 echo "enabled=$(systemctl is-enabled "$service" 2>/dev/null || true)"
 echo "podman_socket=$(systemctl is-enabled podman.socket 2>/dev/null || true)/$(systemctl is-active podman.socket 2>/dev/null || true)"
 if [[ -f $runner_file ]]; then echo runner_file=present; else echo runner_file=missing; fi
+echo "version=$(${PRINT_RUNNER_VERSION})"
 `,
   };
 }

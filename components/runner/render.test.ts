@@ -1,7 +1,10 @@
+import { writeFileSync } from "fs";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { registrationFingerprint, renderRunnerConfig, renderRunnerInstallScript, renderRunnerRegisterScript, renderRunnerRemoveScript, renderRunnerUnit, renderRunnerUnregisterScript, RunnerSettings } from "./render";
-import { MANAGED_HEADER } from "../render/shell";
+import { PRINT_RUNNER_VERSION, registrationFingerprint, renderRunnerConfig, renderRunnerInstallScript, reportedRunnerVersion, renderRunnerRegisterScript, renderRunnerRemoveScript, renderRunnerUnit, renderRunnerUnregisterScript, RunnerSettings } from "./render";
+import { MANAGED_HEADER, shellFunctions, shellVars } from "../render/shell";
+import { renderRunnerInstallProbe } from "./drift";
+import { ScriptSandbox } from "../../test/helpers/scriptSandbox";
 import { RUNNER_SETTINGS } from "../../test/helpers/fixtures";
 import { expectCleanScript } from "../../test/helpers/scripts";
 
@@ -54,5 +57,36 @@ describe("runner rendering", () => {
   it("bounds registration and checks the download", () => {
     expect(scripts.register).toContain('timeout "$timeout_seconds" "$binary" register --config');
     expect(scripts.installFromUrl).toContain("sha256sum --check");
+  });
+});
+
+describe("the runner version the host runs", () => {
+  it("is read from what the binary prints, the install's output first", () => {
+    expect(reportedRunnerVersion("...\nrunner binary version: act_runner version v1.0.8\n", "act_runner version v0.2.13")).toBe("1.0.8");
+    expect(reportedRunnerVersion("", "gitea-runner version v1.1.0-rc.1")).toBe("1.1.0-rc.1");
+    expect(reportedRunnerVersion(undefined, "act_runner version 0.2.13")).toBe("0.2.13");
+    expect(reportedRunnerVersion("runner binary version: missing", "missing")).toBe("unknown");
+    expect(reportedRunnerVersion(undefined, undefined)).toBe("unknown");
+  });
+
+  it("is printed by the install script and the probe from the binary itself", () => {
+    const box = new ScriptSandbox();
+    try {
+      const binary = `${box.dir}/tmp/act_runner`;
+      writeFileSync(binary, '#!/bin/bash\necho "act_runner version v1.0.8"\n', { mode: 0o755 });
+      // The sandbox's timeout stub runs only bare names; this one runs the fake binary too.
+      box.override("timeout", 'shift; exec "$@"');
+      const settings: RunnerSettings = { ...RUNNER_SETTINGS, binaryPath: binary, source: { sourcePath: binary } };
+      const install = box.runBash(renderRunnerInstallScript(settings));
+      expect(install.status, install.stderr).toBe(0);
+      expect(reportedRunnerVersion(install.stdout, undefined)).toBe("1.0.8");
+      const probe = renderRunnerInstallProbe(settings);
+      const facts = box.runBash(`${shellVars(probe.vars ?? {})}\n${shellFunctions("file_digest")}\n${probe.body}`);
+      expect(facts.stdout).toContain("version=act_runner version v1.0.8\n");
+      const missing = box.runBash(`binary=/nonexistent\necho "version=$(${PRINT_RUNNER_VERSION})"`);
+      expect(missing.stdout).toBe("version=missing\n");
+    } finally {
+      box.dispose();
+    }
   });
 });

@@ -89,6 +89,28 @@ export function registrationFingerprint(s: Pick<RunnerSettings, "instanceUrl" | 
 }
 
 /** Installs the binary (checked against its sha256 when downloaded), podman.socket, config.yaml and the unit; restarts on change. */
+/**
+ * Bash printing what the binary at $binary says its version is (one line of plain characters),
+ * "missing" when there is none. The install script prints it and the probe reads it, so that
+ * the stack reports the version the host runs, not the one config names.
+ */
+export const PRINT_RUNNER_VERSION = sh`if [[ -x $binary ]]; then timeout 10 "$binary" --version 2>/dev/null | head -n 1 | tr -cd 'A-Za-z0-9 ._+-' || true; else echo missing; fi`;
+
+const VERSION_IN_TEXT = /\bv?(\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.+-]*)?)/;
+
+/**
+ * The runner version the host runs: from the install command's output (the binary it last
+ * installed), else from this run's probe, else "unknown". "act_runner version v0.2.13" → 0.2.13.
+ */
+export function reportedRunnerVersion(installStdout: string | undefined, probedVersion: string | undefined): string {
+  const line = (installStdout ?? "").split("\n").find((l) => l.startsWith("runner binary version: "));
+  for (const text of [line, probedVersion]) {
+    const m = text === undefined ? null : VERSION_IN_TEXT.exec(text);
+    if (m) return m[1];
+  }
+  return "unknown";
+}
+
 export function renderRunnerInstallScript(s: RunnerSettings): string {
   const source = "url" in s.source ? { url: s.source.url, sha256: s.source.sha256, source_path: "" } : { url: "", sha256: "", source_path: s.source.sourcePath };
   return renderScript(
@@ -115,6 +137,8 @@ install_file "$tmp" "$binary" 755 root root
 ${installContent(renderRunnerConfig(s), sh`"$config_dir/config.yaml"`, sh`644`, sh`root`, sh`root`)}
 
 ${installContent(renderRunnerUnit(s), sh`"/etc/systemd/system/$service"`, sh`644`, sh`root`, sh`root`)}
+
+echo "runner binary version: $(${PRINT_RUNNER_VERSION})"
 
 systemctl daemon-reload
 systemctl enable --quiet "$service"

@@ -4,7 +4,7 @@ import { decidePlatform } from "../../components/host/platform";
 import { WSL_SYSTEMD_ADVICE } from "../../stacks/wslConfig";
 import { listen } from "../helpers/fakeSshd";
 import type { ProgramRun } from "../helpers/pulumiMocks";
-import { runWithMocks } from "../helpers/pulumiMocks";
+import { hostFactsSection, runWithMocks } from "../helpers/pulumiMocks";
 
 const TOKEN = "T0kenT0kenT0kenT0kenT0kenT0kenT0kenT0ken";
 const ADMIN_PASSWORD = "adm1n-pa55word";
@@ -18,6 +18,9 @@ beforeAll(async () => {
     async () => (await import("../../program")).main(),
     {
       stack: "wsl",
+      // The host already runs a runner binary other than the configured runnerVersion.
+      probeStdout: () =>
+        [hostFactsSection("fedora", "systemd"), "@@gitea-homelab-probe begin runner-install", "version=act_runner version v1.0.8", "@@gitea-homelab-probe end runner-install", "@@gitea-homelab-session exit 0"].join("\n"),
       stackReferences: {
         "organization/gitea-homelab/server": {
           outputs: { giteaUrl: "http://192.168.1.10:4111/", runnerRegistrationToken: TOKEN, adminUsername: "gitea-admin", adminPassword: ADMIN_PASSWORD },
@@ -84,7 +87,8 @@ describe("wsl stack", () => {
     expect(await run.value(run.outputs.runnerName)).toBe("wsl-runner");
     expect(await run.value(run.outputs.labels)).toEqual(["ubuntu-latest:docker://node:20", "self:host"]);
     expect(await run.value(run.outputs.instanceUrl)).toBe("http://192.168.1.10:4111/");
-    expect(await run.value(run.outputs.binaryVersion)).toMatch(/^0\.2\.13/);
+    // What the host's binary says, not the runnerVersion default (0.2.13).
+    expect(await run.value(run.outputs.binaryVersion)).toBe("1.0.8");
     expect(await run.value(run.outputs.runnerRecordOnDestroy)).toMatch(/from this host and from Gitea/);
   });
 });
