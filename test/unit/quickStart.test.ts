@@ -26,6 +26,15 @@ describe("the quick start", () => {
     expect(quickStart).toMatch(/apt-get install[^\n]*shellcheck[^\n]*busybox-static/);
   });
 
+  it("requires the Node that @pulumi/pulumi requires, and the tests run on it", () => {
+    const sdkEngines = JSON.parse(readFileSync(require.resolve("@pulumi/pulumi/package.json"), "utf8")).engines.node as string;
+    const required = Number(/^>=\s*(\d+)/.exec(sdkEngines)?.[1]);
+    expect(required).toBeGreaterThanOrEqual(22);
+    expect(README.slice(0, README.indexOf("```"))).toContain(`Node ${required}+`);
+    expect(JSON.parse(readFileSync(`${__dirname}/../../package.json`, "utf8")).engines.node).toBe(`>=${required}`);
+    expect(Number(process.versions.node.split(".")[0]), `tests run on Node ${process.versions.node}`).toBeGreaterThanOrEqual(required);
+  });
+
   for (const file of ["Pulumi.server.yaml", "Pulumi.alpine.yaml"]) {
     it(`${file} with only host and adminEmail edited gives a Gitea at that host`, async () => {
       const config = editedExample(file, "10.20.30.40", "me@home.example");
