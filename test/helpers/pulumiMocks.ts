@@ -10,8 +10,10 @@ import { MockMonitor } from "@pulumi/pulumi/runtime/mocks";
 const settings: { waitForRPCs(): Promise<void> } = require("@pulumi/pulumi/runtime/settings");
 const state: { getStore(): { settings: { monitor: unknown } } } = require("@pulumi/pulumi/runtime/state");
 
+/** How the SDK marks a secret and an unknown value on the wire (runtime/rpc). */
 const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
 const SIG_KEY = "4dabf18193072939515e22adb298388d";
+export const UNKNOWN_ON_THE_WIRE = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
 
 export interface RecordedResource {
   type: string;
@@ -29,7 +31,7 @@ export interface RecordedResource {
   additionalSecretOutputs: string[];
 }
 
-function isSecretValue(v: unknown): boolean {
+export function isSecretValue(v: unknown): v is { value: unknown } {
   return typeof v === "object" && v !== null && (v as Record<string, unknown>)[SIG_KEY] === SECRET_SIG;
 }
 

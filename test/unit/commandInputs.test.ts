@@ -8,21 +8,13 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { listen } from "../helpers/fakeSshd";
-import { runWithMocks } from "../helpers/pulumiMocks";
-
-const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
-const SIG_KEY = "4dabf18193072939515e22adb298388d";
-const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+import { isSecretValue as isSecretWrapper, runWithMocks, UNKNOWN_ON_THE_WIRE as UNKNOWN } from "../helpers/pulumiMocks";
 
 let sshd: Awaited<ReturnType<typeof listen>>;
 beforeAll(async () => {
   sshd = await listen("SSH-2.0-OpenSSH_9.9\r\n");
 });
 afterAll(() => sshd.close());
-
-function isSecretWrapper(v: unknown): v is { value: unknown } {
-  return typeof v === "object" && v !== null && (v as Record<string, unknown>)[SIG_KEY] === SECRET_SIG;
-}
 
 function holdsUnknown(v: unknown): boolean {
   if (v === UNKNOWN) return true;
