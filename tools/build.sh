@@ -54,8 +54,22 @@ build_gitea_runner() {
 	echo "$version" >"$out/gitea-runner.version"
 }
 
+build_pulumi() { # the CLI and, beside it where the CLI looks, its Node.js language host
+	local version
+	cd "$here/pulumi"
+	version=$(version_of github.com/pulumi/pulumi/pkg/v3)
+	go build -trimpath -o "$out/pulumi" \
+		-ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$version" \
+		github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
+	# Its own module is refused by the registry; sdk/v3 v3.68.0 still holds the same program.
+	cd "$here/pulumi-language-nodejs"
+	go build -trimpath -o "$out/pulumi-language-nodejs" -ldflags "-s -w" \
+		github.com/pulumi/pulumi/sdk/v3/nodejs/cmd/pulumi-language-nodejs
+	echo "$version" >"$out/pulumi.version"
+}
+
 names=("$@")
-((${#names[@]} > 0)) || names=(gitea gitea-runner gitea-previous)
+((${#names[@]} > 0)) || names=(gitea gitea-runner gitea-previous pulumi)
 mkdir -p "$out"
 for name in "${names[@]}"; do
 	start=$SECONDS
@@ -63,8 +77,9 @@ for name in "${names[@]}"; do
 		# gitea-previous: the release before, for the upgrade test.
 		gitea | gitea-previous) build_gitea "$name" ;;
 		gitea-runner) build_gitea_runner ;;
+		pulumi) build_pulumi ;;
 		*)
-			log "unknown tool '$name' (known: gitea gitea-runner gitea-previous)"
+			log "unknown tool '$name' (known: gitea gitea-runner gitea-previous pulumi)"
 			exit 2
 			;;
 	esac

@@ -1,40 +1,148 @@
 /**
- * `npm run bench`: the figures we track, on the test VM. Server stack: 1 fresh up, 2 up with no
- * change, 2p preview with no change, 3 HTTP port change (after the wsl stack). Wsl stack (the
- * real runner, registered with the server stack's real Gitea through a StackReference): fresh
- * up, up and preview with no change. For each: wall time, SSH sessions (as the engine counts them, and as the
- * VM's sshd logged them), remote commands run and bytes sent. Prints; asserts nothing.
+ * `npm run bench`: the figures we track, on the test VM, with the real Pulumi CLI
+ * (test/e2e/harness/pulumiCli.ts). Server stack: 1 fresh up, 2 up with no change, 2p preview
+ * with no change, 3 HTTP port change (after the wsl stack). Wsl stack (the real runner,
+ * registered with the server stack's real Gitea through a StackReference): fresh up, up and
+ * preview with no change. For each: wall time, SSH sessions (as the VM's sshd logged them),
+ * remote commands run and bytes sent (each command's script and stdin, from the stack's state).
+ * Prints; asserts nothing.
  *
  * Beside each row, so we see where the time goes:
- *   - floor: the same engine's preview or up (whichever the row is) of an empty program, no
- *     resources, on this machine (median of 3 runs);
- *   - limit (fresh-up rows): the row's own create commands, with the stdin each got, run back
- *     to back in ONE SSH session on a clean host (after a destroy), timed from the client;
- *   - probe: the drift probe's SSH session (the `command:local:run` invoke) alone;
- *   - the slowest 5 commands of the row, with their seconds.
+ *   - floor: the CLI's preview or up (whichever the row is) of an empty program, no resources,
+ *     on this machine (median of 3 runs): the CLI, its language host and the program's start;
+ *   - limit (fresh-up rows): the row's own create commands, with the stdin each got (read from
+ *     the stack's state: `pulumi stack export --show-secrets`), run back to back in ONE SSH
+ *     session on a clean host (after a destroy), timed from the client;
+ *   - the slowest 5 commands of the row, from the CLI's event log: its events carry whole
+ *     seconds, so each command's time is too.
+ * The CLI does not time its invokes, so the drift probe's own session has no column any more;
+ * and the engine runs independent commands in parallel, so their times may add up to more
+ * than the wall time.
  */
-import { appendFileSync, copyFileSync, rmSync } from "fs";
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "fs";
 import { join } from "path";
-import { Engine, ExecutedCommand, RunReport } from "./harness/engine";
 import { GITEA_START_MS } from "./harness/gitea";
+import { CliStack, CliWorkspace, openWorkspace, RunReport, Workspace } from "./harness/pulumiCli";
 import { sshRun } from "./harness/ssh";
 import { acceptedSshSessions, resolveGiteaTestLocally, serverConfig, TestVm, testVm, waitForStatus, wslConfig } from "./harness/vm";
+
+const COMMAND = "command:remote:Command";
+
+/** A remote command as the state holds it: what the provider runs, with the stdin it gives. */
+interface StoredCommand {
+  create?: string;
+  delete?: string;
+  stdin?: string;
+}
+
+/** A command line to replay, with its stdin. */
+export interface ReplayCommand {
+  resource: string;
+  commandLine: string;
+  stdin?: string;
+}
+
+interface CommandTime {
+  resource: string;
+  ms: number;
+}
 
 interface Row {
   name: string;
   kind: "preview" | "up";
   report: RunReport;
-  sshdSessions: number;
+  /** Each command's time, from the event log (whole seconds). */
+  times: CommandTime[];
+  bytesSent: number;
+  /** The remote commands of the stack's state after the run, by resource name. */
+  stored: Map<string, StoredCommand>;
   limit?: Replay;
 }
 
-async function measured(vm: TestVm, name: string, kind: Row["kind"], run: () => Promise<RunReport>): Promise<Row> {
-  const before = await acceptedSshSessions(vm);
+/** A secret in an export with --show-secrets: its value is JSON in `plaintext`. */
+const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+
+function revealed(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(revealed);
+  if (value && typeof value === "object") {
+    const o = value as Record<string, unknown>;
+    if (SECRET_SIG in o && typeof o.plaintext === "string") return revealed(JSON.parse(o.plaintext));
+    return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, revealed(v)]));
+  }
+  return value;
+}
+
+/** The remote commands of the stack's state, secrets shown, in the state's (dependency) order. */
+async function storedCommands(stack: CliStack): Promise<Map<string, StoredCommand>> {
+  const r = await stack.cli(["stack", "export", "--show-secrets", "--stack", stack.name]);
+  if (r.code !== 0) throw new Error(`pulumi stack export failed (${r.code}): ${r.stderr}`);
+  const resources = (JSON.parse(r.stdout).deployment?.resources ?? []) as Array<{ urn: string; type: string; inputs?: Record<string, unknown> }>;
+  const commands = new Map<string, StoredCommand>();
+  for (const res of resources) {
+    if (res.type !== COMMAND) continue;
+    const inputs = revealed(res.inputs ?? {}) as Record<string, unknown>;
+    const text = (v: unknown) => (typeof v === "string" ? v : undefined);
+    commands.set(res.urn.slice(res.urn.lastIndexOf("::") + 2), { create: text(inputs.create), delete: text(inputs.delete), stdin: text(inputs.stdin) });
+  }
+  return commands;
+}
+
+/**
+ * The event log of the stack's last `verb`. pulumiCli.ts writes one per run into the
+ * workspace's scratch directory, named STACK-N-VERB.events.jsonl, but does not hand it out.
+ */
+function lastEventLog(ws: CliWorkspace, stack: string, verb: string): string | undefined {
+  if (!existsSync(ws.scratch)) return undefined;
+  const pattern = new RegExp(`^${stack.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}-\\d+-${verb}\\.events\\.jsonl$`);
+  return readdirSync(ws.scratch)
+    .filter((f) => pattern.test(f))
+    .map((f) => join(ws.scratch, f))
+    .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0];
+}
+
+/** Each remote command's time in a run: its step's start and end events (whole seconds). */
+function commandTimes(eventLog: string | undefined, planning: boolean): CommandTime[] {
+  if (!eventLog) return [];
+  const started = new Map<string, number>();
+  const times: CommandTime[] = [];
+  for (const line of readFileSync(eventLog, "utf8").split("\n")) {
+    if (line.trim() === "") continue;
+    let e: any;
+    try {
+      e = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    const step = e.resourcePreEvent ?? e.resOutputsEvent ?? e.resOpFailedEvent;
+    const m = step?.metadata;
+    if (!m || m.type !== COMMAND || Boolean(step.planning) !== planning || typeof e.timestamp !== "number") continue;
+    const key = `${m.urn} ${m.op}`;
+    if (e.resourcePreEvent) started.set(key, e.timestamp);
+    else if (started.has(key)) times.push({ resource: m.urn.slice(m.urn.lastIndexOf("::") + 2), ms: (e.timestamp - started.get(key)!) * 1000 });
+  }
+  return times;
+}
+
+/** What the run sent to the host: each command's script (delete: the stored one) and its stdin. */
+function bytesSent(report: RunReport, before: Map<string, StoredCommand>, after: Map<string, StoredCommand>): number {
+  let bytes = 0;
+  for (const c of report.commands) {
+    const stored = c.operation === "delete" ? before.get(c.resource) : after.get(c.resource);
+    const script = c.operation === "delete" ? stored?.delete : stored?.create;
+    bytes += Buffer.byteLength(script ?? "") + Buffer.byteLength(stored?.stdin ?? "");
+  }
+  return bytes;
+}
+
+async function measured(ws: CliWorkspace, stack: CliStack, name: string, kind: Row["kind"], run: () => Promise<RunReport>): Promise<Row> {
+  // A stack never updated may have no state to export: nothing stored then.
+  const before = await storedCommands(stack).catch(() => new Map<string, StoredCommand>());
   const report = await run();
-  // The counting call after the run is one session too.
-  const sshdSessions = (await acceptedSshSessions(vm)) - before - 1;
+  const stored = await storedCommands(stack);
   console.log(`bench: ${name}: ${(report.wallMs / 1000).toFixed(1)} s`);
-  return { name, kind, report, sshdSessions };
+  // A preview runs no command (its report's commands are the ones up would run).
+  if (kind === "preview") return { name, kind, report: { ...report, commands: [] }, times: [], bytesSent: 0, stored };
+  return { name, kind, report, times: commandTimes(lastEventLog(ws, stack.name, kind), false), bytesSent: bytesSent(report, before, stored), stored };
 }
 
 function median(xs: number[]): number {
@@ -42,15 +150,26 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
-/** The engine's own cost: preview and up of a program with no resources, median of `runs`. */
-async function floor(rundir: string, config: Record<string, string>, runs = 3): Promise<{ preview: number[]; up: number[] }> {
-  const stateFile = join(rundir, "bench-floor-state.json");
-  rmSync(stateFile, { force: true });
-  const empty = new Engine(stateFile, undefined, {}, { program: async () => ({}) });
+/** A project of its own whose program registers nothing, beside the workspace's (same packages). */
+function emptyProject(ws: Workspace, rundir: string): CliWorkspace {
+  const repo = join(__dirname, "..", "..");
+  // pulumi-*: with-vm.sh clears it with the rest of the workspace.
+  const dir = join(rundir, "pulumi-bench-floor");
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "Pulumi.yaml"), "name: gitea-homelab-bench-floor\nruntime:\n  name: nodejs\n  options:\n    typescript: true\n");
+  writeFileSync(join(dir, "index.ts"), "// The bench's floor: a program with no resources.\nexport {};\n");
+  for (const entry of ["package.json", "tsconfig.json", "node_modules"]) symlinkSync(join(repo, entry), join(dir, entry));
+  return { ...ws, project: dir };
+}
+
+/** The CLI's own cost: preview and up of a program with no resources, median of `runs`. */
+async function floor(ws: Workspace, rundir: string, runs = 3): Promise<{ preview: number[]; up: number[] }> {
+  const empty = await new CliStack(emptyProject(ws, rundir), "floor", []).init();
   const preview: number[] = [];
   const up: number[] = [];
-  for (let i = 0; i < runs; i++) preview.push((await empty.preview(config)).wallMs);
-  for (let i = 0; i < runs; i++) up.push((await empty.up(config)).wallMs);
+  for (let i = 0; i < runs; i++) preview.push((await empty.preview({})).wallMs);
+  for (let i = 0; i < runs; i++) up.push((await empty.up({})).wallMs);
   return { preview, up };
 }
 
@@ -71,7 +190,7 @@ interface Replay {
  * with the login shell as sshd would, its stdin from a file, stops at the first failure, and
  * prints each command's time. Nothing of the lines or stdins is printed.
  */
-async function replayInOneSession(vm: TestVm, commands: ExecutedCommand[]): Promise<Replay> {
+async function replayInOneSession(vm: TestVm, commands: ReplayCommand[]): Promise<Replay> {
   const script = replayScript(commands);
   const result = await sshRun(vm.operator, REPLAY_LAUNCHER, script);
   // A failing command's stderr may hold secrets: kept in a 0600 file in the run dir, not printed.
@@ -95,7 +214,7 @@ export function parseReplay(stdout: string): { resource: string; ms: number; exi
   return [...stdout.matchAll(/^@@replay (\d+) (\S+) (\d+) (\d+)$/gm)].map((m) => ({ resource: m[2], exitCode: Number(m[3]), ms: Number(m[4]) }));
 }
 
-export function replayScript(commands: Pick<ExecutedCommand, "resource" | "commandLine" | "stdin">[]): string {
+export function replayScript(commands: ReplayCommand[]): string {
   const b64 = (s: string) => Buffer.from(s).toString("base64").replace(/.{1,76}/g, "$&\n");
   const parts = [
     "set -u",
@@ -124,9 +243,23 @@ export function replayScript(commands: Pick<ExecutedCommand, "resource" | "comma
   return `${parts.join("\n")}\n`;
 }
 
-/** The create commands of a fresh up, in the order they started. */
-function createsOf(report: RunReport): ExecutedCommand[] {
-  return report.commands.filter((c) => c.operation === "create").sort((a, b) => a.startedMs - b.startedMs);
+/** The create commands of a fresh up, in the state's order (each after what it depends on), as stored. */
+function createsOf(row: Row): ReplayCommand[] {
+  const created = new Set(row.report.commands.filter((c) => c.operation === "create").map((c) => c.resource));
+  return [...row.stored.entries()].filter(([name, c]) => created.has(name) && c.create !== undefined).map(([name, c]) => ({ resource: name, commandLine: c.create!, stdin: c.stdin }));
+}
+
+/** `pulumi stack export` to `file` (secrets stay encrypted), for an import after the replay. */
+async function exportState(stack: CliStack, file: string): Promise<void> {
+  const r = await stack.cli(["stack", "export", "--stack", stack.name, "--file", file]);
+  if (r.code !== 0) throw new Error(`pulumi stack export failed (${r.code}): ${r.stderr}`);
+}
+
+/** The fresh up's state back into the (destroyed) stack, then `pulumi destroy`: its stored deletes clean up after the replay. */
+async function destroyFromState(stack: CliStack, file: string): Promise<RunReport> {
+  const r = await stack.cli(["stack", "import", "--stack", stack.name, "--file", file]);
+  if (r.code !== 0) throw new Error(`pulumi stack import failed (${r.code}): ${r.stderr}`);
+  return stack.destroy();
 }
 
 const secs = (ms: number) => (ms / 1000).toFixed(1);
@@ -141,36 +274,37 @@ async function main(): Promise<void> {
   const rundir = process.env.GITEA_HOMELAB_VM_RUNDIR;
   if (!rundir) throw new Error("GITEA_HOMELAB_VM_RUNDIR is not set; run through `npm run bench`");
   const vm = testVm(rundir);
-  const fresh = (file: string, references: Record<string, Engine> = {}) => {
-    rmSync(join(rundir, file), { force: true });
-    return new Engine(join(rundir, file), undefined, references);
-  };
+  const ws = await openWorkspace(rundir, { suite: "bench", sshSessions: () => acceptedSshSessions(vm) });
 
-  const server = fresh("bench-state.json");
-  const config = { ...serverConfig(vm), destroyData: "true", removeUserOnDestroy: "true" };
+  const log: string[] = [];
 
-  const floors = await floor(rundir, config);
+  const server = await new CliStack(ws, "bench-server", log).init();
+  const config = { ...serverConfig(vm), role: "server", destroyData: "true", removeUserOnDestroy: "true" };
+
+  const floors = await floor(ws, rundir);
   console.log(`bench: floor preview ms ${floors.preview.join(", ")}; up ms ${floors.up.join(", ")}`);
   const floorMs = { preview: median(floors.preview), up: median(floors.up) };
 
   const rows: Row[] = [];
-  rows.push(await measured(vm, "server 1 fresh up", "up", () => server.up(config)));
+  rows.push(await measured(ws, server, "server 1 fresh up", "up", () => server.up(config)));
   // The fresh up's state: its stored deletes clean up after the replay of its creates.
-  copyFileSync(join(rundir, "bench-state.json"), join(rundir, "bench-state-fresh.json"));
-  rows.push(await measured(vm, "server 2 up, no change", "up", () => server.up(config)));
-  rows.push(await measured(vm, "server 2p preview, no change", "preview", () => server.preview(config)));
+  const serverFreshState = join(rundir, "pulumi-bench-server-fresh.json");
+  await exportState(server, serverFreshState);
+  rows.push(await measured(ws, server, "server 2 up, no change", "up", () => server.up(config)));
+  rows.push(await measured(ws, server, "server 2p preview, no change", "preview", () => server.preview(config)));
 
   // The runner reaches Gitea by its publicHost; on this one VM that is loopback (see wsl.e2e.test.ts).
   await resolveGiteaTestLocally(vm);
   if ((await waitForStatus(`http://127.0.0.1:${vm.forwarded(4111)}/api/healthz`, 200, GITEA_START_MS)) !== 200) throw new Error("Gitea did not become healthy");
-  const wsl = fresh("bench-state-wsl.json", { server });
-  const runner = wslConfig(vm, { serverStack: "server" });
-  rows.push(await measured(vm, "wsl fresh up", "up", () => wsl.up(runner, "wsl")));
-  copyFileSync(join(rundir, "bench-state-wsl.json"), join(rundir, "bench-state-wsl-fresh.json"));
-  rows.push(await measured(vm, "wsl up, no change", "up", () => wsl.up(runner, "wsl")));
-  rows.push(await measured(vm, "wsl preview, no change", "preview", () => wsl.preview(runner, "wsl")));
+  const wsl = await new CliStack(ws, "bench-wsl", log).init();
+  const runner = wslConfig(vm, { role: "wsl", serverStack: server.qualifiedName });
+  rows.push(await measured(ws, wsl, "wsl fresh up", "up", () => wsl.up(runner)));
+  const wslFreshState = join(rundir, "pulumi-bench-wsl-fresh.json");
+  await exportState(wsl, wslFreshState);
+  rows.push(await measured(ws, wsl, "wsl up, no change", "up", () => wsl.up(runner)));
+  rows.push(await measured(ws, wsl, "wsl preview, no change", "preview", () => wsl.preview(runner)));
   const wslDestroy = await wsl.destroy();
-  rows.push(await measured(vm, "server 3 httpPort -> 4112", "up", () => server.up({ ...config, httpPort: "4112" })));
+  rows.push(await measured(ws, server, "server 3 httpPort -> 4112", "up", () => server.up({ ...config, httpPort: "4112" })));
 
   // The limit: on a clean host (destroyData and removeUserOnDestroy are set), each fresh up's
   // create commands back to back in one SSH session; then its stored deletes clean up.
@@ -180,16 +314,16 @@ async function main(): Promise<void> {
   const wslFresh = rows.find((r) => r.name === "wsl fresh up")!;
   const cleanups: (() => Promise<void>)[] = [];
   try {
-    serverFresh.limit = await replayInOneSession(vm, createsOf(serverFresh.report));
+    serverFresh.limit = await replayInOneSession(vm, createsOf(serverFresh));
     cleanups.unshift(async () => {
-      const d = await new Engine(join(rundir, "bench-state-fresh.json")).destroy();
+      const d = await destroyFromState(server, serverFreshState);
       extra.push(`server cleanup destroy after the replay: ${secs(d.wallMs)} s`);
     });
     if (serverFresh.limit.exitCode === 0) {
       if ((await waitForStatus(`http://127.0.0.1:${vm.forwarded(4111)}/api/healthz`, 200, GITEA_START_MS)) !== 200) extra.push("Gitea not healthy after the server replay");
-      wslFresh.limit = await replayInOneSession(vm, createsOf(wslFresh.report));
+      wslFresh.limit = await replayInOneSession(vm, createsOf(wslFresh));
       cleanups.unshift(async () => {
-        const d = await new Engine(join(rundir, "bench-state-wsl-fresh.json")).destroy();
+        const d = await destroyFromState(wsl, wslFreshState);
         extra.push(`wsl cleanup destroy after the replay: ${secs(d.wallMs)} s`);
       });
     }
@@ -197,48 +331,43 @@ async function main(): Promise<void> {
     extra.push(`limit replay failed: ${(err as Error).message}`);
   }
 
-  console.log(`\nDebian 13 test VM (accel ${vm.env.VM_ACCEL})`);
-  console.log(`floor: median of 3 of an empty program, this engine: preview ${(floorMs.preview / 1000).toFixed(3)} s (${floors.preview.join(", ")} ms), up ${(floorMs.up / 1000).toFixed(3)} s (${floors.up.join(", ")} ms)`);
+  console.log(`\nDebian 13 test VM (accel ${vm.env.VM_ACCEL}); the real Pulumi CLI, command plugin: ${ws.plugins.command}, random plugin: ${ws.plugins.random}`);
+  console.log(`floor: median of 3 of an empty program, this CLI: preview ${(floorMs.preview / 1000).toFixed(3)} s (${floors.preview.join(", ")} ms), up ${(floorMs.up / 1000).toFixed(3)} s (${floors.up.join(", ")} ms)`);
   const header = [
     "scenario".padEnd(30),
     "wall s".padStart(7),
     "floor s".padStart(8),
     "limit s".padStart(8),
-    "probe s".padStart(8),
-    "ssh (engine)".padStart(13),
     "ssh (sshd)".padStart(11),
     "commands".padStart(9),
     "bytes sent".padStart(11),
-    "  slowest 5 commands (s)",
+    "  slowest 5 commands (s, whole seconds)",
   ];
   console.log(header.join(" "));
-  for (const { name, kind, report: r, sshdSessions, limit } of rows) {
+  for (const { name, kind, report: r, times, bytesSent: bytes, limit } of rows) {
     console.log(
       [
         name.padEnd(30),
         secs(r.wallMs).padStart(7),
         (floorMs[kind] / 1000).toFixed(2).padStart(8),
         (limit ? (limit.exitCode === 0 ? secs(limit.wallMs) : `fail${limit.exitCode}`) : "-").padStart(8),
-        (r.localRunTimes.length ? r.localRunTimes.map((l) => secs(l.ms)).join("+") : "-").padStart(8),
-        String(r.sshSessions).padStart(13),
-        String(sshdSessions).padStart(11),
+        String(r.sshSessions).padStart(11),
         String(r.commands.length).padStart(9),
-        String(r.bytesSent).padStart(11),
-        `  ${slowest(r.commands) || "-"}`,
+        String(bytes).padStart(11),
+        `  ${slowest(times) || "-"}`,
       ].join(" "),
     );
   }
   console.log("\nDetails:");
-  for (const { name, report: r, limit } of rows) {
-    const sum = r.commands.reduce((a, c) => a + c.ms, 0);
-    const probe = r.localRunTimes.reduce((a, l) => a + l.ms, 0);
-    console.log(`${name}: wall ${secs(r.wallMs)} s = commands ${secs(sum)} s + probe ${secs(probe)} s + rest ${secs(r.wallMs - sum - probe)} s`);
+  for (const { name, report: r, times, limit } of rows) {
+    const sum = times.reduce((a, c) => a + c.ms, 0);
+    console.log(`${name}: wall ${secs(r.wallMs)} s; the commands' times add up to ${secs(sum)} s (whole seconds each; independent ones run in parallel)`);
     if (limit) {
       console.log(
         `  limit: ${limit.commands} creates in one SSH session: ${secs(limit.wallMs)} s client wall (${secs(limit.inSessionMs)} s in the session, ${limit.bytesSent} bytes uploaded, exit ${limit.exitCode}); slowest: ${slowest(limit.perCommand)}`,
       );
       console.log(`  limit per command (s): ${limit.perCommand.map((c) => `${c.resource} ${secs(c.ms)}`).join(", ")}`);
-      console.log(`  engine per command (s): ${createsOf(r).map((c) => `${c.resource} ${secs(c.ms)}`).join(", ")}`);
+      console.log(`  CLI per command (s, whole seconds): ${times.filter((t) => limit.perCommand.some((c) => c.resource === t.resource)).map((c) => `${c.resource} ${secs(c.ms)}`).join(", ")}`);
     }
   }
   for (const cleanup of cleanups) {

@@ -1,22 +1,24 @@
 /**
  * Drift on the Debian 13 VM: for each kind of hand-made change the server stack covers, make
  * it on the host, then `preview` must list exactly the drifted commands with the drift said,
- * `up` must repair only those, and the next `preview` must be clean. The probe runs as users
- * run it: the engine stand-in executes the `command:local:run` invoke, which opens one SSH
- * session with the system's ssh client.
+ * `up` must repair only those, and the next `preview` must be clean. Driven by the real Pulumi
+ * CLI (test/e2e/harness/pulumiCli.ts), stack "server-drift" (the run's other suite files share
+ * the file backend; the config sets `role: server`). The probe runs as users run it: the
+ * `command:local:run` invoke opens one SSH session with the system's ssh client, so a preview
+ * opens exactly one session (as the VM's sshd counts them) and `up`, which runs the program
+ * twice, two.
  */
-import { join } from "path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DeploymentError, Engine, freshEngine, PreviewReport, RunReport } from "./harness/engine";
 import { GITEA_START_MS } from "./harness/gitea";
-import { serverConfig, TestVm, testVm, waitForStatus } from "./harness/vm";
+import { CliStack, DeploymentError, openWorkspace, PreviewReport, RunReport } from "./harness/pulumiCli";
+import { acceptedSshSessions, serverConfig, TestVm, testVm, waitForStatus } from "./harness/vm";
 
 const rundir = process.env.GITEA_HOMELAB_VM_RUNDIR;
 const QUADLET = "~rootless/.config/containers/systemd/gitea.container";
 
 describe.runIf(rundir)("drift on the server host", () => {
   let vm: TestVm;
-  let engine: Engine;
+  let stack: CliStack;
   let config: Record<string, string>;
   const log: string[] = [];
 
@@ -30,22 +32,23 @@ describe.runIf(rundir)("drift on the server host", () => {
    * an update to what its drift description must say.
    */
   async function driftCycle(drift: Record<string, RegExp>): Promise<PreviewReport> {
-    const preview = await engine.preview(config);
+    const preview = await stack.preview(config);
     expect(planned(preview)).toEqual(Object.keys(drift).map((name) => `update ${name}`).sort());
     for (const [name, text] of Object.entries(drift)) {
       const step = preview.steps.find((s) => s.resource === name)!;
       expect(step.changed).toEqual(["create"]);
       expect(step.drift, name).toMatch(text);
-      expect(preview.warnings.some((w) => w.startsWith(`${name}: drift on the host: `)), name).toBe(true);
+      expect(preview.warnings.some((w) => w.includes(`${name}: drift on the host: `)), name).toBe(true);
     }
-    expect(preview.commands).toEqual([]);
+    // The preview ran no command: the probe's one session is the only one sshd accepted. (A
+    // preview's `commands` are the ones `up` would run, its `steps`.)
     expect(preview.sshSessions).toBe(1);
 
-    const repair = await engine.up(config);
+    const repair = await stack.up(config);
     expect(ran(repair)).toEqual(Object.keys(drift).map((name) => `update ${name}`).sort());
     expect(repair.commands.every((c) => c.exitCode === 0)).toBe(true);
 
-    const after = await engine.preview(config);
+    const after = await stack.preview(config);
     expect(after.steps).toEqual([]);
     expect(after.warnings.filter((w) => w.includes("drift on the host"))).toEqual([]);
     return preview;
@@ -53,21 +56,22 @@ describe.runIf(rundir)("drift on the server host", () => {
 
   beforeAll(async () => {
     vm = testVm(rundir!);
-    engine = freshEngine(join(rundir!, "engine-state-drift.json"), log);
+    const ws = await openWorkspace(rundir!, { suite: "drift suite", sshSessions: () => acceptedSshSessions(vm) });
+    stack = await new CliStack(ws, "server-drift", log).init();
     // Data and account go at the end: the next suite's Gitea starts from nothing.
-    config = { ...serverConfig(vm), destroyData: "true", removeUserOnDestroy: "true" };
-    await engine.up(config);
+    config = { ...serverConfig(vm), role: "server", destroyData: "true", removeUserOnDestroy: "true" };
+    await stack.up(config);
     await healthy();
   });
 
   afterAll(async () => {
-    await engine?.destroy();
+    await stack?.destroy();
   });
 
   it("a preview of a host in sync opens one SSH session, runs no command and plans nothing", async () => {
-    const preview = await engine.preview(config);
+    const preview = await stack.preview(config);
     expect(preview.steps).toEqual([]);
-    expect(preview.localRuns).toBe(1);
+    // The probe's one session, as sshd counted it: no other command ran.
     expect(preview.sshSessions).toBe(1);
     expect(preview.commands).toEqual([]);
   });
@@ -137,7 +141,7 @@ describe.runIf(rundir)("drift on the server host", () => {
   });
 
   it("a host the preview cannot reach, or that shows another host key, is reported naming the setting", async () => {
-    const wrongPort = await engine.preview({ ...config, port: String(vm.forwarded(4112)) }).then(
+    const wrongPort = await stack.preview({ ...config, port: String(vm.forwarded(4112)) }).then(
       () => undefined,
       (e: unknown) => e,
     );
@@ -145,14 +149,16 @@ describe.runIf(rundir)("drift on the server host", () => {
     expect((wrongPort as Error).message).toMatch(/gitea-homelab:(port|host): /);
 
     const otherKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOtherOtherOtherOtherOtherOtherOtherOther00";
-    const wrongKey = await engine.preview({ ...config, hostKey: otherKey }).then(
+    const wrongKey = await stack.preview({ ...config, hostKey: otherKey }).then(
       () => undefined,
       (e: unknown) => e,
     );
     expect(wrongKey).toBeInstanceOf(DeploymentError);
     expect((wrongKey as Error).message).toMatch(/gitea-homelab:hostKey: operator@127\.0\.0\.1:\d+ did not present the pinned host key/);
-    // Nothing ran, and the state is as it was: the next preview is still clean.
+    // Nothing ran (sshd accepted no session: the probe refused the host before logging in, and
+    // no command was even planned), and the state is as it was: the next preview is still clean.
     expect((wrongKey as DeploymentError).report.commands).toEqual([]);
-    expect((await engine.preview(config)).steps).toEqual([]);
+    expect((wrongKey as DeploymentError).report.sshSessions).toBe(0);
+    expect((await stack.preview(config)).steps).toEqual([]);
   });
 });

@@ -4,13 +4,15 @@
  * Quadlet unit, then a classic unit. No canary file may appear anywhere on the host, and the
  * real Gitea must receive each value exactly (its own app.ini, its own admin account). It runs as a
  * rootless user of its own, so data other suites kept on the VM (an admin made with another
- * e-mail) cannot meet it, and removes everything it made, data and account included.
+ * e-mail) cannot meet it, and removes everything it made, data and account included. Driven by
+ * the real Pulumi CLI (test/e2e/harness/pulumiCli.ts), stack "server-hostile" (the run's other
+ * suite files share the file backend; the config sets `role: server`): the values go through
+ * `pulumi config set` (the password with --secret, on stdin) as a user's would.
  */
-import { join } from "path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Engine, freshEngine } from "./harness/engine";
 import { GITEA_START_MS, giteaApi, iniValue } from "./harness/gitea";
-import { serverConfig, TestVm, testVm, waitForStatus } from "./harness/vm";
+import { CliStack, openWorkspace } from "./harness/pulumiCli";
+import { acceptedSshSessions, serverConfig, TestVm, testVm, waitForStatus } from "./harness/vm";
 
 const rundir = process.env.GITEA_HOMELAB_VM_RUNDIR;
 
@@ -23,25 +25,26 @@ const USER = "hostile";
 
 describe.runIf(rundir)("hostile config values on the Debian 13 VM", () => {
   let vm: TestVm;
-  let engine: Engine;
+  let stack: CliStack;
   const log: string[] = [];
   let config: Record<string, string>;
 
   const canaries = () => vm.root("find / -xdev -name 'gh-canary-*' 2>/dev/null | tr '\\n' ' '; ls /tmp | grep -c gh-canary || true");
   const rootUrlInGitea = async () => iniValue(await vm.asUser(USER, "podman exec gitea cat /etc/gitea/app.ini"), "server", "ROOT_URL");
 
-  beforeAll(() => {
+  beforeAll(async () => {
     vm = testVm(rundir!);
-    engine = freshEngine(join(rundir!, "engine-state-hostile.json"), log);
-    config = { ...serverConfig(vm), rootlessUser: USER, rootUrl: ROOT_URL, adminEmail: ADMIN_EMAIL, adminPassword: ADMIN_PASSWORD, destroyData: "true", removeUserOnDestroy: "true" };
+    const ws = await openWorkspace(rundir!, { suite: "hostile suite", sshSessions: () => acceptedSshSessions(vm) });
+    stack = await new CliStack(ws, "server-hostile", log).init();
+    config = { ...serverConfig(vm), role: "server", rootlessUser: USER, rootUrl: ROOT_URL, adminEmail: ADMIN_EMAIL, adminPassword: ADMIN_PASSWORD, destroyData: "true", removeUserOnDestroy: "true" };
   });
 
   afterAll(async () => {
-    await engine.destroy().catch(() => undefined);
+    await stack?.destroy().catch(() => undefined);
   });
 
   it("a Quadlet unit: nothing runs, Gitea gets every value exactly", async () => {
-    const report = await engine.up(config);
+    const report = await stack.up(config);
     expect(report.commands.every((c) => c.exitCode === 0)).toBe(true);
     expect(await waitForStatus(`http://127.0.0.1:${vm.forwarded(4111)}/api/healthz`, 200, GITEA_START_MS)).toBe(200);
     expect(await canaries()).toBe("0");
@@ -55,7 +58,7 @@ describe.runIf(rundir)("hostile config values on the Debian 13 VM", () => {
   });
 
   it("a classic unit (ExecStart= expands $ and %): nothing runs, the same values arrive", async () => {
-    const report = await engine.up({ ...config, unitStyle: "service" });
+    const report = await stack.up({ ...config, unitStyle: "service" });
     expect(report.commands.every((c) => c.exitCode === 0)).toBe(true);
     expect(await waitForStatus(`http://127.0.0.1:${vm.forwarded(4111)}/api/healthz`, 200, GITEA_START_MS)).toBe(200);
     expect(await vm.root(`systemctl --user -M ${USER}@ is-active gitea.service`)).toBe("active");
@@ -66,8 +69,8 @@ describe.runIf(rundir)("hostile config values on the Debian 13 VM", () => {
   });
 
   it("the next preview sees no drift, and destroy leaves no canary", async () => {
-    expect((await engine.preview({ ...config, unitStyle: "service" })).steps).toEqual([]);
-    await engine.destroy();
+    expect((await stack.preview({ ...config, unitStyle: "service" })).steps).toEqual([]);
+    await stack.destroy();
     expect(await canaries()).toBe("0");
     expect(await vm.root(`id -u ${USER} >/dev/null 2>&1 && echo yes || echo no`)).toBe("no");
   });

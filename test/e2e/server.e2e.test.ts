@@ -1,34 +1,36 @@
 /**
  * The whole server lifecycle on a real Debian 13 VM (systemd, Podman, firewalld, sshd), driven
- * by the engine stand-in, with real Gitea (built from its Go module, image loaded from an
- * archive baked into the VM). Every check looks at the host or at Gitea itself. Needs
- * GITEA_HOMELAB_VM_RUNDIR: a VM booted by test/e2e/vm/start-vm.sh with guest ports 4111, 3333
- * and 4112 forwarded (test/e2e/with-vm.sh does that).
+ * by the real Pulumi CLI (test/e2e/harness/pulumiCli.ts), with real Gitea (built from its Go
+ * module, image loaded from an archive baked into the VM). Every check looks at the host or at
+ * Gitea itself. Needs GITEA_HOMELAB_VM_RUNDIR: a VM booted by test/e2e/vm/start-vm.sh with guest
+ * ports 4111, 3333 and 4112 forwarded (test/e2e/with-vm.sh does that, and builds the CLI).
+ * The stack is "server-suite" (the run's other suite files share its file backend), so its
+ * config sets `role: server`.
  */
-import { join } from "path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DeploymentError, Engine, freshEngine, RunReport } from "./harness/engine";
 import { GITEA_START_MS, GiteaAuth, giteaApi, iniValue } from "./harness/gitea";
-import { serverConfig, TestVm, testVm, waitForStatus } from "./harness/vm";
-
+import { CliStack, DeploymentError, openWorkspace, RunReport } from "./harness/pulumiCli";
+import { acceptedSshSessions, serverConfig, TestVm, testVm, waitForStatus } from "./harness/vm";
 
 const rundir = process.env.GITEA_HOMELAB_VM_RUNDIR;
 
 describe.runIf(rundir)("server stack lifecycle on the Debian 13 VM", () => {
   let vm: TestVm;
-  let engine: Engine;
+  let stack: CliStack;
   const log: string[] = [];
   let config: Record<string, string>;
+  /** The adminPassword output before destroy, which forgets it. */
+  let passwordBeforeDestroy: string | undefined;
 
   const gitea = (args: string) => vm.asUser("rootless", `podman exec gitea ${args}`);
   const appIni = () => gitea("cat /etc/gitea/app.ini");
   const web = (port: number) => `http://127.0.0.1:${vm.forwarded(port)}`;
-  const admin = (): GiteaAuth => ({ username: "gitea-admin", password: engine.lastOutputs().adminPassword as string });
+  const admin = (): GiteaAuth => ({ username: "gitea-admin", password: stack.lastOutputs().adminPassword as string });
   const rootlessExists = () => vm.root("id -u rootless >/dev/null 2>&1 && echo yes || echo no");
   const openPorts = () => vm.root("echo runtime: $(firewall-cmd --list-ports) permanent: $(firewall-cmd --permanent --list-ports)");
   const commandsRun = (r: RunReport) => r.commands.map((c) => `${c.operation} ${c.resource}`).sort();
   async function failingUp(overrides: Record<string, string>): Promise<DeploymentError> {
-    const err = await engine.up({ ...config, ...overrides }).then(
+    const err = await stack.up({ ...config, ...overrides }).then(
       () => undefined,
       (e: unknown) => e,
     );
@@ -38,19 +40,21 @@ describe.runIf(rundir)("server stack lifecycle on the Debian 13 VM", () => {
 
   // Whatever failed, the next suite must find port 4111 free (a no-op after the last test's destroy).
   afterAll(async () => {
-    await engine?.destroy().catch(() => undefined);
+    await stack?.destroy().catch(() => undefined);
   });
 
-  beforeAll(() => {
+  beforeAll(async () => {
     vm = testVm(rundir!);
-    engine = freshEngine(join(rundir!, "engine-state.json"), log);
-    config = serverConfig(vm);
+    const ws = await openWorkspace(rundir!, { suite: "server suite", sshSessions: () => acceptedSshSessions(vm) });
+    stack = await new CliStack(ws, "server-suite", log).init();
+    config = { ...serverConfig(vm), role: "server" };
   });
 
   describe("6. bad input fails clearly, changes nothing, and a fixed up converges (below)", () => {
     it("an SSH port where nothing answers SSH names the port", async () => {
       const err = await failingUp({ port: String(vm.forwarded(4112)) });
       // A port firewalld drops stays silent; one it rejects or forwards elsewhere closes at once.
+      // The program's own check, before any SSH session: sshd accepted none.
       expect(err.message).toMatch(/gitea-homelab:(port|host): 127\.0\.0\.1:\d+ (closed the connection without an SSH greeting|did not answer within .*gitea-homelab:port)/);
       expect(err.report.sshSessions).toBe(0);
     });
@@ -65,7 +69,10 @@ describe.runIf(rundir)("server stack lifecycle on the Debian 13 VM", () => {
       await vm.root("systemctl stop firewalld");
       try {
         const err = await failingUp({});
-        expect(err.message).toMatch(/firewalld is not running.*gitea-homelab:firewall/);
+        // What the preflight printed (the provider's error also quotes the script, which holds
+        // the same words with quotes between them: this form is only in the output).
+        expect(err.message).toMatch(/firewalld is not running: start it with 'systemctl enable --now firewalld' or set gitea-homelab:firewall to none/);
+        expect(err.report.commands.filter((c) => c.exitCode !== 0).map((c) => c.resource)).toEqual(["server-preflight"]);
         expect(await rootlessExists()).toBe("no");
       } finally {
         await vm.root("systemctl start firewalld");
@@ -77,7 +84,7 @@ describe.runIf(rundir)("server stack lifecycle on the Debian 13 VM", () => {
     let first: RunReport;
 
     it("1. a fresh up converges the host", async () => {
-      first = await engine.up(config);
+      first = await stack.up(config);
       expect(commandsRun(first)).toEqual(
         [
           "server-preflight",
@@ -118,11 +125,12 @@ describe.runIf(rundir)("server stack lifecycle on the Debian 13 VM", () => {
       expect(iniValue(ini, "security", "INSTALL_LOCK")).toBe("true");
       const secrets = [iniValue(ini, "security", "SECRET_KEY"), iniValue(ini, "security", "INTERNAL_TOKEN"), iniValue(ini, "oauth2", "JWT_SECRET")].map((v) => v ?? "");
       expect(secrets.map((v) => v.length)).toEqual([64, 64, 43]);
-      secrets.push(engine.lastOutputs().runnerRegistrationToken as string, admin().password);
+      secrets.push(stack.lastOutputs().runnerRegistrationToken as string, admin().password);
       const visible = [
         await vm.root("cat ~rootless/.config/containers/systemd/gitea.container"),
         await vm.root("ps -eo args"),
         await vm.root("journalctl --no-pager -n 2000"),
+        // What the CLI printed (not the outputs the harness reads with --show-secrets).
         log.join("\n"),
       ].join("\n");
       for (const s of secrets) expect(visible).not.toContain(s);
@@ -132,16 +140,16 @@ describe.runIf(rundir)("server stack lifecycle on the Debian 13 VM", () => {
       expect(await vm.root("sed -n 's/^GITEA__security__SECRET_KEY=//p' ~rootless/.config/gitea-homelab/gitea-keys.env")).toBe(secrets[0]);
     });
 
-    it("2. a second up with the same config runs no remote command; only the drift probe's one SSH session", async () => {
-      const second = await engine.up(config);
+    it("2. a second up with the same config runs no remote command; only the drift probe's SSH sessions", async () => {
+      const second = await stack.up(config);
       expect(second.commands).toEqual([]);
-      expect(second.localRuns).toBe(1);
-      expect(second.sshSessions).toBe(1);
+      // `up` runs the program twice (its preview, then the update): one probe session each, nothing else.
+      expect(second.sshSessions).toBe(2);
     });
 
     it("3. a new HTTP port runs only what it affects: old port closed, new one open and answering", async () => {
       config = { ...config, httpPort: "4112" };
-      const moved = await engine.up(config);
+      const moved = await stack.up(config);
       // The backup tool waits for Gitea on the published port after a rollback: it follows.
       expect(commandsRun(moved)).toEqual(["delete gitea-http-port", "replace gitea-health", "replace gitea-http-port", "update gitea-backup-schedule", "update gitea-service-unit"]);
       expect(await openPorts()).toMatch(/^runtime: (?!.*4111)(?=.*4112\/tcp).* permanent: (?!.*4111)(?=.*4112\/tcp)/);
@@ -162,7 +170,9 @@ describe.runIf(rundir)("server stack lifecycle on the Debian 13 VM", () => {
     it("removes the unit, closes the ports and disables linger, but keeps the volumes", async () => {
       const made = await giteaApi(web(4112), "/user/repos", { auth: admin(), method: "POST", body: { name: "kept", auto_init: true } });
       expect(made.status).toBe(201);
-      await engine.destroy();
+      passwordBeforeDestroy = admin().password;
+      expect(passwordBeforeDestroy).toBeTruthy();
+      await stack.destroy();
       expect(await vm.root("test -e ~rootless/.config/containers/systemd/gitea.container && echo present || echo gone")).toBe("gone");
       expect(await vm.root("test -e ~rootless/.config/gitea-homelab/gitea.env && echo present || echo gone")).toBe("gone");
       expect(await openPorts()).toBe("runtime: permanent:");
@@ -171,11 +181,11 @@ describe.runIf(rundir)("server stack lifecycle on the Debian 13 VM", () => {
     });
 
     it("a later up finds the old data, and the admin made before destroy takes the new stack's password", async () => {
-      const before = admin().password;
-      const again = await engine.up(config);
+      const again = await stack.up(config);
       expect(again.commands.every((c) => c.exitCode === 0)).toBe(true);
       // Destroy forgot the generated password; a new one was made and set on the kept account.
-      expect(admin().password).not.toBe(before);
+      expect(admin().password).toBeTruthy();
+      expect(admin().password).not.toBe(passwordBeforeDestroy);
       expect(await waitForStatus(`${web(4112)}/api/healthz`, 200, GITEA_START_MS)).toBe(200);
       const repo = await giteaApi(web(4112), "/repos/gitea-admin/kept", { auth: admin() });
       expect([repo.status, repo.body.full_name]).toEqual([200, "gitea-admin/kept"]);
@@ -185,7 +195,7 @@ describe.runIf(rundir)("server stack lifecycle on the Debian 13 VM", () => {
 
     it("switching to a classic unit replaces the Quadlet file with an enabled service", async () => {
       config = { ...config, unitStyle: "service", destroyData: "true", removeUserOnDestroy: "true" };
-      const switched = await engine.up(config);
+      const switched = await stack.up(config);
       expect(commandsRun(switched)).toContain("replace gitea-service-unit");
       expect(await vm.root("systemctl --user -M rootless@ is-enabled gitea.service")).toBe("enabled");
       expect(await vm.root("test -e ~rootless/.config/containers/systemd/gitea.container && echo present || echo gone")).toBe("gone");
@@ -194,15 +204,15 @@ describe.runIf(rundir)("server stack lifecycle on the Debian 13 VM", () => {
 
     it("a classic unit disabled by hand shows as drift, and up enables it again", async () => {
       await vm.root("systemctl --user -M rootless@ disable gitea.service");
-      const preview = await engine.preview(config);
+      const preview = await stack.preview(config);
       expect(preview.steps.map((s) => `${s.operation} ${s.resource}: ${s.drift}`)).toEqual(["update gitea-service-unit: unit gitea.service: disabled at boot, expected enabled"]);
-      expect(commandsRun(await engine.up(config))).toEqual(["update gitea-service-unit"]);
+      expect(commandsRun(await stack.up(config))).toEqual(["update gitea-service-unit"]);
       expect(await vm.root("systemctl --user -M rootless@ is-enabled gitea.service")).toBe("enabled");
-      expect((await engine.preview(config)).steps).toEqual([]);
+      expect((await stack.preview(config)).steps).toEqual([]);
     });
 
     it("with destroyData and removeUserOnDestroy removes the volumes and the account", async () => {
-      await engine.destroy();
+      await stack.destroy();
       expect(await rootlessExists()).toBe("no");
       expect(await vm.root("test -e /home/rootless && echo present || echo gone")).toBe("gone");
       expect(await vm.root("grep -c '^rootless:' /etc/subuid || true")).toBe("0");

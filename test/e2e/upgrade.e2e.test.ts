@@ -3,14 +3,15 @@
  * their Go modules (tools/gitea-previous: 1.25.5, database version 323; tools/gitea: 1.26.4,
  * version 331). The older one starts, gets a repository, a user and an issue; changing `image` to
  * the newer one backs up first, migrates, and everything is still there; going back to the older
- * one is refused before anything changes.
+ * one is refused before anything changes. Driven by the real Pulumi CLI
+ * (test/e2e/harness/pulumiCli.ts), stack "server-upgrader" (the run's other suite files share
+ * the file backend; the config sets `role: server`).
  */
-import { join } from "path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DeploymentError, Engine, freshEngine } from "./harness/engine";
 import { Forge } from "./harness/forge";
 import { GITEA_START_MS, GiteaAuth, giteaApi } from "./harness/gitea";
-import { resolveGiteaTestLocally, serverConfig, TestVm, testVm, waitForStatus } from "./harness/vm";
+import { CliStack, DeploymentError, openWorkspace } from "./harness/pulumiCli";
+import { acceptedSshSessions, resolveGiteaTestLocally, serverConfig, TestVm, testVm, waitForStatus } from "./harness/vm";
 
 const rundir = process.env.GITEA_HOMELAB_VM_RUNDIR;
 
@@ -20,7 +21,7 @@ const REPO = "history";
 
 describe.runIf(rundir)("upgrade across a real schema migration, and a refused downgrade", () => {
   let vm: TestVm;
-  let server: Engine;
+  let server: CliStack;
   let forge: Forge;
   let config: Record<string, string>;
   let history: string[];
@@ -35,10 +36,11 @@ describe.runIf(rundir)("upgrade across a real schema migration, and a refused do
 
   beforeAll(async () => {
     vm = testVm(rundir!);
-    server = freshEngine(join(rundir!, "engine-state-upgrader.json"), log);
+    const ws = await openWorkspace(rundir!, { suite: "upgrade suite", sshSessions: () => acceptedSshSessions(vm) });
+    server = await new CliStack(ws, "server-upgrader", log).init();
     forge = new Forge(vm, web, admin);
     await resolveGiteaTestLocally(vm);
-    config = { ...serverConfig(vm), rootlessUser: USER, backupDir: BACKUPS, image: vm.env.GITEA_PREVIOUS_IMAGE, imageArchive: vm.env.GITEA_PREVIOUS_IMAGE_ARCHIVE };
+    config = { ...serverConfig(vm), role: "server", rootlessUser: USER, backupDir: BACKUPS, image: vm.env.GITEA_PREVIOUS_IMAGE, imageArchive: vm.env.GITEA_PREVIOUS_IMAGE_ARCHIVE };
   });
 
   afterAll(async () => {
@@ -65,6 +67,7 @@ describe.runIf(rundir)("upgrade across a real schema migration, and a refused do
     const started = Date.now();
     const report = await server.up(config);
     timings.push(`upgrade up ${vm.env.GITEA_PREVIOUS_VERSION} -> ${vm.env.GITEA_VERSION}: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    // In the order the engine finished them (the service unit depends on gitea-upgrade).
     const order = report.commands.map((c) => c.resource);
     expect(order.indexOf("gitea-upgrade")).toBeGreaterThanOrEqual(0);
     expect(order.indexOf("gitea-upgrade")).toBeLessThan(order.indexOf("gitea-service-unit"));
@@ -90,9 +93,13 @@ describe.runIf(rundir)("upgrade across a real schema migration, and a refused do
     const downgrade = { ...config, image: vm.env.GITEA_PREVIOUS_IMAGE, imageArchive: vm.env.GITEA_PREVIOUS_IMAGE_ARCHIVE };
     const error = await server.up(downgrade).then(() => undefined, (e: unknown) => e);
     expect(error).toBeInstanceOf(DeploymentError);
+    // The versions are what the script printed (its text, which the provider's error quotes too,
+    // has only "$previous_version"); the provider's own text now comes between the step's name
+    // and the script's, so the failed step is checked in the report.
     expect((error as Error).message).toMatch(
-      new RegExp(`gitea-upgrade: .*refusing to downgrade Gitea from ${vm.env.GITEA_VERSION.replace(/\./g, "\\.")} .* to ${vm.env.GITEA_PREVIOUS_VERSION.replace(/\./g, "\\.")}.*gitea-homelab:allowDowngrade`),
+      new RegExp(`refusing to downgrade Gitea from ${vm.env.GITEA_VERSION.replace(/\./g, "\\.")} .* to ${vm.env.GITEA_PREVIOUS_VERSION.replace(/\./g, "\\.")}.*gitea-homelab:allowDowngrade`),
     );
+    expect((error as DeploymentError).report.commands.filter((c) => c.exitCode !== 0).map((c) => c.resource)).toEqual(["gitea-upgrade"]);
     expect(await unitFile()).toBe(unitBefore);
     expect(await giteaVersion()).toBe(vm.env.GITEA_VERSION);
     expect(await forge.cloneHistory(REPO, cloneUrl())).toEqual(history);

@@ -9,13 +9,16 @@
  * does not forward a connection the host makes to its own LAN address (the container has that
  * address too), so on one machine only loopback reaches the published ports. A runner on
  * another machine, as in the tutorial, uses the LAN name.
+ * Both stacks are driven by the real Pulumi CLI (test/e2e/harness/pulumiCli.ts): "server-forge"
+ * and "wsl-forge" (the run's other suite files share the file backend, so the names are this
+ * file's own and the config sets each stack's `role`); the wsl stack names the server stack by
+ * its qualified name in `serverStack`.
  */
-import { join } from "path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { shq } from "../../components/render/shell";
-import { Engine, freshEngine } from "./harness/engine";
 import { GITEA_START_MS, GiteaAuth, giteaApi, waitFor } from "./harness/gitea";
-import { jobLabel, resolveGiteaTestLocally, serverConfig, TestVm, testVm, waitForStatus, wslConfig } from "./harness/vm";
+import { CliStack, openWorkspace } from "./harness/pulumiCli";
+import { acceptedSshSessions, jobLabel, resolveGiteaTestLocally, serverConfig, TestVm, testVm, waitForStatus, wslConfig } from "./harness/vm";
 
 const rundir = process.env.GITEA_HOMELAB_VM_RUNDIR;
 
@@ -33,8 +36,8 @@ jobs:
 
 describe.runIf(rundir)("server and wsl stacks: a pushed workflow runs on the real runner", () => {
   let vm: TestVm;
-  let server: Engine;
-  let wsl: Engine;
+  let server: CliStack;
+  let wsl: CliStack;
   let config: Record<string, string>;
   const log: string[] = [];
 
@@ -49,14 +52,15 @@ describe.runIf(rundir)("server and wsl stacks: a pushed workflow runs on the rea
 
   beforeAll(async () => {
     vm = testVm(rundir!);
-    server = freshEngine(join(rundir!, "engine-state-forge.json"), log);
-    wsl = freshEngine(join(rundir!, "engine-state-wsl.json"), log, { server });
+    const ws = await openWorkspace(rundir!, { suite: "wsl suite", sshSessions: () => acceptedSshSessions(vm) });
+    server = await new CliStack(ws, "server-forge", log).init();
+    wsl = await new CliStack(ws, "wsl-forge", log).init();
     await resolveGiteaTestLocally(vm);
     // The runner's jobs run in root's Podman (the socket of a system service): load the job image there.
     await vm.root(`podman load -q -i ${vm.env.JOB_IMAGE_ARCHIVE}`);
-    await server.up({ ...serverConfig(vm), rootlessUser: "forge", destroyData: "true", removeUserOnDestroy: "true" });
+    await server.up({ ...serverConfig(vm), role: "server", rootlessUser: "forge", destroyData: "true", removeUserOnDestroy: "true" });
     expect(await waitForStatus(`${web()}/api/healthz`, 200, GITEA_START_MS)).toBe(200);
-    config = wslConfig(vm, { serverStack: "server", runnerName: RUNNER });
+    config = wslConfig(vm, { role: "wsl", serverStack: server.qualifiedName, runnerName: RUNNER });
   });
 
   afterAll(async () => {
@@ -65,14 +69,15 @@ describe.runIf(rundir)("server and wsl stacks: a pushed workflow runs on the rea
   });
 
   it("a fresh up installs and registers the runner from the server stack's outputs; Gitea lists it online", async () => {
-    const report = await wsl.up(config, "wsl");
+    const report = await wsl.up(config);
     expect(report.commands.map((c) => `${c.operation} ${c.resource}`).sort()).toEqual(["create runner-install", "create runner-register", "create wsl-preflight"]);
     expect(await serviceState()).toBe("active enabled");
     expect(await vm.root("systemctl is-active podman.socket")).toBe("active");
     const runner = await onlineRunner();
     expect(runner.labels.map((l) => l.name)).toEqual(["debian-local"]);
     expect(await vm.root("grep -E 'docker_host|file:' /etc/act_runner/config.yaml | tr -s ' '")).toBe("file: /var/lib/act_runner/.runner\n docker_host: unix:///run/podman/podman.sock");
-    // Neither the registration token nor the admin password shows anywhere on the host or in the log.
+    // Neither the registration token nor the admin password shows anywhere on the host or in what
+    // the CLI printed (but for the outputs the harness reads with --show-secrets).
     const visible = [await vm.root("cat /etc/act_runner/config.yaml /etc/systemd/system/act_runner.service /var/lib/act_runner/.runner"), await vm.root("ps -eo args"), await vm.root("journalctl --no-pager -n 3000"), log.join("\n")].join("\n");
     expect(visible).not.toContain(server.lastOutputs().runnerRegistrationToken as string);
     expect(visible).not.toContain(admin().password);
@@ -116,16 +121,17 @@ describe.runIf(rundir)("server and wsl stacks: a pushed workflow runs on the rea
     // The same records (busy/idle come and go on their own).
     const records = async () => (await runners()).map((r) => ({ id: r.id, name: r.name, labels: r.labels.map((l) => l.name) }));
     const before = await records();
-    const report = await wsl.up(config, "wsl");
+    const report = await wsl.up(config);
     expect(report.commands).toEqual([]);
-    expect(report.sshSessions).toBe(1);
+    // `up` runs the program twice (its preview, then the update): one probe session each, nothing else.
+    expect(report.sshSessions).toBe(2);
     expect(await records()).toEqual(before);
   });
 
   it("a label change registers again, and the old record leaves Gitea", async () => {
     const old = await onlineRunner();
     config = { ...config, runnerLabels: `${jobLabel(vm)},self:host` };
-    const report = await wsl.up(config, "wsl");
+    const report = await wsl.up(config);
     expect(report.commands.map((c) => `${c.operation} ${c.resource}`).sort()).toEqual(["update runner-install", "update runner-register"]);
     const renewed = await onlineRunner();
     expect(renewed.id).not.toBe(old.id);
@@ -136,13 +142,14 @@ describe.runIf(rundir)("server and wsl stacks: a pushed workflow runs on the rea
 
   describe("drift: changed by hand, shown by preview, repaired by up, then a clean preview", () => {
     async function driftCycle(name: string, text: RegExp): Promise<void> {
-      const preview = await wsl.preview(config, "wsl");
+      const preview = await wsl.preview(config);
       expect(preview.steps.map((s) => `${s.operation} ${s.resource}`)).toEqual([`update ${name}`]);
       expect(preview.steps[0].drift).toMatch(text);
+      // The probe's one session: a preview runs no command.
       expect(preview.sshSessions).toBe(1);
-      const repair = await wsl.up(config, "wsl");
+      const repair = await wsl.up(config);
       expect(repair.commands.map((c) => `${c.operation} ${c.resource}`)).toEqual([`update ${name}`]);
-      expect((await wsl.preview(config, "wsl")).steps).toEqual([]);
+      expect((await wsl.preview(config)).steps).toEqual([]);
     }
 
     it("the runner service stopped", async () => {

@@ -2,6 +2,7 @@
  * What a Gitea user does in the end-to-end suites, from the operator's account on the VM: an SSH
  * key for git, a repository pushed over SSH, a workflow run and its log, a fresh clone's history.
  */
+import { createHash } from "crypto";
 import { shq } from "../../../components/render/shell";
 import { GiteaAuth, giteaApi, waitFor } from "./gitea";
 import { TestVm } from "./vm";
@@ -82,8 +83,41 @@ export class Forge {
   }
 
   /** The whole history of a fresh clone over SSH: commit ids, newest first. */
+  /**
+   * Pushes an empty commit to `repo`, whose workflow prints the vault's hash (VAULT), and
+   * returns the commit and the hash its run printed; a run that did not succeed is an error.
+   */
+  async vaultHashAfterPush(repo: string, message: string): Promise<{ sha: string; hash: string }> {
+    const sha = await this.pushEmptyCommit(repo, message);
+    const run = await this.runLog(repo, sha);
+    if (run.conclusion !== "success") throw new Error(`the workflow run of ${sha} ended ${run.conclusion}: ${run.log}`);
+    return { sha, hash: VAULT.hashIn(run.log) };
+  }
+
   async cloneHistory(name: string, cloneUrl: string): Promise<string[]> {
     const out = await this.asOperator(`rm -rf clone-check && ${this.git(`clone -q ${shq(cloneUrl)} clone-check`)} && git -C clone-check log --format=%H && rm -rf clone-check`);
     return out.split("\n").filter((l) => l !== "");
   }
 }
+
+/**
+ * An Actions secret and a workflow that prints a hash of it, never the value: the secret still
+ * decrypts (Gitea's keys survived) when a run prints the same hash.
+ */
+export const VAULT = {
+  secret: "correct horse $battery 'staple'",
+  hash: createHash("sha256").update("correct horse $battery 'staple'").digest("hex").slice(0, 16),
+  workflow: `on: [push]
+jobs:
+  read-secret:
+    runs-on: debian-local
+    steps:
+      - run: echo "vault-hash $(printf '%s' "$VAULT" | sha256sum | cut -c1-16)"
+        env:
+          VAULT: \${{ secrets.VAULT_TOKEN }}
+`,
+  /** The hash a run's log printed (or what it printed instead). */
+  hashIn(log: string): string {
+    return /vault-hash ([0-9a-f]{16})/.exec(log)?.[1] ?? `no hash in the log: ${log}`;
+  },
+};

@@ -30,15 +30,17 @@ packages=(
 
 log() { echo "build-image: $*" >&2; }
 
-# The key of the cache: this script, the image builders, the pinned tool modules (Gitea and
-# the runner are built from them), the Go that builds them and the package list.
+# The key of the cache: this script, the image builders, the pinned tool modules of Gitea and
+# the runner (built from them) with their build script, the Go that builds them and the package list.
 inputs_hash() {
 	{
 		# Content only: the checkout's path must not change the key (CI clones elsewhere each run).
 		sha256sum <"$here/build-image.sh"
-		for dir in "$images_dir" "$root/tools"; do
+		# Only what goes into the image: the Pulumi CLI's modules do not.
+		for dir in "$images_dir" "$root/tools/gitea" "$root/tools/gitea-previous" "$root/tools/gitea-runner"; do
 			(cd "$dir" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
 		done
+		sha256sum <"$root/tools/build.sh"
 		go version
 		printf '%s\n' "$suite" "$mirror" "$disk_size" "${packages[@]}"
 	} | sha256sum | cut -d' ' -f1

@@ -1,0 +1,210 @@
+/**
+ * The core lifecycle, once, on one Debian 13 VM, driven by the real Pulumi CLI with the
+ * README's commands (what CI runs; the longer cases are in test:e2e:full). The server stack
+ * (rootless user "rootless") and the wsl stack, whose runner runs on the same VM and takes
+ * Gitea's URL, token and admin from the server stack through a StackReference:
+ *   fresh preview and up; an up and a preview that change nothing; drift made by hand, shown
+ *   by preview, repaired by up; the runner online and a pushed workflow reading an Actions
+ *   secret to success; a scheduled backup; destroy keeping the data and an up from an empty
+ *   state that finds it (the secret still decrypts); the runner gone from Gitea on destroy; a
+ *   port change; a restore onto the empty volumes destroy with destroyData leaves.
+ * Gitea and the runner are real (built from their Go modules, baked into the VM); the
+ * `command` and `random` plugins are real when the developer has them, else our test doubles
+ * (the suite prints which).
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { filesBelow } from "./harness/cliOutput";
+import { Forge, VAULT } from "./harness/forge";
+import { GITEA_START_MS, GiteaAuth, giteaApi, iniValue, waitFor } from "./harness/gitea";
+import { CliStack, openWorkspace, RunReport, Workspace } from "./harness/pulumiCli";
+import { Timings } from "./harness/timings";
+import { acceptedSshSessions, resolveGiteaTestLocally, serverConfig, TestVm, testVm, waitForStatus, wslConfig } from "./harness/vm";
+
+const rundir = process.env.GITEA_HOMELAB_VM_RUNDIR;
+const USER = "rootless";
+const BACKUPS = "/var/backups/gitea-e2e";
+const RUNNER = "wsl-runner";
+const REPO = "vault";
+describe.runIf(rundir)("the core lifecycle with the real Pulumi CLI", () => {
+  let vm: TestVm;
+  let ws: Workspace;
+  let server: CliStack;
+  let wsl: CliStack;
+  let forge: Forge;
+  let config: Record<string, string>;
+  let history: string[] = [];
+  let httpPort = 4111;
+  const log: string[] = [];
+  const timings = new Timings();
+
+  const web = () => `http://127.0.0.1:${vm.forwarded(httpPort)}`;
+  const admin = (): GiteaAuth => ({ username: "gitea-admin", password: server.lastOutputs().adminPassword as string });
+  const cloneUrl = () => `${server.lastOutputs().sshCloneBase as string}gitea-admin/${REPO}.git`;
+  const ran = (r: RunReport) => r.commands.map((c) => `${c.operation} ${c.resource}`).sort();
+  const openPorts = () => vm.root("echo runtime: $(firewall-cmd --list-ports) permanent: $(firewall-cmd --permanent --list-ports)");
+  const keysDigest = () => vm.root(`sha256sum </home/${USER}/.config/gitea-homelab/gitea-keys.env | cut -c1-64`);
+  const backups = async () => (await vm.root(`ls -1 ${BACKUPS} | grep '^gitea-backup-' || true`)).split("\n").filter((l) => l !== "");
+  const runners = async () => (await giteaApi(web(), "/admin/actions/runners", { auth: admin() })).body.runners as Array<{ id: number; name: string; status: string }>;
+  const healthy = async () => expect(await waitForStatus(`${web()}/api/healthz`, 200, GITEA_START_MS)).toBe(200);
+
+  /** Pushes a commit and returns the secret's hash the workflow printed for it. */
+  async function secretHashAfterPush(message: string): Promise<string> {
+    const { sha, hash } = await forge.vaultHashAfterPush(REPO, message);
+    history = [sha, ...history];
+    return hash;
+  }
+
+  beforeAll(async () => {
+    vm = testVm(rundir!);
+    ws = await openWorkspace(rundir!, { suite: "lifecycle suite", sshSessions: () => acceptedSshSessions(vm) });
+    server = await new CliStack(ws, "server", log).init();
+    wsl = await new CliStack(ws, "wsl", log).init();
+    forge = new Forge(vm, web, admin);
+    await resolveGiteaTestLocally(vm);
+    // The runner's jobs run in root's Podman (the socket of a system service): the job image goes there.
+    await vm.root(`podman image exists ${vm.env.JOB_IMAGE} || podman load -q -i ${vm.env.JOB_IMAGE_ARCHIVE}`);
+    config = { ...serverConfig(vm), backupDir: BACKUPS, backupKeep: "3" };
+  });
+
+  afterAll(async () => {
+    timings.print("lifecycle suite");
+    await wsl?.destroy().catch(() => undefined);
+    await server?.up({ ...config, destroyData: "true", removeUserOnDestroy: "true" }).catch(() => undefined);
+    await server?.destroy().catch(() => undefined);
+    await vm?.root(`rm -rf ${BACKUPS}`).catch(() => undefined);
+  });
+
+  it("a fresh preview plans the whole server and changes nothing", async () => {
+    const preview = await timings.time("fresh preview", () => server.preview(config));
+    expect(preview.steps.filter((s) => s.operation === "create").length).toBe(13);
+    expect(await vm.root(`id -u ${USER} >/dev/null 2>&1 && echo yes || echo no`)).toBe("no");
+  });
+
+  it("a fresh up converges the host: Gitea answers, the admin logs in, the firewall is open", async () => {
+    const first = await timings.time("fresh up", () => server.up(config));
+    expect(ran(first)).toEqual(
+      ["server-preflight", "gitea-user-account", "gitea-data-volume", "gitea-config-volume", "gitea-backup-schedule", "gitea-keys-file", "gitea-image", "gitea-upgrade", "gitea-service-unit", "gitea-health", "gitea-admin", "gitea-http-port", "gitea-ssh-port"]
+        .map((n) => `create ${n}`)
+        .sort(),
+    );
+    await healthy();
+    expect(await openPorts()).toMatch(/^runtime: (?=.*4111\/tcp)(?=.*3333\/tcp).* permanent: (?=.*4111\/tcp)(?=.*3333\/tcp)/);
+    expect(await vm.root(`systemctl --user -M ${USER}@ is-active gitea.service`)).toBe("active");
+    const me = await giteaApi(web(), "/user", { auth: admin() });
+    expect([me.status, me.body.login, me.body.is_admin]).toEqual([200, "gitea-admin", true]);
+    const ini = await vm.asUser(USER, "podman exec gitea cat /etc/gitea/app.ini");
+    expect(iniValue(ini, "server", "ROOT_URL")).toBe("http://gitea.test:4111/");
+    expect(iniValue(ini, "server", "SSH_PORT")).toBe("3333");
+    // No secret in Pulumi's state, in what the CLI printed, on the host's command lines or journal.
+    const secretKey = iniValue(ini, "security", "SECRET_KEY")!;
+    expect(secretKey.length).toBe(64);
+    const secrets = [secretKey, admin().password, server.lastOutputs().runnerRegistrationToken as string];
+    const visible = [filesBelow(ws.backend), log.join("\n"), await vm.root("ps -eo args"), await vm.root("journalctl --no-pager -n 3000")].join("\n");
+    for (const s of secrets) expect(visible).not.toContain(s);
+    // sshd refuses the provider's PULUMI_COMMAND_* variables: the program never asks for them.
+    expect(first.warnings.filter((w) => /PULUMI_COMMAND_STDOUT|AcceptEnv/.test(w))).toEqual([]);
+  });
+
+  it("a second up changes nothing, and preview --expect-no-changes agrees", async () => {
+    const second = await timings.time("no-change up", () => server.up(config));
+    expect(second.commands).toEqual([]);
+    // `up` runs the program twice (its preview, then the update): two probe sessions, nothing else.
+    expect(second.sshSessions).toBe(2);
+    const strict = await timings.time("preview --expect-no-changes", () => server.cli(["preview", "--expect-no-changes", "--stack", server.name]));
+    expect(strict.code, strict.stdout + strict.stderr).toBe(0);
+  });
+
+  it("drift made by hand shows in preview as exactly the drifted commands; up repairs it; preview is clean", async () => {
+    await vm.root("firewall-cmd -q --remove-port=3333/tcp && firewall-cmd -q --permanent --remove-port=3333/tcp");
+    await vm.root(`systemctl --user -M ${USER}@ stop gitea.service`);
+    const preview = await server.preview(config);
+    expect(preview.steps.map((s) => `${s.operation} ${s.resource}`).sort()).toEqual(["update gitea-service-unit", "update gitea-ssh-port"]);
+    expect(preview.steps.find((s) => s.resource === "gitea-ssh-port")?.drift).toMatch(/^firewall 3333\/tcp: closed in zone public, expected open$/);
+    expect(preview.steps.find((s) => s.resource === "gitea-service-unit")?.drift).toMatch(/^unit gitea\.service: inactive, expected active$/);
+    expect(preview.warnings.filter((w) => w.includes(": drift on the host: ")).length).toBe(2);
+    const repair = await server.up(config);
+    expect(ran(repair)).toEqual(["update gitea-service-unit", "update gitea-ssh-port"]);
+    await healthy();
+    expect(await openPorts()).toMatch(/^runtime: (?=.*3333\/tcp).* permanent: (?=.*3333\/tcp)/);
+    expect((await server.preview(config)).steps).toEqual([]);
+  });
+
+  it("the wsl stack registers the runner from the server stack's outputs, and a pushed workflow reads a secret", async () => {
+    const report = await timings.time("wsl fresh up", () => wsl.up(wslConfig(vm, { serverStack: server.qualifiedName, runnerName: RUNNER })));
+    expect(ran(report)).toEqual(["create runner-install", "create runner-register", "create wsl-preflight"]);
+    // What the installed binary says, not the runnerVersion default.
+    expect(wsl.lastOutputs().binaryVersion).toBe(vm.env.RUNNER_VERSION.replace(/^v/, ""));
+    await waitFor(`runner ${RUNNER} online in Gitea`, 180_000, async () => (await runners()).find((r) => r.name === RUNNER && r.status === "online"));
+    await forge.addOperatorKey();
+    expect((await giteaApi(web(), "/admin/users", { auth: admin(), method: "POST", body: { username: "alice", email: "alice@gitea.test", password: "alice-password-1", must_change_password: false } })).status).toBe(201);
+    const first = await forge.pushNewRepository(REPO, cloneUrl(), { ".gitea/workflows/ci.yml": VAULT.workflow }, "vault with a workflow");
+    history = [first];
+    expect((await giteaApi(web(), `/repos/gitea-admin/${REPO}/actions/secrets/VAULT_TOKEN`, { auth: admin(), method: "PUT", body: { data: VAULT.secret } })).status).toBeLessThan(300);
+    expect(await timings.time("a workflow run", () => secretHashAfterPush("read the secret"))).toBe(VAULT.hash);
+  });
+
+  it("the backup timer's service makes a backup, and lastBackup names it", async () => {
+    await timings.time("scheduled backup", () => vm.asUser(USER, "systemctl --user start gitea-backup.service"));
+    await healthy();
+    const names = await backups();
+    expect(names).toEqual([expect.stringMatching(/^gitea-backup-\d{8}T\d{6}Z-scheduled$/)]);
+    expect(await vm.root(`stat -c '%a %U' ${BACKUPS}/${names[0]}/keys.env`)).toBe(`600 ${USER}`);
+    const preview = await server.preview(config);
+    expect(preview.steps).toEqual([]);
+    // `pulumi stack output` after a no-change up, which re-reads the probe's facts.
+    await server.up(config);
+    expect(server.lastOutputs().lastBackup).toMatch(new RegExp(`^${names[0]} at \\d{4}-\\d\\d-\\d\\dT`));
+  });
+
+  it("destroy keeps the data; an up from an empty state finds it, with the same keys: the secret still decrypts", async () => {
+    const digest = await keysDigest();
+    await timings.time("destroy (data kept)", () => server.destroy());
+    expect(await vm.root(`ls /home/${USER}/.local/share/containers/storage/volumes | grep gitea | tr '\\n' ' '`)).toBe("gitea-config gitea-data");
+    expect(await openPorts()).toBe("runtime: permanent:");
+    await server.forgetState();
+    await timings.time("up from an empty state on the kept data", () => server.up(config));
+    await healthy();
+    expect(await keysDigest()).toBe(digest);
+    expect(await forge.cloneHistory(REPO, cloneUrl())).toEqual(history);
+    // The new state made a new admin password: an up of the wsl stack takes it (its destroy
+    // removes the runner from Gitea with it), and changes nothing on the runner's host.
+    await timings.time("wsl up after the server's new state", () => wsl.up(wslConfig(vm, { serverStack: server.qualifiedName, runnerName: RUNNER })));
+    expect(await vm.root("systemctl is-active act_runner.service")).toBe("active");
+    expect(await secretHashAfterPush("after a new state")).toBe(VAULT.hash);
+  });
+
+  it("destroying the wsl stack removes the runner from the host and from Gitea", async () => {
+    await timings.time("wsl destroy", () => wsl.destroy());
+    expect(await vm.root("systemctl is-active act_runner.service || true")).toMatch(/^inactive$/);
+    expect((await runners()).filter((r) => r.name === RUNNER)).toEqual([]);
+  });
+
+  it("a new HTTP port runs only what it affects", async () => {
+    config = { ...config, httpPort: "4112" };
+    const moved = await timings.time("port change", () => server.up(config));
+    httpPort = 4112;
+    expect(ran(moved)).toEqual(["delete gitea-http-port", "replace gitea-health", "replace gitea-http-port", "update gitea-backup-schedule", "update gitea-service-unit"]);
+    expect(await openPorts()).toMatch(/^runtime: (?!.*4111)(?=.*4112\/tcp).* permanent: (?!.*4111)(?=.*4112\/tcp)/);
+    await healthy();
+  });
+
+  it("a backup comes back onto the empty volumes destroy with destroyData leaves", async () => {
+    const latest = (await backups()).pop()!;
+    const digest = await keysDigest();
+    await server.up({ ...config, destroyData: "true" });
+    await timings.time("destroy with destroyData", () => server.destroy());
+    expect(await vm.asUser(USER, "podman volume ls -q")).toBe("");
+    expect(await backups()).toContain(latest);
+    await server.forgetState();
+    const restoring = { ...config, restoreFrom: `${BACKUPS}/${latest}` };
+    const report = await timings.time("up with restoreFrom", () => server.up(restoring));
+    expect(ran(report)).toContain("create gitea-backup-restore");
+    await healthy();
+    // The backup was made before the last push: the history as it was then, the user, the keys.
+    expect(await forge.cloneHistory(REPO, cloneUrl())).toEqual(history.slice(1));
+    expect((await giteaApi(web(), "/users/alice", { auth: admin() })).status).toBe(200);
+    expect(await keysDigest()).toBe(digest);
+    // restoreFrom left set: the next up finds the data and runs nothing.
+    expect((await server.up(restoring)).commands).toEqual([]);
+  });
+});
