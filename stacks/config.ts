@@ -193,10 +193,20 @@ export function checkHttpUrl(value: string, opts: HttpUrlOptions): { url: URL } 
   if (/%(?![0-9A-Fa-f]{2})/.test(url.href)) {
     return { problem: `has a % that is not followed by two hex digits, which Gitea refuses as an invalid URL escape (write a literal % as %25), got ${shown(value)}` };
   }
+  // Gitea takes a base URL's path decoded, as its sub-path, and parses that again as a URL
+  // (STATIC_URL_PREFIX): a %25 followed by other than two hex digits makes it exit at start.
+  if (opts.base && /%(?![0-9A-Fa-f]{2})/.test(percentDecoded(url.pathname))) {
+    return { problem: `has a path that, once decoded, holds a % not followed by two hex digits (from %25); Gitea decodes its path and parses it again, so it would not start; remove the %25, got ${shown(value)}` };
+  }
   if (!url.hostname.startsWith("[") && !URL_HOSTNAME.test(url.hostname)) {
     return { problem: `must name its host by a DNS name or an IP address (letters, digits, - _ .), got ${shown(value)}` };
   }
   return { url };
+}
+
+/** A path with each %XX made the byte it names (as one character), as Go's PathUnescape does. */
+function percentDecoded(path: string): string {
+  return path.replace(/%([0-9A-Fa-f]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
 }
 
 /** A URL's host as WHATWG parsing leaves it (lower case, IDNs in punycode), IPv6 aside. */

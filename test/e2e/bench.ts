@@ -115,7 +115,8 @@ function commandTimes(eventLog: string | undefined, planning: boolean): CommandT
     }
     const step = e.resourcePreEvent ?? e.resOutputsEvent ?? e.resOpFailedEvent;
     const m = step?.metadata;
-    if (!m || m.type !== COMMAND || Boolean(step.planning) !== planning || typeof e.timestamp !== "number") continue;
+    // A "same" step runs nothing: listing it among the slowest would only show zeros.
+    if (!m || m.type !== COMMAND || m.op === "same" || Boolean(step.planning) !== planning || typeof e.timestamp !== "number") continue;
     const key = `${m.urn} ${m.op}`;
     if (e.resourcePreEvent) started.set(key, e.timestamp);
     else if (started.has(key)) times.push({ resource: m.urn.slice(m.urn.lastIndexOf("::") + 2), ms: (e.timestamp - started.get(key)!) * 1000 });

@@ -17,7 +17,7 @@ import { acceptedSshSessions, serverConfig, TestVm, testVm, waitForStatus } from
 const rundir = process.env.GITEA_HOMELAB_VM_RUNDIR;
 
 /** Each payload would make /tmp/gh-canary-N if any shell or systemd ever ran it as code. */
-const ROOT_URL = "http://gitea.test:4111/$(touch$IFS/tmp/gh-canary-1)/;touch$IFS/tmp/gh-canary-2;/%25h/$USER/${HOME}/'q'/a&b|c/";
+const ROOT_URL = "http://gitea.test:4111/$(touch$IFS/tmp/gh-canary-1)/;touch$IFS/tmp/gh-canary-2;/%2541h/$USER/${HOME}/'q'/a&b|c/";
 const ADMIN_EMAIL = "ops`touch$IFS/tmp/gh-canary-3`$USER'x&y|z@gitea.test";
 const ADMIN_PASSWORD = "p4ss'$(touch$IFS/tmp/gh-canary-4)\"`x`";
 /** Not the other suites' "rootless": its volumes start empty whatever ran before. */

@@ -66,20 +66,25 @@ describe("URLs", () => {
       expect(serverProblems({ rootUrl }), rootUrl).toEqual(naming("rootUrl", /% that is not followed by two hex digits.*%25/));
     }
     expect(wslProblems({ instanceUrl: "http://192.168.1.10:4111/git%/" })).toEqual(naming("instanceUrl", /% that is not followed by two hex digits/));
+    // Seen on the VM: ROOT_URL .../%25h/ made Gitea exit with 'Unable to parse STATIC_URL_PREFIX:
+    // ... invalid URL escape "%h/"', since it decodes its path once and parses it again.
+    for (const rootUrl of ["https://ex.test/%25h/", "https://ex.test/a%20b/%25/", "https://ex.test/100%25"]) {
+      expect(serverProblems({ rootUrl }), rootUrl).toEqual(naming("rootUrl", /once decoded, holds a % not followed by two hex digits.*remove the %25/));
+    }
     for (const rootUrl of ["http://gi{t}ea.test/", "http://a$b.test/", "http://a`id`.test/"]) {
       expect(serverProblems({ rootUrl }), rootUrl).toEqual(naming("rootUrl", /must name its host by a DNS name or an IP address/));
     }
-    for (const rootUrl of ["https://ex.test/a%20b/%25/", "http://a_b.test/", "http://bücher.example/", "http://ex%41mple.test/", "http://[fd00::1]:4111/"]) {
+    for (const rootUrl of ["https://ex.test/a%20b/%2541/", "http://a_b.test/", "http://bücher.example/", "http://ex%41mple.test/", "http://[fd00::1]:4111/"]) {
       expect(serverProblems({ rootUrl }), rootUrl).toEqual([]);
     }
   });
 
   it("keep $ and % in rootUrl as text, in a classic unit's ExecStart= and on Alpine", () => {
-    const { settings, problems } = validateServerConfig({ ...SERVER, rootUrl: "https://ex.test/${HOME}/$USER/%25h/" });
+    const { settings, problems } = validateServerConfig({ ...SERVER, rootUrl: "https://ex.test/${HOME}/$USER/%2541h/" });
     expect(problems).toEqual([]);
     const environment = giteaEnvironment({ publicHost: "ex.test", rootUrl: settings.rootUrl, sshPort: 3333, database: "sqlite3" });
     const exec = renderGiteaService({ ...CONTAINER_SPEC, environment }).split("\n").find((l) => l.startsWith("ExecStart="))!;
-    expect(exec).toContain("--env=GITEA__server__ROOT_URL=https://ex.test/$$%%7BHOME%%7D/$$USER/%%25h/");
+    expect(exec).toContain("--env=GITEA__server__ROOT_URL=https://ex.test/$$%%7BHOME%%7D/$$USER/%%2541h/");
     expect(() => renderGiteaOpenrc({ ...CONTAINER_SPEC, environment })).not.toThrow();
   });
 });
