@@ -169,6 +169,9 @@ export interface HttpUrlOptions {
   example: string;
 }
 
+/** A % that starts no escape (two hex digits), which Go's net/url refuses. */
+const STRAY_PERCENT = /%(?![0-9A-Fa-f]{2})/;
+
 /**
  * An http(s) URL: no control characters, no user name or password in it (they would land in
  * outputs, state and the host's files), and for a base URL no query or fragment. The URL
@@ -190,12 +193,12 @@ export function checkHttpUrl(value: string, opts: HttpUrlOptions): { url: URL } 
   if (opts.base && (url.search !== "" || url.hash !== "")) return { problem: `must be a base URL without ?query or #fragment, got ${shown(value)}` };
   // Gitea and the runner parse URLs with Go's net/url, which refuses what WHATWG parsing keeps:
   // a % that does not start an escape, and host names of other characters than DNS names use.
-  if (/%(?![0-9A-Fa-f]{2})/.test(url.href)) {
+  if (STRAY_PERCENT.test(url.href)) {
     return { problem: `has a % that is not followed by two hex digits, which Gitea refuses as an invalid URL escape (write a literal % as %25), got ${shown(value)}` };
   }
   // Gitea takes a base URL's path decoded, as its sub-path, and parses that again as a URL
   // (STATIC_URL_PREFIX): a %25 followed by other than two hex digits makes it exit at start.
-  if (opts.base && /%(?![0-9A-Fa-f]{2})/.test(percentDecoded(url.pathname))) {
+  if (opts.base && STRAY_PERCENT.test(percentDecoded(url.pathname))) {
     return { problem: `has a path that, once decoded, holds a % not followed by two hex digits (from %25); Gitea decodes its path and parses it again, so it would not start; remove the %25, got ${shown(value)}` };
   }
   if (!url.hostname.startsWith("[") && !URL_HOSTNAME.test(url.hostname)) {
