@@ -93,6 +93,8 @@ export function buildServerStack(settings: ServerSettings, secrets: ServerSecret
       settings: { publicHost: settings.publicHost, rootUrl: settings.rootUrl, sshPort: settings.sshPort, database: settings.database },
       containerName: GITEA_CONTAINER,
       secrets: runnerToken.result.apply((rt) => ({ runnerRegistrationToken: rt })),
+      ownerSettings: { settings: settings.gitea.secret ? pulumi.secret(settings.gitea.settings) : settings.gitea.settings, secret: settings.gitea.secret },
+      configVolume: GITEA_VOLUMES[1].name,
       volumes: GITEA_VOLUMES,
       healthTimeoutSeconds: settings.healthTimeoutSeconds,
       admin: { username: settings.adminUsername, email: settings.adminEmail, password: adminPassword },

@@ -23,6 +23,7 @@ import {
   urlHost,
 } from "./config";
 import { STORAGE_DRIVERS, StorageDriver } from "../components/rootlessUser/render";
+import { GiteaSetting, readSettings, SETTINGS_KEY } from "../components/gitea/settings";
 import { UNIT_STYLES } from "../components/host/platform";
 
 /** auto: firewalld on Fedora and Debian, none on Alpine (which ships no firewalld). */
@@ -89,6 +90,14 @@ export interface ServerSettings {
   /** A backup directory on the host to restore onto empty volumes. */
   restoreFrom?: string;
   allowDowngrade: boolean;
+  /** The owner's app.ini settings (config `gitea`); `secret` when Pulumi holds that key as a secret. */
+  gitea: { settings: GiteaSetting[]; secret: boolean };
+}
+
+/** The `gitea` config value as Pulumi holds it: JSON text, and whether any part of it was set with --secret. */
+export interface RawGiteaSettings {
+  json?: string;
+  secret: boolean;
 }
 
 export const SERVER_KEYS = [
@@ -135,7 +144,26 @@ function validateRootUrl(r: ConfigReader, explicit: string, derived: string): { 
   return { rootUrl, note };
 }
 
-export function validateServerConfig(raw: RawConfig): { settings: ServerSettings; problems: string[]; warnings: string[] } {
+/**
+ * The `gitea` key. Pulumi marks a whole object secret when any value in it was set with
+ * --secret (a program cannot tell which): then every setting in it is treated as secret.
+ */
+function readGiteaSettings(r: ConfigReader, raw: RawGiteaSettings): { settings: GiteaSetting[]; secret: boolean } {
+  let value: unknown;
+  if (raw.json !== undefined && raw.json.trim() !== "") {
+    try {
+      value = JSON.parse(raw.json);
+    } catch {
+      value = raw.json;
+    }
+  }
+  const { settings, problems, warnings } = readSettings(value, raw.secret);
+  for (const p of problems) r.problem(p.path, p.message);
+  for (const w of warnings) r.warn(w.path, w.message);
+  return { settings, secret: raw.secret };
+}
+
+export function validateServerConfig(raw: RawConfig, rawGitea: RawGiteaSettings = { secret: false }): { settings: ServerSettings; problems: string[]; warnings: string[] } {
   const r = new ConfigReader(raw);
   const d = SERVER_DEFAULTS;
   const connection = readConnection(r);
@@ -213,6 +241,7 @@ export function validateServerConfig(raw: RawConfig): { settings: ServerSettings
   const restoreFromValue = r.optional("restoreFrom");
   const restoreFrom = restoreFromValue === undefined ? undefined : r.absolutePath("restoreFrom", restoreFromValue, "a backup directory on the host (gitea-backup-*)").replace(/(.)\/+$/, "$1");
   const allowDowngrade = r.bool("allowDowngrade", d.allowDowngrade);
+  const gitea = readGiteaSettings(r, rawGitea);
 
   const settings: ServerSettings = {
     connection,
@@ -240,6 +269,7 @@ export function validateServerConfig(raw: RawConfig): { settings: ServerSettings
     backupSchedule,
     restoreFrom,
     allowDowngrade,
+    gitea,
   };
   return { settings, problems: r.problems, warnings: r.warnings };
 }
@@ -250,8 +280,18 @@ export interface ServerSecrets {
   adminPassword: pulumi.Output<string | undefined>;
 }
 
+// @internal in the SDK (absent from its typings): whether the CLI passed a key as secret.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const runtimeConfig: { isConfigSecret(key: string): boolean } = require("@pulumi/pulumi/runtime/config");
+
+/** The `gitea` key, read without Config.get (which warns when the value is secret). */
+export function readRawGiteaSettings(): RawGiteaSettings {
+  const key = `${PROJECT}:${SETTINGS_KEY}`;
+  return { json: pulumi.runtime.getConfig(key), secret: runtimeConfig.isConfigSecret(key) };
+}
+
 export function readServerConfig(config = new pulumi.Config(PROJECT)): { settings: ServerSettings; secrets: ServerSecrets } {
-  const { settings, problems, warnings } = validateServerConfig(readRawConfig(SERVER_KEYS, config));
+  const { settings, problems, warnings } = validateServerConfig(readRawConfig(SERVER_KEYS, config), readRawGiteaSettings());
   for (const w of warnings) pulumi.log.warn(w);
   problems.push(...secretProblems(readRawSecrets(["privateKey", "adminPassword"])));
   if (problems.length > 0) throw new ConfigError(problems);

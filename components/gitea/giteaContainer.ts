@@ -13,6 +13,7 @@ import { renderUpgradeScript, upgradeStatePath } from "../backup/render";
 import { Host } from "../host/host";
 import { KEYS_FILE } from "../keys/render";
 import { imageCheck } from "./drift";
+import { defaultsNotOverridden, DEFAULT_SETTINGS, GiteaSetting, renderForgetDroppedSettings, settingsEnvironment } from "./settings";
 import { giteaEnvironment, GiteaSecrets, GiteaServerSettings, GITEA_HTTP_PORT, GITEA_SSH_PORT, renderAdminScript, renderGiteaSecretEnv, renderHealthScript, renderImageScript } from "./render";
 
 export interface GiteaContainerArgs {
@@ -28,6 +29,13 @@ export interface GiteaContainerArgs {
   sshPort: pulumi.Input<number>;
   settings: pulumi.Input<GiteaServerSettings>;
   secrets: pulumi.Input<GiteaSecrets>;
+  /**
+   * The owner's app.ini settings (config \`gitea\`, settings.ts). Plain ones go into the unit file
+   * beside the program's own; \`secret\` ones only into the 0600 environment file.
+   */
+  ownerSettings?: { settings: pulumi.Input<GiteaSetting[]>; secret: boolean };
+  /** The volume holding app.ini, where settings dropped from config are removed. */
+  configVolume: string;
   volumes: pulumi.Input<Array<{ name: string; path: string }>>;
   healthTimeoutSeconds: pulumi.Input<number>;
   admin: { username: pulumi.Input<string>; email: pulumi.Input<string>; password: pulumi.Input<string> };
@@ -58,9 +66,17 @@ export class GiteaContainer extends pulumi.ComponentResource {
       { parent: this, dependsOn: opts?.dependsOn },
     );
 
+    const ownerSettings = pulumi.output(args.ownerSettings?.settings ?? []);
+    const ownerSecret = args.ownerSettings?.secret ?? false;
+    // Which settings the owner set is no secret, even when their values are.
+    const ownerNames = pulumi.unsecret(ownerSettings.apply((list) => list.map(({ section, key }) => ({ section, key }))));
+    // The unit's GITEA__ variables: the program's own, then its defaults the owner did not set, then the owner's.
+    const environment = pulumi
+      .all([args.settings, ownerNames, ownerSecret ? pulumi.output([] as GiteaSetting[]) : ownerSettings])
+      .apply(([settings, names, plain]) => ({ ...giteaEnvironment(settings), ...settingsEnvironment(defaultsNotOverridden(names)), ...settingsEnvironment(plain) }));
     const containerSpec = pulumi
-      .all([containerName, args.image, args.httpPort, args.sshPort, args.volumes, args.settings, args.userns])
-      .apply(([cname, img, httpPort, sshPort, volumes, settings, userns]): ContainerSpec => ({
+      .all([containerName, args.image, args.httpPort, args.sshPort, args.volumes, environment, args.userns])
+      .apply(([cname, img, httpPort, sshPort, volumes, environment, userns]): ContainerSpec => ({
         containerName: cname,
         image: img,
         ports: [
@@ -70,10 +86,13 @@ export class GiteaContainer extends pulumi.ComponentResource {
         volumes,
         // Relative to the home: systemd units say %h/, OpenRC's service runs in the home.
         envFiles: [unitPaths("quadlet", cname).envFile, KEYS_FILE],
-        environment: giteaEnvironment(settings),
+        environment,
         userns: userns || undefined,
       }));
-    const secretEnv = pulumi.secret(pulumi.output(args.secrets).apply(renderGiteaSecretEnv));
+    const secretEnv = pulumi.secret(
+      pulumi.all([args.secrets, ownerSettings]).apply(([secrets, settings]) => renderGiteaSecretEnv({ ...secrets, settings: ownerSecret ? settingsEnvironment(settings) : undefined })),
+    );
+    const forgetDropped = ownerNames.apply((names) => renderForgetDroppedSettings(args.configVolume, [...DEFAULT_SETTINGS, ...names]));
 
     const backupTool = pulumi.output(args.backupTool);
     // A plain value decides whether the command exists (never create resources inside apply()).
@@ -88,7 +107,7 @@ export class GiteaContainer extends pulumi.ComponentResource {
             },
             { parent: this, dependsOn: [image] },
           );
-    this.service = new GiteaService(`${name}-service`, { host: args.host, user, container: containerSpec, environment: secretEnv }, { parent: this, dependsOn: [this.upgrade ?? image] });
+    this.service = new GiteaService(`${name}-service`, { host: args.host, user, container: containerSpec, environment: secretEnv, beforeStart: forgetDropped }, { parent: this, dependsOn: [this.upgrade ?? image] });
 
     this.healthy = args.host.run(
       `${name}-health`,

@@ -41,11 +41,13 @@ export function giteaEnvironment(s: GiteaServerSettings): Record<string, string>
  */
 export interface GiteaSecrets {
   runnerRegistrationToken: string;
+  /** The owner's settings when they are secret (GITEA__ variables: settings.ts). */
+  settings?: Record<string, string>;
 }
 
 /** The 0600 environment file's content: the secrets Gitea needs, never put in the unit file. */
 export function renderGiteaSecretEnv(s: GiteaSecrets): string {
-  return renderEnvFile({ GITEA_RUNNER_REGISTRATION_TOKEN: s.runnerRegistrationToken });
+  return renderEnvFile({ GITEA_RUNNER_REGISTRATION_TOKEN: s.runnerRegistrationToken, ...s.settings });
 }
 
 /** Makes the image present in the user's storage before the unit starts: loaded from a local archive, else pulled. */

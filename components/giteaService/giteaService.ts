@@ -8,7 +8,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { Host } from "../host/host";
-import { fileDigest } from "../render/shell";
+import { Bash, fileDigest } from "../render/shell";
 import { unitCheck } from "./drift";
 import { ContainerSpec, giteaContainerCheck, renderGiteaUnit, renderUnitInstallScript, renderUnitRemoveScript, UnitScriptSpec, unitPaths } from "./render";
 
@@ -19,6 +19,8 @@ export interface GiteaServiceArgs {
   container: pulumi.Input<ContainerSpec>;
   /** Content of the service's environment file (secret), delivered through stdin. */
   environment: pulumi.Input<string>;
+  /** Bash the install script runs before it (re)starts the service; may set changed=1 to restart it. */
+  beforeStart?: pulumi.Input<Bash>;
 }
 
 export class GiteaService extends pulumi.ComponentResource {
@@ -33,14 +35,15 @@ export class GiteaService extends pulumi.ComponentResource {
     super("gitea-homelab:components:GiteaService", name, {}, { ...opts, aliases: [{ type: "gitea-homelab:components:SystemdUserUnit" }, ...(opts?.aliases ?? [])] });
     const platform = args.host.platform;
     const container = pulumi.output(args.container);
-    const spec = pulumi.all([args.user, container, platform]).apply(
-      ([user, c, p]): UnitScriptSpec => ({
+    const spec = pulumi.all([args.user, container, platform, args.beforeStart]).apply(
+      ([user, c, p, beforeStart]): UnitScriptSpec => ({
         user,
         name: c.containerName,
         style: p.unitStyle,
         content: renderGiteaUnit(p.unitStyle, c),
         hasEnvironment: true,
         container: giteaContainerCheck(c),
+        beforeStart,
       }),
     );
     this.unitFile = spec.apply((s) => s.content);

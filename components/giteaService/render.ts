@@ -5,7 +5,7 @@
  */
 import { UnitStyle } from "../host/platform";
 import { renderOpenrcConf, renderOpenrcInitScript } from "../render/openrc";
-import { installContent, renderScript, sh, trimBash } from "../render/shell";
+import { Bash, installContent, renderScript, sh, trimBash } from "../render/shell";
 import { IniEntries, renderIni, unit, UnitValue } from "../render/unitFile";
 
 export interface UnitPaths {
@@ -96,6 +96,8 @@ export interface UnitScriptSpec {
   content: string;
   hasEnvironment: boolean;
   container?: ContainerCheck;
+  /** Bash run once the files are installed, before the service is (re)started; may set changed=1. */
+  beforeStart?: Bash;
 }
 
 export function renderUnitInstallScript(spec: UnitScriptSpec): string {
@@ -128,6 +130,8 @@ if [[ -n $env_file ]]; then
   (umask 077 && cat >"$tmp")
   install_file "$tmp" "$home/$env_file" 600 "$user" "$group"
 fi
+
+${spec.beforeStart ?? sh``}
 
 userctl "$user" daemon-reload
 if [[ $style == quadlet ]]; then
@@ -171,6 +175,7 @@ if [[ -n $env_file ]]; then
   (umask 077 && cat >"$tmp")
   install_file "$tmp" "$home/$env_file" 600 "$user" "$group"
 fi
+${spec.beforeStart ?? sh``}
 rc-update add "$service" default >/dev/null
 openrc_ctl() {
   case $1 in

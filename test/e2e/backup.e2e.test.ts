@@ -38,7 +38,8 @@ describe.runIf(rundir)("backups, restore and a failed upgrade: the data and its 
   const cloneUrl = () => `${server.lastOutputs().sshCloneBase as string}gitea-admin/${REPO}.git`;
   const keysDigest = () => vm.root(`sha256sum </home/${USER}/.config/gitea-homelab/gitea-keys.env | cut -c1-64`);
   const backups = async () => (await vm.root(`ls -1 ${BACKUPS} | grep '^gitea-backup-' || true`)).split("\n").filter((l) => l !== "");
-  const giteaVersion = async () => (await giteaApi(web(), "/version")).body.version as string;
+  // Sign-in is needed to view (the default), the API included.
+  const giteaVersion = async () => (await giteaApi(web(), "/version", { auth: admin() })).body.version as string;
   const userExists = async (name: string) => (await giteaApi(web(), `/users/${name}`, { auth: admin() })).status === 200;
 
   /** Pushes a commit and returns the secret's hash the workflow printed for it. */

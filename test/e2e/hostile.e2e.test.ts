@@ -7,7 +7,8 @@
  * e-mail) cannot meet it, and removes everything it made, data and account included. Driven by
  * the real Pulumi CLI (test/e2e/harness/pulumiCli.ts), stack "server-hostile" (the run's other
  * suite files share the file backend; the config sets `role: server`): the values go through
- * `pulumi config set` (the password with --secret, on stdin) as a user's would.
+ * `pulumi config set` (the password with --secret, on stdin; a Gitea setting with --path) as a
+ * user's would.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GITEA_START_MS, giteaApi, iniValue } from "./harness/gitea";
@@ -20,6 +21,8 @@ const rundir = process.env.GITEA_HOMELAB_VM_RUNDIR;
 const ROOT_URL = "http://gitea.test:4111/$(touch$IFS/tmp/gh-canary-1)/;touch$IFS/tmp/gh-canary-2;/%2541h/$USER/${HOME}/'q'/a&b|c/";
 const ADMIN_EMAIL = "ops`touch$IFS/tmp/gh-canary-3`$USER'x&y|z@gitea.test";
 const ADMIN_PASSWORD = "p4ss'$(touch$IFS/tmp/gh-canary-4)\"`x`";
+/** A Gitea setting (config `gitea`, set with --path); # ; and the backtick make Gitea quote it in app.ini. */
+const GITEA_SETTING = "a forge; $(touch$IFS/tmp/gh-canary-5) `touch$IFS/tmp/gh-canary-6` %h %% $USER ${HOME} 'q' \"q\" # ;";
 /** Not the other suites' "rootless": its volumes start empty whatever ran before. */
 const USER = "hostile";
 
@@ -30,13 +33,14 @@ describe.runIf(rundir)("hostile config values on the Debian 13 VM", () => {
   let config: Record<string, string>;
 
   const canaries = () => vm.root("find / -xdev -name 'gh-canary-*' 2>/dev/null | tr '\\n' ' '; ls /tmp | grep -c gh-canary || true");
-  const rootUrlInGitea = async () => iniValue(await vm.asUser(USER, "podman exec gitea cat /etc/gitea/app.ini"), "server", "ROOT_URL");
+  const appIni = () => vm.asUser(USER, "podman exec gitea cat /etc/gitea/app.ini");
+  const rootUrlInGitea = async () => iniValue(await appIni(), "server", "ROOT_URL");
 
   beforeAll(async () => {
     vm = testVm(rundir!);
     const ws = await openWorkspace(rundir!, { suite: "hostile suite", sshSessions: () => acceptedSshSessions(vm) });
     stack = await new CliStack(ws, "server-hostile", log).init();
-    config = { ...serverConfig(vm), role: "server", rootlessUser: USER, rootUrl: ROOT_URL, adminEmail: ADMIN_EMAIL, adminPassword: ADMIN_PASSWORD, destroyData: "true", removeUserOnDestroy: "true" };
+    config = { ...serverConfig(vm), role: "server", rootlessUser: USER, rootUrl: ROOT_URL, adminEmail: ADMIN_EMAIL, adminPassword: ADMIN_PASSWORD, "gitea.ui.meta.DESCRIPTION": GITEA_SETTING, destroyData: "true", removeUserOnDestroy: "true" };
   });
 
   afterAll(async () => {
@@ -52,6 +56,7 @@ describe.runIf(rundir)("hostile config values on the Debian 13 VM", () => {
     const rootUrl = new URL(ROOT_URL).href;
     expect(rootUrl).toContain("$(touch$IFS/tmp/gh-canary-1)");
     expect(await rootUrlInGitea()).toBe(rootUrl);
+    expect(iniValue(await appIni(), "ui.meta", "DESCRIPTION")).toBe(GITEA_SETTING);
     // The admin exists with the hostile e-mail and logs in with the hostile password.
     const me = await giteaApi(`http://127.0.0.1:${vm.forwarded(4111)}`, "/user", { auth: { username: "gitea-admin", password: ADMIN_PASSWORD } });
     // Gitea 1.26 stores e-mail addresses in lower case (seen on the VM: $IFS came back as $ifs).
@@ -65,6 +70,7 @@ describe.runIf(rundir)("hostile config values on the Debian 13 VM", () => {
     expect(await vm.root(`systemctl --user -M ${USER}@ is-active gitea.service`)).toBe("active");
     expect(await canaries()).toBe("0");
     expect(await rootUrlInGitea()).toBe(new URL(ROOT_URL).href);
+    expect(iniValue(await appIni(), "ui.meta", "DESCRIPTION")).toBe(GITEA_SETTING);
     // A value systemd would have expanded shows as text in the unit, doubled.
     expect(await vm.root(`grep -c 'ROOT_URL=.*\\$\\$(touch\\$\\$IFS' ~${USER}/.config/systemd/user/gitea.service`)).toBe("1");
   });

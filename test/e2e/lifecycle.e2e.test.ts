@@ -7,15 +7,18 @@
  *   by preview, repaired by up; the runner online and a pushed workflow reading an Actions
  *   secret to success; a scheduled backup; destroy keeping the data and an up from an empty
  *   state that finds it (the secret still decrypts); the runner gone from Gitea on destroy; a
- *   port change; a restore onto the empty volumes destroy with destroyData leaves.
+ *   port change; a restore onto the empty volumes destroy with destroyData leaves. Gitea's
+ *   settings: a fresh forge refuses sign-up, shows the configured site name, holds a secret
+ *   mailer password in app.ini only, and loses it from app.ini when it leaves the config.
  * Gitea and the runner are real (built from their Go modules, baked into the VM); the
  * `command` and `random` plugins are real when the developer has them, else our test doubles
  * (the suite prints which).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { shq } from "../../components/render/shell";
 import { filesBelow } from "./harness/cliOutput";
 import { Forge, VAULT } from "./harness/forge";
-import { GITEA_START_MS, GiteaAuth, giteaApi, iniValue, waitFor } from "./harness/gitea";
+import { anonymousPage, GITEA_START_MS, GiteaAuth, giteaApi, iniValue, waitFor } from "./harness/gitea";
 import { CliStack, openWorkspace, RunReport, Workspace } from "./harness/pulumiCli";
 import { Timings } from "./harness/timings";
 import { acceptedSshSessions, resolveGiteaTestLocally, serverConfig, TestVm, testVm, waitForStatus, wslConfig } from "./harness/vm";
@@ -25,6 +28,20 @@ const USER = "rootless";
 const BACKUPS = "/var/backups/gitea-e2e";
 const RUNNER = "wsl-runner";
 const REPO = "vault";
+const SITE_NAME = "Lifecycle forge";
+/** Set with --secret (--path), as the README shows. */
+const MAIL_PASSWORD = "mail-Pa55-$(touch /tmp/mail-canary)-%h";
+/** Gitea settings as config paths (the harness sets a dotted key with --path). */
+const GITEA_SETTINGS = {
+  "gitea.APP_NAME": SITE_NAME,
+  "gitea.mailer.ENABLED": "true",
+  "gitea.mailer.PROTOCOL": "smtp+starttls",
+  "gitea.mailer.SMTP_ADDR": "127.0.0.1",
+  "gitea.mailer.SMTP_PORT": "587",
+  "gitea.mailer.FROM": "gitea@gitea.test",
+  "gitea.mailer.USER": "gitea@gitea.test",
+  "gitea.mailer.PASSWD": MAIL_PASSWORD,
+};
 describe.runIf(rundir)("the core lifecycle with the real Pulumi CLI", () => {
   let vm: TestVm;
   let ws: Workspace;
@@ -46,6 +63,7 @@ describe.runIf(rundir)("the core lifecycle with the real Pulumi CLI", () => {
   const backups = async () => (await vm.root(`ls -1 ${BACKUPS} | grep '^gitea-backup-' || true`)).split("\n").filter((l) => l !== "");
   const runners = async () => (await giteaApi(web(), "/admin/actions/runners", { auth: admin() })).body.runners as Array<{ id: number; name: string; status: string }>;
   const healthy = async () => expect(await waitForStatus(`${web()}/api/healthz`, 200, GITEA_START_MS)).toBe(200);
+  const appIni = () => vm.asUser(USER, "podman exec gitea cat /etc/gitea/app.ini");
 
   /** Pushes a commit and returns the secret's hash the workflow printed for it. */
   async function secretHashAfterPush(message: string): Promise<string> {
@@ -63,7 +81,7 @@ describe.runIf(rundir)("the core lifecycle with the real Pulumi CLI", () => {
     await resolveGiteaTestLocally(vm);
     // The runner's jobs run in root's Podman (the socket of a system service): the job image goes there.
     await vm.root(`podman image exists ${vm.env.JOB_IMAGE} || podman load -q -i ${vm.env.JOB_IMAGE_ARCHIVE}`);
-    config = { ...serverConfig(vm), backupDir: BACKUPS, backupKeep: "3" };
+    config = { ...serverConfig(vm), backupDir: BACKUPS, backupKeep: "3", ...GITEA_SETTINGS };
   });
 
   afterAll(async () => {
@@ -98,11 +116,35 @@ describe.runIf(rundir)("the core lifecycle with the real Pulumi CLI", () => {
     // No secret in Pulumi's state, in what the CLI printed, on the host's command lines or journal.
     const secretKey = iniValue(ini, "security", "SECRET_KEY")!;
     expect(secretKey.length).toBe(64);
-    const secrets = [secretKey, admin().password, server.lastOutputs().runnerRegistrationToken as string];
+    const secrets = [secretKey, admin().password, server.lastOutputs().runnerRegistrationToken as string, MAIL_PASSWORD];
     const visible = [filesBelow(ws.backend), log.join("\n"), await vm.root("ps -eo args"), await vm.root("journalctl --no-pager -n 3000")].join("\n");
     for (const s of secrets) expect(visible).not.toContain(s);
     // sshd refuses the provider's PULUMI_COMMAND_* variables: the program never asks for them.
     expect(first.warnings.filter((w) => /PULUMI_COMMAND_STDOUT|AcceptEnv/.test(w))).toEqual([]);
+  });
+
+  it("a fresh forge is closed to strangers and has the owner's settings; a secret one is in app.ini and nowhere else", async () => {
+    // Self-registration is closed: the page says so and has no form.
+    const signUp = await anonymousPage(web(), "/user/sign_up");
+    expect(signUp.status).toBe(200);
+    expect(signUp.text).toContain("Registration is disabled");
+    expect(signUp.text).not.toContain('name="retype"');
+    // Sign-in is needed to view: strangers are sent to the sign-in page, and the API wants a user.
+    expect((await anonymousPage(web(), "/explore/repos")).location).toMatch(/\/user\/login/);
+    expect((await giteaApi(web(), "/version")).status).toBe(401);
+    // The site name from config, in the page title.
+    expect((await anonymousPage(web(), "/user/login")).text).toMatch(new RegExp(`<title>[^<]*${SITE_NAME}[^<]*</title>`));
+    const ini = await appIni();
+    expect(iniValue(ini, "mailer", "PASSWD")).toBe(MAIL_PASSWORD);
+    expect(iniValue(ini, "mailer", "SMTP_ADDR")).toBe("127.0.0.1");
+    expect(iniValue(ini, "service", "DISABLE_REGISTRATION")).toBe("true");
+    // Only the 0600 environment file holds it: not the unit, the state, the CLI's output or the journal.
+    const files = `/home/${USER}/.config`;
+    expect(await vm.root(`stat -c %a ${files}/gitea-homelab/gitea.env`)).toBe("600");
+    expect(await vm.root(`grep -rlF -- ${shq(MAIL_PASSWORD)} ${files} || true`)).toBe(`${files}/gitea-homelab/gitea.env`);
+    const visible = [filesBelow(ws.backend), log.join("\n"), await vm.root("ps -eo args"), await vm.root("journalctl --no-pager -n 3000")].join("\n");
+    expect(visible).not.toContain("mail-Pa55");
+    expect(await vm.root("ls /tmp/mail-canary 2>&1 || true")).toMatch(/No such file/);
   });
 
   it("a second up changes nothing, and preview --expect-no-changes agrees", async () => {
@@ -114,18 +156,34 @@ describe.runIf(rundir)("the core lifecycle with the real Pulumi CLI", () => {
     expect(strict.code, strict.stdout + strict.stderr).toBe(0);
   });
 
+  it("a setting removed from config is removed from app.ini: Gitea restarts once, nothing else runs", async () => {
+    const { "gitea.mailer.PASSWD": _gone, ...rest } = config;
+    config = rest;
+    const removed = await timings.time("a setting removed", () => server.up(config));
+    expect(ran(removed)).toEqual(["replace gitea-health", "update gitea-service-unit"]);
+    await healthy();
+    const ini = await appIni();
+    expect(iniValue(ini, "mailer", "PASSWD")).toBeUndefined();
+    expect(iniValue(ini, "mailer", "SMTP_ADDR")).toBe("127.0.0.1");
+    expect((await anonymousPage(web(), "/user/login")).text).toContain(SITE_NAME);
+    expect((await server.preview(config)).steps).toEqual([]);
+  });
+
   it("drift made by hand shows in preview as exactly the drifted commands; up repairs it; preview is clean", async () => {
     await vm.root("firewall-cmd -q --remove-port=3333/tcp && firewall-cmd -q --permanent --remove-port=3333/tcp");
     await vm.root(`systemctl --user -M ${USER}@ stop gitea.service`);
+    await vm.root(`echo GITEA__service__DISABLE_REGISTRATION=false >>/home/${USER}/.config/gitea-homelab/gitea.env`);
     const preview = await server.preview(config);
     expect(preview.steps.map((s) => `${s.operation} ${s.resource}`).sort()).toEqual(["update gitea-service-unit", "update gitea-ssh-port"]);
     expect(preview.steps.find((s) => s.resource === "gitea-ssh-port")?.drift).toMatch(/^firewall 3333\/tcp: closed in zone public, expected open$/);
-    expect(preview.steps.find((s) => s.resource === "gitea-service-unit")?.drift).toMatch(/^unit gitea\.service: inactive, expected active$/);
+    expect(preview.steps.find((s) => s.resource === "gitea-service-unit")?.drift).toMatch(/^unit gitea\.service: environment file edited; unit gitea\.service: inactive, expected active$/);
     expect(preview.warnings.filter((w) => w.includes(": drift on the host: ")).length).toBe(2);
     const repair = await server.up(config);
     expect(ran(repair)).toEqual(["update gitea-service-unit", "update gitea-ssh-port"]);
     await healthy();
     expect(await openPorts()).toMatch(/^runtime: (?=.*3333\/tcp).* permanent: (?=.*3333\/tcp)/);
+    expect(await vm.root(`grep -c DISABLE_REGISTRATION /home/${USER}/.config/gitea-homelab/gitea.env || true`)).toBe("0");
+    expect((await anonymousPage(web(), "/user/sign_up")).text).toContain("Registration is disabled");
     expect((await server.preview(config)).steps).toEqual([]);
   });
 

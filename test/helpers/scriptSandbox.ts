@@ -21,7 +21,7 @@ import { tmpdir } from "os";
 import { join } from "path";
 
 /** Commands run for real: they only read, or write inside the sandbox's temp dir. */
-const REAL_TOOLS = ["bash", "cat", "grep", "sed", "awk", "sort", "cut", "head", "tail", "tr", "wc", "cmp", "stat", "sha256sum", "dirname", "basename", "mktemp", "true", "false", "printf", "env", "date", "uniq", "base64", "od"];
+const REAL_TOOLS = ["bash", "cat", "grep", "sed", "awk", "sort", "cut", "head", "tail", "tr", "wc", "cmp", "stat", "sha256sum", "dirname", "basename", "mktemp", "true", "false", "printf", "env", "date", "uniq", "base64", "od", "comm"];
 
 /** Commands that change a host: logged, never run. */
 const STUBBED = [
@@ -75,6 +75,7 @@ case "$name $*" in
   "busctl "*" getZoneByName "*) echo 'o "/org/fedoraproject/FirewallD1/config/zone/0"' ;;
   "busctl "*" queryPort "*) echo "b true" ;;
   "podman --version"*) echo "podman version 5.4.2" ;;
+  "podman volume inspect"*) echo "$GH_SANDBOX/volume" ;;
   "firewall-cmd --state"*) echo running ;;
   "firewall-cmd --get-default-zone"* | "firewall-offline-cmd --get-default-zone"*) echo public ;;
   "install "*)
@@ -111,7 +112,7 @@ export class ScriptSandbox {
     this.dir = mkdtempSync(join(tmpdir(), "gh-sandbox-"));
     this.bin = join(this.dir, "bin");
     this.canary = join(this.dir, "canary", "CANARY");
-    for (const d of ["bin", "canary", "installed", "home", "tmp"]) mkdirSync(join(this.dir, d));
+    for (const d of ["bin", "canary", "installed", "home", "tmp", "volume"]) mkdirSync(join(this.dir, d));
     writeFileSync(join(this.bin, ".stub"), STUB, { mode: 0o755 });
     for (const name of STUBBED) symlinkSync(".stub", join(this.bin, name));
     for (const name of REAL_TOOLS) {
@@ -120,7 +121,7 @@ export class ScriptSandbox {
     }
     writeFileSync(join(this.bin, "gh_canary"), `#!/bin/bash\n: >${JSON.stringify(this.canary)}\n`, { mode: 0o755 });
     // nobody must be able to use the sandbox (and only it).
-    for (const d of [this.dir, join(this.dir, "canary"), join(this.dir, "installed"), join(this.dir, "home"), join(this.dir, "tmp")]) chmodSync(d, 0o777);
+    for (const d of [this.dir, join(this.dir, "canary"), join(this.dir, "installed"), join(this.dir, "home"), join(this.dir, "tmp"), join(this.dir, "volume")]) chmodSync(d, 0o777);
     writeFileSync(join(this.dir, "log"), "");
     chmodSync(join(this.dir, "log"), 0o666);
   }

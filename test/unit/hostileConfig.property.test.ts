@@ -22,6 +22,7 @@ import { join } from "path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { giteaEnvironment } from "../../components/gitea/render";
+import { defaultsNotOverridden, settingsEnvironment } from "../../components/gitea/settings";
 import { RawConfig, secretProblems, SecretKey } from "../../stacks/config";
 import { SERVER_KEYS, validateServerConfig } from "../../stacks/serverConfig";
 import { validateWslConfig, WSL_KEYS } from "../../stacks/wslConfig";
@@ -63,6 +64,9 @@ const SERVER_BASE: RawConfig = {
   backupSchedule: "weekly",
   restoreFrom: "/var/backups/gitea-homelab/gitea-backup-20261127T030000Z-scheduled",
   allowDowngrade: "false",
+  // Gitea settings (the \`gitea\` object): each path a value of its own here.
+  "gitea.APP_NAME": "Home forge",
+  "gitea.ui.meta.DESCRIPTION": "A forge at home",
 };
 const SERVER_SECRETS: Partial<Record<SecretKey, string>> = { adminPassword: "correct horse battery", privateKey: PRIVATE_KEY };
 
@@ -154,7 +158,23 @@ function hostileConfig(base: RawConfig, secrets: Partial<Record<SecretKey, strin
 }
 
 type Validate = (raw: RawConfig, secrets: Partial<Record<SecretKey, string>>) => string[];
-const validateServer: Validate = (raw, secrets) => [...validateServerConfig(raw).problems, ...secretProblems(secrets)];
+/** The server config with its `gitea.…` paths put together into the `gitea` object, as Pulumi gives it. */
+function validateServerRaw(raw: RawConfig) {
+  const gitea: Record<string, any> = {};
+  const rest: RawConfig = {};
+  for (const [key, value] of Object.entries(raw)) {
+    if (!key.startsWith("gitea.")) {
+      rest[key] = value;
+      continue;
+    }
+    const path = key.split(".").slice(1);
+    let node = gitea;
+    for (const name of path.slice(0, -1)) node = node[name] ??= {};
+    node[path[path.length - 1]] = value;
+  }
+  return validateServerConfig(rest, { json: JSON.stringify(gitea), secret: false });
+}
+const validateServer: Validate = (raw, secrets) => [...validateServerRaw(raw).problems, ...secretProblems(secrets)];
 const validateWsl: Validate = (raw, secrets) => [...validateWslConfig(raw).problems, ...secretProblems(secrets)];
 
 /**
@@ -197,7 +217,7 @@ async function renderServer(raw: RawConfig, secrets: Partial<Record<SecretKey, s
     {},
     async () => {
       const { buildServerStack } = await import("../../stacks/server");
-      const { settings } = validateServerConfig(raw);
+      const { settings } = validateServerRaw(raw);
       return buildServerStack(settings, { privateKey: pulumi.secret(secrets.privateKey), adminPassword: pulumi.secret(secrets.adminPassword) });
     },
     { probeStdout: () => session(platform) },
@@ -379,8 +399,13 @@ describe("hostile values in every string config key", () => {
         const rendered = await renderServer(raw, secrets, variant === "service" ? "debian" : variant);
         const installed = exercise(rendered, `server ${variant} ${JSON.stringify(hostile)}`);
         expectFilesKeepShape(installed, plain[variant]);
-        const { settings } = validateServerConfig(raw);
-        expectExactEnvironment(installed, giteaEnvironment({ publicHost: settings.publicHost, rootUrl: settings.rootUrl, sshPort: settings.sshPort, database: settings.database }));
+        const { settings } = validateServerRaw(raw);
+        expectExactEnvironment(installed, {
+          ...giteaEnvironment({ publicHost: settings.publicHost, rootUrl: settings.rootUrl, sshPort: settings.sshPort, database: settings.database }),
+          ...settingsEnvironment(defaultsNotOverridden(settings.gitea.settings)),
+          ...settingsEnvironment(settings.gitea.settings),
+        });
+        expect(settings.gitea.settings.length, "the gitea settings reach the unit").toBe(Object.keys(raw).filter((k) => k.startsWith("gitea.")).length);
       }),
       {
         numRuns: RUNS,
@@ -393,6 +418,7 @@ describe("hostile values in every string config key", () => {
             rootUrl: "https://git.example.com/$(gh_canary)/;gh_canary;/%h/$HOME/${PATH}/'q'/",
             adminEmail: "ops`gh_canary`$USER'x&y|z@example.com",
             adminPassword: `p4ss'$(gh_canary)"\`gh_canary\`;`,
+            "gitea.ui.meta.DESCRIPTION": "$(gh_canary) `gh_canary` ;gh_canary; %h %% $HOME ${PATH} 'q' \"q\" # ; \\",
           },
           variant,
         ]),
@@ -437,7 +463,7 @@ describe("hostile values in every string config key", () => {
   });
 
   it("covers every string key the stacks read", () => {
-    expect(Object.keys(SERVER_BASE).sort()).toEqual([...SERVER_KEYS].sort());
+    expect(Object.keys(SERVER_BASE).filter((k) => !k.startsWith("gitea.")).sort()).toEqual([...SERVER_KEYS].sort());
     expect(Object.keys(WSL_BASE).sort()).toEqual([...WSL_KEYS].sort());
   });
 });

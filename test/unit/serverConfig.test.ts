@@ -110,9 +110,11 @@ describe("Pulumi.yaml", () => {
 
   it("has example server stacks (Fedora, Alpine) that validate", () => {
     for (const file of ["Pulumi.server.yaml", "Pulumi.alpine.yaml"]) {
-      const stack = parse(readFileSync(`${__dirname}/../../${file}`, "utf8")).config as Record<string, unknown>;
+      const { "gitea-homelab:gitea": gitea, ...stack } = parse(readFileSync(`${__dirname}/../../${file}`, "utf8")).config as Record<string, unknown>;
       const raw = Object.fromEntries(Object.entries(stack).map(([k, v]) => [k.replace(/^gitea-homelab:/, ""), String(v)]));
-      expect(validateServerConfig(raw).problems, file).toEqual([]);
+      const { problems, settings } = validateServerConfig(raw, { json: gitea === undefined ? undefined : JSON.stringify(gitea), secret: false });
+      expect(problems, file).toEqual([]);
+      if (file === "Pulumi.server.yaml") expect(settings.gitea.settings).toEqual([{ section: "", key: "APP_NAME", value: "Home forge" }]);
     }
   });
 

@@ -34,6 +34,12 @@ export async function giteaApi(baseUrl: string, path: string, opts: { auth?: Git
   return { status: res.status, body };
 }
 
+/** A web page as a stranger gets it (no session, redirects not followed): its status, Location and text. */
+export async function anonymousPage(baseUrl: string, path: string, method = "GET"): Promise<{ status: number; location: string; text: string }> {
+  const res = await fetch(`${baseUrl.replace(/\/$/, "")}${path}`, { method, redirect: "manual", signal: AbortSignal.timeout(60_000) });
+  return { status: res.status, location: res.headers.get("location") ?? "", text: await res.text() };
+}
+
 /** Polls `check` every `everyMs` until it returns a value other than undefined, up to `timeoutMs`. */
 export async function waitFor<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>, everyMs = 3000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -57,7 +63,8 @@ export function iniValue(ini: string, section: string, key: string): string | un
     const header = /^\s*\[([^\]]+)\]\s*$/.exec(line);
     if (header) current = header[1];
     const entry = /^\s*([A-Za-z0-9_.]+)\s*=\s*(.*?)\s*$/.exec(line);
-    if (entry && current === section && entry[1] === key) return entry[2].replace(/^`(.*)`$/, "$1").replace(/^"(.*)"$/, "$1");
+    // The ini library quotes a value with """ (a backtick in it), ` (# or ;) or " (outer spaces).
+    if (entry && current === section && entry[1] === key) return /^"""(.*)"""$/.exec(entry[2])?.[1] ?? entry[2].replace(/^`(.*)`$/, "$1").replace(/^"(.*)"$/, "$1");
   }
   return undefined;
 }

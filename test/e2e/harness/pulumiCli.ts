@@ -22,6 +22,8 @@ import { installProviderDoubles, PluginKind } from "../doubles/install";
 const COMMAND = "command:remote:Command";
 /** Config keys whose values are secrets: set with --secret, through stdin. */
 const SECRET_KEYS = new Set(["privateKey", "adminPassword", "registrationToken"]);
+/** Gitea settings that hold a password (`gitea.mailer.PASSWD`) are set with --secret too. */
+const isSecretKey = (key: string) => SECRET_KEYS.has(key) || /^gitea\..*\.PASSWD$/.test(key);
 
 export type Operation = "create" | "update" | "replace" | "delete";
 
@@ -244,17 +246,24 @@ export class CliStack {
     await this.init();
   }
 
-  /** `pulumi config set` for what changed since the last run, `config rm` for what went. */
+  /**
+   * `pulumi config set` for what changed since the last run, `config rm` for what went. A key
+   * with a dot is a path into an object (`gitea.mailer.SMTP_ADDR`: `--path`), as the README
+   * tells users to set Gitea's settings.
+   */
   private async setConfig(config: Record<string, string>): Promise<void> {
     const gone = Object.keys(this.config).filter((k) => !(k in config));
-    if (gone.length > 0) await this.must(["config", "rm-all", "--stack", this.name, ...gone.map((k) => `gitea-homelab:${k}`)]);
-    const plain = Object.entries(config).filter(([k, v]) => !SECRET_KEYS.has(k) && this.config[k] !== v);
-    if (plain.length > 0) {
-      await this.must(["config", "set-all", "--stack", this.name, ...plain.flatMap(([k, v]) => ["--plaintext", `gitea-homelab:${k}=${v}`])]);
+    const flat = (k: string) => !k.includes(".");
+    if (gone.some(flat)) await this.must(["config", "rm-all", "--stack", this.name, ...gone.filter(flat).map((k) => `gitea-homelab:${k}`)]);
+    for (const k of gone.filter((k) => !flat(k))) await this.must(["config", "rm", "--path", "--stack", this.name, `gitea-homelab:${k}`]);
+    const plain = Object.entries(config).filter(([k, v]) => !isSecretKey(k) && this.config[k] !== v);
+    if (plain.some(([k]) => flat(k))) {
+      await this.must(["config", "set-all", "--stack", this.name, ...plain.filter(([k]) => flat(k)).flatMap(([k, v]) => ["--plaintext", `gitea-homelab:${k}=${v}`])]);
     }
+    for (const [k, v] of plain.filter(([k]) => !flat(k))) await this.must(["config", "set", "--path", "--stack", this.name, `gitea-homelab:${k}`, v]);
     // Secrets go through stdin, as the README tells users, never on the command line.
-    for (const [k, v] of Object.entries(config).filter(([k, v]) => SECRET_KEYS.has(k) && this.config[k] !== v)) {
-      await this.must(["config", "set", "--secret", "--stack", this.name, `gitea-homelab:${k}`], v);
+    for (const [k, v] of Object.entries(config).filter(([k, v]) => isSecretKey(k) && this.config[k] !== v)) {
+      await this.must(["config", "set", "--secret", ...(flat(k) ? [] : ["--path"]), "--stack", this.name, `gitea-homelab:${k}`], v);
     }
     this.config = { ...config };
   }
