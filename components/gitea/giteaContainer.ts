@@ -13,7 +13,7 @@ import { renderUpgradeScript, upgradeStatePath } from "../backup/render";
 import { Host } from "../host/host";
 import { KEYS_FILE } from "../keys/render";
 import { imageCheck } from "./drift";
-import { defaultsNotOverridden, DEFAULT_SETTINGS, GiteaSetting, renderForgetDroppedSettings, settingsEnvironment } from "./settings";
+import { defaultsNotOverridden, DEFAULT_SETTINGS, GiteaSetting, recordSetting, renderForgetDroppedSettings, settingsEnvironment } from "./settings";
 import { giteaEnvironment, GiteaSecrets, GiteaServerSettings, GITEA_HTTP_PORT, GITEA_SSH_PORT, renderAdminScript, renderGiteaSecretEnv, renderHealthScript, renderImageScript } from "./render";
 
 export interface GiteaContainerArgs {
@@ -70,10 +70,14 @@ export class GiteaContainer extends pulumi.ComponentResource {
     const ownerSecret = args.ownerSettings?.secret ?? false;
     // Which settings the owner set is no secret, even when their values are.
     const ownerNames = pulumi.unsecret(ownerSettings.apply((list) => list.map(({ section, key }) => ({ section, key }))));
-    // The unit's GITEA__ variables: the program's own, then its defaults the owner did not set, then the owner's.
+    // The unit's GITEA__ variables: the program's own, its defaults the owner did not set, the
+    // record of what it manages (settings.ts), then the owner's.
     const environment = pulumi
       .all([args.settings, ownerNames, ownerSecret ? pulumi.output([] as GiteaSetting[]) : ownerSettings])
-      .apply(([settings, names, plain]) => ({ ...giteaEnvironment(settings), ...settingsEnvironment(defaultsNotOverridden(names)), ...settingsEnvironment(plain) }));
+      .apply(([settings, names, plain]) => ({
+        ...giteaEnvironment(settings),
+        ...settingsEnvironment([...defaultsNotOverridden(names), recordSetting([...DEFAULT_SETTINGS, ...names]), ...plain]),
+      }));
     const containerSpec = pulumi
       .all([containerName, args.image, args.httpPort, args.sshPort, args.volumes, environment, args.userns])
       .apply(([cname, img, httpPort, sshPort, volumes, environment, userns]): ContainerSpec => ({

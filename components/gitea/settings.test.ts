@@ -4,14 +4,26 @@
  * setting from app.ini, run with the real bash and awk on a copy of an app.ini.
  */
 import { spawnSync } from "child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "fs";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "fs";
 import { tmpdir } from "os";
 import { join } from "path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { renderScript, sh } from "../render/shell";
 import { expectCleanScript } from "../../test/helpers/scripts";
-import { DEFAULT_SETTINGS, defaultsNotOverridden, readSettings, recordLine, renderForgetDroppedSettings, settingNameProblem, settingVariable, settingsEnvironment } from "./settings";
+import {
+  DEFAULT_SETTINGS,
+  defaultsNotOverridden,
+  readSettings,
+  RECORD_KEY,
+  RECORD_SECTION,
+  recordLine,
+  recordSetting,
+  renderForgetDroppedSettings,
+  settingNameProblem,
+  settingVariable,
+  settingsEnvironment,
+} from "./settings";
 
 /**
  * How Gitea's image reads GITEA__SECTION__KEY (its docs: "_0X2E_" is ".", the section and key
@@ -169,12 +181,15 @@ describe("defaults", () => {
 
   it("give way to the owner's own value of the same setting", () => {
     const left = defaultsNotOverridden([{ section: "service", key: "REQUIRE_SIGNIN_VIEW" }]);
-    expect(left.map(recordLine)).not.toContain("[service] REQUIRE_SIGNIN_VIEW");
-    expect(left.map(recordLine)).toContain("[service] DISABLE_REGISTRATION");
+    expect(left.map(recordLine)).not.toContain("[service]REQUIRE_SIGNIN_VIEW");
+    expect(left.map(recordLine)).toContain("[service]DISABLE_REGISTRATION");
   });
 });
 
 describe("a setting dropped from config", () => {
+  const record = (managed: Array<{ section: string; key: string }>) => `[${RECORD_SECTION}]\n${RECORD_KEY} = ${recordSetting(managed).value}\n`;
+  const BEFORE = [...DEFAULT_SETTINGS, { section: "", key: "APP_NAME" }, { section: "mailer", key: "ENABLED" }, { section: "mailer", key: "PASSWD" }];
+  /** An app.ini as Gitea's image leaves it after a start with BEFORE (and a key set by hand). */
   const APP_INI = [
     "APP_NAME = Home forge",
     "RUN_MODE = prod",
@@ -190,6 +205,7 @@ describe("a setting dropped from config", () => {
     "[service]",
     "DISABLE_REGISTRATION = true",
     "",
+    record(BEFORE),
   ].join("\n");
 
   /** Runs the snippet as the unit install script would, with the volume in a temp dir. */
@@ -210,32 +226,42 @@ echo "changed=$changed"
     return r.stdout;
   }
 
-  it("removes what the program set before and no longer does, keeps everything else, and records what it manages", () => {
+  function volume(appIni?: string): string {
     const dir = mkdtempSync(join(tmpdir(), "gh-settings-"));
-    writeFileSync(join(dir, "app.ini"), APP_INI);
-    const before = [...DEFAULT_SETTINGS, { section: "", key: "APP_NAME" }, { section: "mailer", key: "ENABLED" }, { section: "mailer", key: "PASSWD" }];
-    // First up with a record: nothing to drop yet.
-    expect(run(dir, before)).toBe("changed=0\n");
-    expect(readFileSync(join(dir, "app.ini"), "utf8")).toBe(APP_INI);
-    expect(readFileSync(join(dir, "gitea-homelab-settings"), "utf8").split("\n")).toContain("[mailer] PASSWD");
+    if (appIni !== undefined) writeFileSync(join(dir, "app.ini"), appIni);
+    return dir;
+  }
 
+  it("removes what the program set at Gitea's last start and no longer sets, keeping everything else", () => {
+    const dir = volume(APP_INI);
+    // Nothing left the config: nothing changes.
+    expect(run(dir, BEFORE)).toBe("changed=0\n");
+    expect(readFileSync(join(dir, "app.ini"), "utf8")).toBe(APP_INI);
     // `pulumi config rm` of the password and the site name.
-    const after = before.filter((s) => !["PASSWD", "APP_NAME"].includes(s.key));
+    const after = BEFORE.filter((s) => !["PASSWD", "APP_NAME"].includes(s.key));
     const out = run(dir, after);
-    expect(out).toContain("removed from app.ini, no longer set in gitea-homelab:gitea: [] APP_NAME [mailer] PASSWD");
-    expect(out).toMatch(/changed=1\n$/);
+    expect(out).toBe("removed from app.ini, no longer set in gitea-homelab:gitea: []APP_NAME [mailer]PASSWD \nchanged=1\n");
     expect(readFileSync(join(dir, "app.ini"), "utf8")).toBe(APP_INI.replace("APP_NAME = Home forge\n", "").replace("PASSWD = `s3cret;#`\n", ""));
-    // Converged: the next run changes nothing.
+    // Gitea's next start writes the new record; then nothing is left to remove.
+    writeFileSync(join(dir, "app.ini"), readFileSync(join(dir, "app.ini"), "utf8").replace(record(BEFORE), record(after)));
     expect(run(dir, after)).toBe("changed=0\n");
   });
 
-  it("drops nothing where no record exists (a stack from before settings), and reads [DEFAULT] as the default section", () => {
-    const dir = mkdtempSync(join(tmpdir(), "gh-settings-"));
-    writeFileSync(join(dir, "app.ini"), `[DEFAULT]\n${APP_INI}`);
+  it("removes nothing without a record (Gitea never started with one) and touches no volume before Gitea's first start", () => {
+    const noRecord = APP_INI.replace(record(BEFORE), "");
+    const dir = volume(`[DEFAULT]\n${noRecord}`);
     expect(run(dir, [])).toBe("changed=0\n");
-    writeFileSync(join(dir, "gitea-homelab-settings"), "[] APP_NAME\n");
-    expect(run(dir, [])).toMatch(/removed from app.ini.*\[\] APP_NAME/);
-    expect(readFileSync(join(dir, "app.ini"), "utf8")).not.toContain("APP_NAME");
+    expect(readFileSync(join(dir, "app.ini"), "utf8")).toBe(`[DEFAULT]\n${noRecord}`);
+    // Podman gives an empty volume to the container's user only while it is empty.
+    const empty = volume();
+    expect(run(empty, BEFORE)).toBe("changed=0\n");
+    expect(readdirSync(empty)).toEqual([]);
+  });
+
+  it("reads [DEFAULT] as the default section and a record written first in the file", () => {
+    const dir = volume(`${record([{ section: "", key: "APP_NAME" }])}\n[DEFAULT]\nAPP_NAME = x\n`);
+    expect(run(dir, [])).toMatch(/^removed from app.ini.*\[\]APP_NAME/);
+    expect(readFileSync(join(dir, "app.ini"), "utf8")).not.toContain("APP_NAME = x");
   });
 
   it("is clean bash inside the unit's install script", () => {

@@ -47,6 +47,7 @@ const OWNED: Array<{ section: string; keys: string[]; instead: string }> = [
     instead: "Gitea's keys are made on the host once and kept with the data (README: Backups, restore and upgrades)",
   },
   { section: "oauth2", keys: ["JWT_SECRET", "JWT_SECRET_URI"], instead: "Gitea's keys are made on the host once and kept with the data (README: Backups, restore and upgrades)" },
+  { section: "gitea-homelab", keys: ["MANAGED_SETTINGS"], instead: "it is where the program records which settings it manages, to remove one that leaves the config" },
   {
     section: "database",
     keys: ["DB_TYPE", "PATH", "HOST", "NAME", "USER", "PASSWD", "SCHEMA", "SSL_MODE"],
@@ -173,63 +174,81 @@ export function settingsEnvironment(settings: readonly GiteaSetting[]): Record<s
   return Object.fromEntries(settings.map((s) => [settingVariable(s.section, s.key), s.value]));
 }
 
-/** A setting as the record on the host lists it: `[section] KEY` (names hold no space or bracket). */
+/**
+ * The record of what the program manages lives in app.ini itself, as a setting of a section of
+ * its own that Gitea ignores: Gitea's image writes it at every start with the others, backups and
+ * restores carry it, and nothing is ever written into the volume before Gitea's first start
+ * (Podman gives an empty volume to the container's user only while it is empty).
+ */
+export const RECORD_SECTION = "gitea-homelab";
+export const RECORD_KEY = "MANAGED_SETTINGS";
+
+/** A setting as the record lists it: `[section]KEY` (names hold no comma, space or bracket). */
 export function recordLine(s: Pick<GiteaSetting, "section" | "key">): string {
-  return `[${s.section}] ${s.key}`;
+  return `[${s.section}]${s.key}`;
 }
 
-/** The config volume's file listing the settings the program last managed, beside app.ini. */
-export const SETTINGS_RECORD = "gitea-homelab-settings";
+/** The record setting of these managed settings, sorted and without repeats. */
+export function recordSetting(managed: ReadonlyArray<Pick<GiteaSetting, "section" | "key">>): GiteaSetting {
+  return { section: RECORD_SECTION, key: RECORD_KEY, value: [...new Set(managed.map(recordLine))].sort().join(",") };
+}
 
 /**
  * Bash for the service's install script, run after its files are installed and before it is
- * (re)started: removes from app.ini (in the config volume) every setting the record lists and
- * `managed` no longer does, then records `managed`. Keys the program never managed are left
- * alone. Sets changed=1 when app.ini changed, so Gitea restarts and reads it. Reads $user and
- * $tmp of the script it is part of.
+ * (re)started: removes from app.ini (in the config volume) every setting the record there lists
+ * (what the program set at Gitea's last start) and `managed` no longer does. Keys the program
+ * never managed are left alone; Gitea's next start records `managed`. Sets changed=1 when
+ * app.ini changed, so Gitea restarts and reads it. Reads $user and $tmp of its script.
  */
 export function renderForgetDroppedSettings(configVolume: string, managed: ReadonlyArray<Pick<GiteaSetting, "section" | "key">>): Bash {
   return sh`
 # Gitea's image writes GITEA__ variables into app.ini at every start and never removes one: a
 # setting dropped from gitea-homelab:gitea is removed from app.ini here, or it stays in force.
 forget_dropped_settings() {
-${shellVars({ config_volume: configVolume, record_name: SETTINGS_RECORD, managed: [...new Set(managed.map(recordLine))].sort().join("\n") }, { local: true })}
-  local config_dir record app_ini dropped
+${shellVars({ config_volume: configVolume, record_section: RECORD_SECTION, record_key: RECORD_KEY, managed: recordSetting(managed).value }, { local: true })}
+  local config_dir app_ini dropped
   # shellcheck disable=SC2016 # a Go template
   if ! config_dir=$(as_user "$user" podman volume inspect --format '{{.Mountpoint}}' "$config_volume") || [[ ! -d $config_dir ]]; then
     die "volume $config_volume of $user is missing"
   fi
-  record=$config_dir/$record_name app_ini=$config_dir/app.ini
-  if [[ -f $record && -f $app_ini ]]; then
-    dropped=$(LC_ALL=C comm -23 <(LC_ALL=C sort -u "$record") <(printf '%s\n' "$managed" | LC_ALL=C sort -u))
-    if [[ -n $dropped ]]; then
-      # Drops "KEY = value" lines of the dropped settings, section by section ("" before the
-      # first header, or under [DEFAULT]); everything else is kept as it is.
-      awk -v dropped="$dropped" '
-        BEGIN { n = split(dropped, lines, "\n"); for (i = 1; i <= n; i++) drop[lines[i]] = 1 }
-        /^[ \t]*\[.*\][ \t]*$/ { section = $0; sub(/^[ \t]*\[/, "", section); sub(/\][ \t]*$/, "", section); if (section == "DEFAULT") section = "" }
-        {
-          line = $0
-          if (line ~ /^[ \t]*[^=;#[ \t][^=]*=/) {
-            key = line; sub(/=.*/, "", key); gsub(/^[ \t]+|[ \t]+$/, "", key)
-            if (("[" section "] " key) in drop) next
-          }
-          print
-        }' "$app_ini" >"$tmp"
-      if ! cmp -s "$tmp" "$app_ini"; then
-        # Rewritten in place: app.ini keeps its owner (the container's user), mode and label.
-        cat "$tmp" >"$app_ini"
-        echo "removed from app.ini, no longer set in gitea-homelab:gitea: $(tr '\n' ' ' <<<"$dropped")"
-        changed=1
-      fi
-    fi
-  fi
-  printf '%s\n' "$managed" >"$tmp"
-  if ! cmp -s "$tmp" "$record"; then
-    cat "$tmp" >"$record"
-    # Owned like the volume's other files, so the rootless user's backups can read it.
-    chown --reference="$config_dir" "$record"
-    chmod 644 "$record"
+  app_ini=$config_dir/app.ini
+  # Before Gitea's first start there is nothing to remove (and the volume must stay untouched).
+  [[ -f $app_ini ]] || return 0
+  # Two passes: the record's list, then app.ini without the "KEY = value" lines of what left it,
+  # section by section ("" before the first header, or under [DEFAULT]). Prints what it dropped.
+  dropped=$(awk -v managed="$managed" -v record_section="$record_section" -v record_key="$record_key" -v out="$tmp" '
+    FNR == 1 && NR > 1 {
+      n = split(managed, now, ",")
+      for (i = 1; i <= n; i++) kept[now[i]] = 1
+      for (entry in previous) if (!(entry in kept)) drop[entry] = 1
+      section = ""
+    }
+    /^[ \t]*\[.*\][ \t]*$/ {
+      section = $0; sub(/^[ \t]*\[/, "", section); sub(/\][ \t]*$/, "", section)
+      if (section == "DEFAULT") section = ""
+    }
+    {
+      key = ""
+      if ($0 ~ /^[ \t]*[^=;#[ \t][^=]*=/) {
+        key = $0; sub(/=.*/, "", key); gsub(/^[ \t]+|[ \t]+$/, "", key)
+      }
+    }
+    FNR == NR {
+      if (section == record_section && key == record_key) {
+        value = $0; sub(/^[^=]*=/, "", value); gsub(/^[ \t]+|[ \t]+$/, "", value)
+        n = split(value, recorded, ",")
+        for (i = 1; i <= n; i++) if (recorded[i] != "") previous[recorded[i]] = 1
+      }
+      next
+    }
+    key != "" && (("[" section "]" key) in drop) { print "[" section "]" key; next }
+    { print > out }
+  ' "$app_ini" "$app_ini")
+  if [[ -n $dropped ]] && ! cmp -s "$tmp" "$app_ini"; then
+    # Rewritten in place: app.ini keeps its owner (the container's user), mode and label.
+    cat "$tmp" >"$app_ini"
+    echo "removed from app.ini, no longer set in gitea-homelab:gitea: $(LC_ALL=C sort <<<"$dropped" | tr '\n' ' ')"
+    changed=1
   fi
 }
 forget_dropped_settings`;

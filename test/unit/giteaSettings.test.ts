@@ -55,7 +55,11 @@ describe("Gitea settings in the unit file (plain config)", () => {
   it("records what it manages on the host, so a setting later dropped is removed from app.ini", () => {
     const script = run.byName("gitea-service-unit").inputs.create as string;
     expect(script).toContain("forget_dropped_settings");
-    for (const line of ["[] APP_NAME", "[repository.signing] DEFAULT_TRUST_MODEL", "[service] DISABLE_REGISTRATION", "[service] REQUIRE_SIGNIN_VIEW"]) expect(script).toContain(line);
+    const recorded = "[]APP_NAME,[other]SHOW_FOOTER_VERSION,[repository.signing]DEFAULT_TRUST_MODEL,[service]DEFAULT_KEEP_EMAIL_PRIVATE,[service]DISABLE_REGISTRATION,[service]REQUIRE_SIGNIN_VIEW";
+    // In the unit, so Gitea's image writes it into app.ini at each start; and in the script that compares.
+    expect(script).toContain(`Environment="GITEA__GITEA_0X2D_HOMELAB__MANAGED_SETTINGS=${recorded}"`);
+    expect(script).toContain("local managed=");
+    expect(script.split(recorded).length - 1, "the unit, the container's expected facts and the comparison").toBe(3);
   });
 });
 
@@ -73,7 +77,7 @@ describe("Gitea settings set with --secret", () => {
     expect(unit.inputs.create).not.toContain("smtp.example.com");
     expect(unit.inputs.create).not.toContain("Home forge");
     // The names are recorded (no secret), and the program's defaults stay in the unit.
-    expect(unit.inputs.create).toContain("[mailer] PASSWD");
+    expect(unit.inputs.create).toContain("[mailer]PASSWD");
     expect(unit.inputs.create).toContain('Environment="GITEA__SERVICE__DISABLE_REGISTRATION=true"');
     expect(unit.secretInputs).not.toContain("create");
     expect(unit.additionalSecretOutputs).toEqual(expect.arrayContaining(["stdout", "stderr"]));

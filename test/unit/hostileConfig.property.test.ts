@@ -22,7 +22,7 @@ import { join } from "path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { giteaEnvironment } from "../../components/gitea/render";
-import { defaultsNotOverridden, settingsEnvironment } from "../../components/gitea/settings";
+import { DEFAULT_SETTINGS, defaultsNotOverridden, recordSetting, settingsEnvironment } from "../../components/gitea/settings";
 import { RawConfig, secretProblems, SecretKey } from "../../stacks/config";
 import { SERVER_KEYS, validateServerConfig } from "../../stacks/serverConfig";
 import { validateWslConfig, WSL_KEYS } from "../../stacks/wslConfig";
@@ -403,6 +403,7 @@ describe("hostile values in every string config key", () => {
         expectExactEnvironment(installed, {
           ...giteaEnvironment({ publicHost: settings.publicHost, rootUrl: settings.rootUrl, sshPort: settings.sshPort, database: settings.database }),
           ...settingsEnvironment(defaultsNotOverridden(settings.gitea.settings)),
+          ...settingsEnvironment([recordSetting([...DEFAULT_SETTINGS, ...settings.gitea.settings])]),
           ...settingsEnvironment(settings.gitea.settings),
         });
         expect(settings.gitea.settings.length, "the gitea settings reach the unit").toBe(Object.keys(raw).filter((k) => k.startsWith("gitea.")).length);
