@@ -105,8 +105,8 @@ echo "respawn=$respawn_delay/$respawn_max log=$output_log"
   it("installs it as root with its conf.d, the env file 0600 in the home, in the default runlevel", () => {
     const script = renderUnitInstallScript(spec);
     expectCleanScript(script);
-    expect(script).toContain("unit_file=/etc/init.d/gitea");
-    expect(script).toContain("conf_file=/etc/conf.d/gitea");
+    expect(script).toContain("unit_file='/etc/init.d/gitea'");
+    expect(script).toContain("conf_file='/etc/conf.d/gitea'");
     expect(script).toContain('install_file "$tmp" "$unit_file" 755 root root');
     expect(script).toContain('install_file "$tmp" "$home/$env_file" 600 "$user" "$group"');
     expect(script).toContain('rc-update add "$service" default');

@@ -10,9 +10,9 @@ describe("the preflight", () => {
       expectCleanScript(script);
       expect(script).not.toContain("os-release");
       expect(script.match(/\/run\/systemd\/system/g)).toHaveLength(1);
-      expect(script).toContain(`init=${platform.init}`);
-      expect(script).toContain(`package_manager=${platform.packageManager}`);
-      expect(script).toContain(`firewall=${platform.firewall}`);
+      expect(script).toContain(`init='${platform.init}'`);
+      expect(script).toContain(`package_manager='${platform.packageManager}'`);
+      expect(script).toContain(`firewall='${platform.firewall}'`);
     }
   });
 
@@ -26,10 +26,10 @@ describe("the preflight", () => {
   });
 
   it("requires Quadlet's Podman only for the Quadlet style, and firewalld only when the firewall is firewalld", () => {
-    expect(renderHostPreflightScript(FEDORA)).toContain("require_quadlet=true");
-    expect(renderHostPreflightScript({ ...FEDORA, unitStyle: "service" })).toContain("require_quadlet=false");
-    expect(renderHostPreflightScript(ALPINE)).toContain("require_quadlet=false");
-    expect(renderHostPreflightScript(ALPINE)).toContain("firewall=none");
+    expect(renderHostPreflightScript(FEDORA)).toContain("require_quadlet='true'");
+    expect(renderHostPreflightScript({ ...FEDORA, unitStyle: "service" })).toContain("require_quadlet='false'");
+    expect(renderHostPreflightScript(ALPINE)).toContain("require_quadlet='false'");
+    expect(renderHostPreflightScript(ALPINE)).toContain("firewall='none'");
   });
 
   it("on Alpine installs with apk, enables cgroups and loads tun and fuse at boot", () => {

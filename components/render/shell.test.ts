@@ -1,6 +1,7 @@
 import { execFileSync, spawnSync } from "child_process";
 import { describe, expect, it } from "vitest";
-import { asRootCommand, heredoc, renderScript, sh, shq } from "./shell";
+import { expectCleanScript } from "../../test/helpers/scripts";
+import { asRootCommand, heredoc, renderScript, sh, shellVars, shq } from "./shell";
 
 describe("shell helpers", () => {
   it("quotes any value into one word", () => {
@@ -22,6 +23,13 @@ describe("shell helpers", () => {
     expect(() => renderScript({ purpose: `user ${fromConfig}` }, sh`true`)).not.toThrow();
     // At run time too: a purpose is one printable line.
     expect(() => renderScript({ purpose: "two\nlines" }, sh`true`)).toThrow(/one printable line/);
+  });
+
+  it("quotes every variable, so a value that names a command is no shellcheck warning (SC2209)", () => {
+    expect(shellVars({ labels: "pr", user: "it's" })).toBe("labels='pr'\nuser='it'\\''s'");
+    const script = renderScript({ purpose: "test", vars: { labels: "pr", tool: "sudo", empty: "" } }, sh`echo "$labels $tool $empty"`);
+    expectCleanScript(script);
+    expect(execFileSync("bash", ["-c", script]).toString()).toBe("pr sudo \n");
   });
 
   it("picks a heredoc delimiter the content cannot end", () => {

@@ -45,6 +45,12 @@ export function shq(value: string | number): Bash {
 
 export type ShellVars = Record<string, string | number | boolean>;
 
+/** A value in single quotes, always (shq leaves a plain word bare). */
+function quoted(text: string): Bash {
+  if (text.includes("\0")) throw new Error("a NUL byte cannot be passed to bash");
+  return `'${text.replace(/'/g, `'\\''`)}'` as Bash;
+}
+
 /**
  * `name=value` assignments, one per line (`local name=value` with `local`), every value quoted.
  * A value holding `$`, a backtick or a backslash is literal on purpose: shellcheck is told so.
@@ -56,7 +62,8 @@ export function shellVars(vars: ShellVars, opts: { local?: boolean; directives?:
       const text = String(value);
       const codes = [/[$`]/.test(text) ? "SC2016" : "", text.includes("\\") ? "SC1003" : ""].filter((c) => c !== "");
       const directive = codes.length > 0 && opts.directives !== false ? `# shellcheck disable=${codes.join(",")} # a literal value\n` : "";
-      return `${directive}${opts.local ? "local " : ""}${name}=${shq(text)}`;
+      // Always quoted: a bare word that names a command (x=pr) is a shellcheck warning (SC2209).
+      return `${directive}${opts.local ? "local " : ""}${name}=${quoted(text)}`;
     })
     .join("\n") as Bash;
 }

@@ -131,7 +131,7 @@ describe.runIf(rundir)("the core lifecycle with the real Pulumi CLI", () => {
     expect(signUp.text).not.toContain('name="retype"');
     // Sign-in is needed to view: strangers are sent to the sign-in page, and the API wants a user.
     expect((await anonymousPage(web(), "/explore/repos")).location).toMatch(/\/user\/login/);
-    expect((await giteaApi(web(), "/version")).status).toBe(401);
+    expect((await giteaApi(web(), "/version")).status).toBe(403);
     // The site name from config, in the page title.
     expect((await anonymousPage(web(), "/user/login")).text).toMatch(new RegExp(`<title>[^<]*${SITE_NAME}[^<]*</title>`));
     const ini = await appIni();

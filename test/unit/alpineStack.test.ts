@@ -31,7 +31,7 @@ describe("server stack on an Alpine host (found by the probe session)", () => {
 
   it("runs Gitea as an OpenRC service instead of a Quadlet unit, with keep-id", () => {
     const create = run.byName("gitea-service-unit").inputs.create as string;
-    expect(create).toContain("unit_file=/etc/init.d/gitea");
+    expect(create).toContain("unit_file='\\''/etc/init.d/gitea'\\''");
     expect(create).toContain("supervisor=supervise-daemon");
     expect(create).toContain("--userns=keep-id:uid=1000,gid=1000");
     expect(create).not.toContain("[Container]");

@@ -45,7 +45,7 @@ async function preview(config: Record<string, string>, probeStdout: string): Pro
 
 /** The digest a command's folded record script writes: what the host will say it applied. */
 function applied(run: ProgramRun, name: string): string {
-  return /applied=sha256:([0-9a-f]{64})/.exec(run.byName(name).inputs.create as string)![1];
+  return /applied=\W*sha256:([0-9a-f]{64})/.exec(run.byName(name).inputs.create as string)![1];
 }
 
 let run: ProgramRun;
@@ -77,8 +77,8 @@ describe("drift in the server stack (preview)", () => {
     expect(probes[0].inputs.command).not.toContain("not-a-real-key");
     expect(probes[0].inputs.logging).toBe("none");
     // Same target and pinned key as the commands' connection.
-    expect(probes[0].inputs.command).toContain(`target=operator@127.0.0.1`);
-    expect(probes[0].inputs.command).toContain(`port=${sshd.port}`);
+    expect(probes[0].inputs.command).toContain(`target='operator@127.0.0.1'`);
+    expect(probes[0].inputs.command).toContain(`port='${sshd.port}'`);
     expect(probes[0].inputs.command).toContain(`[127.0.0.1]:${sshd.port} ${CONFIG.hostKey}`);
     for (const key of ["gitea-http-port", "gitea-ssh-port", "gitea-user-account", "gitea-data-volume", "gitea-config-volume", "gitea-image", "gitea-service-unit"]) {
       expect(probes[0].inputs.command).toContain(`run_probe ${key} `);
@@ -103,7 +103,7 @@ describe("drift in the server stack (preview)", () => {
   it("does not call a config change drift: a new port is no hand-made change", () => {
     expect(configChange.warnings.filter((w) => w.includes("drift on the host"))).toEqual([]);
     const create = configChange.run.byName("gitea-http-port").inputs.create as string;
-    expect(create).toContain("port=4112");
+    expect(create).toContain("port='\\''4112'\\''");
     expect(foldedMarker(create)).toEqual({ check: 4, text: "in sync" });
   });
 

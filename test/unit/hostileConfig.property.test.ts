@@ -449,6 +449,8 @@ describe("hostile values in every string config key", () => {
               registrationToken: "$(gh_canary)`gh_canary`;gh_canary;'\"xxxxxxxxxxxxxxx",
             },
           ],
+          // Seed 1605216019, path "2" (issue 27): a label that is a command's name, once rendered bare (SC2209).
+          [{ ...(WSL_BASE as Record<string, string>), ...(WSL_SECRETS as Record<string, string>), runnerLabels: "pr" }],
         ],
       },
     );

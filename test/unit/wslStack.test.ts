@@ -58,12 +58,12 @@ describe("wsl stack", () => {
     expect(() => decidePlatform({ os_id: "fedora", init: "init" }, { unitStyle: "service", firewall: "none", systemdAdvice: WSL_SYSTEMD_ADVICE })).toThrow(
       /systemd=true[\s\S]*wsl --shutdown[\s\S]*vmIdleTimeout=-1/,
     );
-    expect(run.byName("wsl-preflight").inputs.create as string).toContain("firewall=none");
+    expect(run.byName("wsl-preflight").inputs.create as string).toContain("firewall='\\''none'\\''");
   });
 
   it("registers with the server stack's URL and secret token, and unregisters with its admin: secrets only on stdin", () => {
     const register = run.byName("runner-register");
-    expect(register.inputs.create).toContain("instance=http://192.168.1.10:4111/");
+    expect(register.inputs.create).toContain("instance='\\''http://192.168.1.10:4111/'\\''");
     for (const script of [register.inputs.create, register.inputs.delete, run.byName("runner-install").inputs.create]) {
       expect(script).not.toContain(TOKEN);
       expect(script).not.toContain(ADMIN_PASSWORD);
@@ -77,8 +77,8 @@ describe("wsl stack", () => {
 
   it("installs from the host's file to one path the unit runs", () => {
     const install = run.byName("runner-install").inputs.create as string;
-    expect(install).toContain("source_path=/root/act_runner");
-    expect(install).toContain("binary=/usr/local/bin/act_runner");
+    expect(install).toContain("source_path='\\''/root/act_runner'\\''");
+    expect(install).toContain("binary='\\''/usr/local/bin/act_runner'\\''");
     expect(install).toContain("ExecStart=/usr/local/bin/act_runner daemon --config /etc/act_runner/config.yaml");
     expect(install).toContain("systemctl enable --now --quiet podman.socket");
   });
