@@ -11,6 +11,8 @@ export interface SshProbeResult {
   ok: boolean;
   /** Why not, naming the config key to fix. */
   problem?: string;
+  /** A dropped connection, which may pass: worth another try. */
+  transient?: boolean;
 }
 
 export async function probeSsh(host: string, port: number, timeoutMs = 10_000): Promise<SshProbeResult> {
@@ -40,22 +42,45 @@ export async function probeSsh(host: string, port: number, timeoutMs = 10_000): 
         finish(banner.startsWith("SSH-") ? { ok: true } : { ok: false, problem: `${PROJECT}:port: ${host}:${port} answers but is not an SSH server (it said ${JSON.stringify(banner.trim().slice(0, 40))})` });
       }
     });
-    socket.on("end", () => finish({ ok: false, problem: `${PROJECT}:port: ${host}:${port} closed the connection without an SSH greeting; is ${port} sshd's port?` }));
-    socket.on("error", (err: NodeJS.ErrnoException) =>
+    // A connection that drops may be a passing fault (sshd restarting, a flaky link): say what
+    // happened, and that running the command again is the likely fix when the host answered before.
+    socket.on("end", () =>
       finish({
         ok: false,
-        problem:
-          err.code === "ECONNREFUSED"
-            ? `${PROJECT}:port: nothing listens on ${host}:${port}; is sshd running, and is ${port} its port?`
-            : `${PROJECT}:host: cannot reach ${host}:${port} (${err.code ?? err.message})`,
+        transient: true,
+        problem: `${PROJECT}:port: ${host}:${port} closed the connection without an SSH greeting (dropped by sshd, a firewall or the network); if this host answered SSH before, run the command again; else check that ${port} is sshd's port`,
       }),
+    );
+    socket.on("error", (err: NodeJS.ErrnoException) =>
+      finish(
+        err.code === "ECONNREFUSED"
+          ? { ok: false, problem: `${PROJECT}:port: nothing listens on ${host}:${port} (connection refused); is sshd running, and is ${port} its port?` }
+          : err.code === "ECONNRESET" || err.code === "EPIPE"
+            ? {
+                ok: false,
+                transient: true,
+                problem: `${PROJECT}:host: the connection to ${host}:${port} was reset; if this host answered SSH before, run the command again (a passing network fault)`,
+              }
+            : { ok: false, problem: `${PROJECT}:host: cannot reach ${host}:${port} (${err.code ?? err.message})` },
+      ),
     );
     socket.connect(port, address);
   });
 }
 
-/** Throws a ConfigError naming the key to fix unless the host answers SSH. */
-export async function requireSsh(connection: Pick<ConnectionSettings, "host" | "port">): Promise<void> {
-  const reachable = await probeSsh(connection.host, connection.port);
-  if (!reachable.ok) throw new ConfigError([reachable.problem!]);
+/** Tries after a dropped connection, and the pause between them. */
+export const SSH_PROBE_TRIES = 3;
+const RETRY_PAUSE_MS = 2000;
+
+/**
+ * Throws a ConfigError naming the key to fix unless the host answers SSH. A dropped connection
+ * is tried again twice, 2 s apart, before it counts.
+ */
+export async function requireSsh(connection: Pick<ConnectionSettings, "host" | "port">, pauseMs = RETRY_PAUSE_MS): Promise<void> {
+  let reachable = await probeSsh(connection.host, connection.port);
+  for (let tried = 1; !reachable.ok && reachable.transient && tried < SSH_PROBE_TRIES; tried++) {
+    await new Promise((resolve) => setTimeout(resolve, pauseMs));
+    reachable = await probeSsh(connection.host, connection.port);
+  }
+  if (!reachable.ok) throw new ConfigError([reachable.problem!], reachable.transient ? "cannot reach the host" : undefined);
 }

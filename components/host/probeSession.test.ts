@@ -131,11 +131,28 @@ describe("parsing a probe session", () => {
 
   it("names the setting to fix when SSH fails", () => {
     const failed = (stderr: string, exit = 255) => parseProbeSession(`@@gitea-homelab-session exit ${exit}\n@@gitea-homelab-session stderr ${stderr}`, TARGET).problem;
-    expect(failed("operator@192.168.1.10: Permission denied (publickey).")).toMatch(/^gitea-homelab:privateKey: .*gitea-homelab:user/);
+    expect(failed("operator@192.168.1.10: Permission denied (publickey).")).toMatch(/^gitea-homelab:privateKey: /);
     expect(failed("Host key verification failed.")).toMatch(/^gitea-homelab:hostKey: /);
     expect(failed("ssh: connect to host 192.168.1.10 port 22: Connection refused")).toMatch(/^gitea-homelab:host: .*gitea-homelab:port/);
     expect(failed("gitea-homelab: SSH user operator needs passwordless sudo", 64)).toMatch(/^gitea-homelab:user: .*passwordless sudo/);
     expect(parseProbeSession("@@gitea-homelab-session no-ssh-client", TARGET).problem).toMatch(/OpenSSH client \(ssh\)/);
+  });
+
+  it("says what to do about the credentials the provider would use, one line each", () => {
+    const refused = (credentials: string) =>
+      parseProbeSession(`@@gitea-homelab-session credentials ${credentials}\n@@gitea-homelab-session exit 255\n@@gitea-homelab-session stderr ${TARGET}: Permission denied (publickey).`, TARGET).problem;
+    const SET = "pulumi config set --secret gitea-homelab:privateKey < ~/.ssh/id_ed25519";
+    expect(refused("key=unset agent=none")).toBe(
+      `gitea-homelab:privateKey: is unset and no ssh-agent runs (SSH_AUTH_SOCK is unset), so Pulumi has no key to log in to ${TARGET} with (it never reads ~/.ssh); set it: ${SET}, or load the key into an agent: eval "$(ssh-agent)" && ssh-add`,
+    );
+    expect(refused("key=unset agent=empty")).toBe(`gitea-homelab:privateKey: is unset and the ssh-agent at SSH_AUTH_SOCK holds no key; add yours with ssh-add, or set it: ${SET}`);
+    expect(refused("key=unset agent=keys")).toBe(
+      `gitea-homelab:privateKey: is unset and ${TARGET} refused every key of the ssh-agent at SSH_AUTH_SOCK (ssh-add -l lists them); ssh-add the key it takes, or set it: ${SET}`,
+    );
+    expect(refused("key=set agent=none")).toMatch(new RegExp(`^gitea-homelab:privateKey: ${TARGET.replace(/\./g, "\\.")} refused the key in gitea-homelab:privateKey \\(is its public key in ~/\\.ssh/authorized_keys`));
+    expect(parseProbeSession("@@gitea-homelab-session credentials key=set agent=dead\n@@gitea-homelab-session exit 255", TARGET).problem).toBe(
+      'gitea-homelab:privateKey: SSH_AUTH_SOCK is set but no ssh-agent answers there, and Pulumi\'s command provider then fails every command; start the agent (eval "$(ssh-agent)" && ssh-add) or unset SSH_AUTH_SOCK',
+    );
   });
 });
 
@@ -143,7 +160,7 @@ describe("the local side of the probe (command:local:run)", () => {
   const KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA-test-only\n-----END OPENSSH PRIVATE KEY-----";
 
   /** A stand-in `ssh` on PATH that records its arguments and the files they name, then acts as told. */
-  function fakeSsh(behaviour: string): { dir: string; env: NodeJS.ProcessEnv } {
+  function fakeSsh(behaviour: string, agent?: { exit: number }): { dir: string; env: NodeJS.ProcessEnv } {
     const dir = mkdtempSync(join(tmpdir(), "gh-fake-ssh-"));
     const script = `#!/bin/bash
 printf '%s\\n' "$@" >"${dir}/argv"
@@ -157,7 +174,11 @@ ${behaviour}
 `;
     writeFileSync(join(dir, "ssh"), script);
     chmodSync(join(dir, "ssh"), 0o755);
-    return { dir, env: { ...process.env, PATH: `${dir}:/usr/bin:/bin` } };
+    // An agent answering ssh-add -l with this exit status (0: keys, 1: none, 2: nobody there).
+    writeFileSync(join(dir, "ssh-add"), `#!/bin/sh\nexit ${agent?.exit ?? 2}\n`);
+    chmodSync(join(dir, "ssh-add"), 0o755);
+    const { SSH_AUTH_SOCK: _ignored, ...env } = process.env;
+    return { dir, env: { ...env, PATH: `${dir}:/usr/bin:/bin`, ...(agent ? { SSH_AUTH_SOCK: join(dir, "agent.sock") } : {}) } };
   }
 
   const command = renderLocalProbeCommand(
@@ -176,22 +197,35 @@ ${behaviour}
     const ssh = fakeSsh("echo probe-output; exit 0");
     const run = spawnSync("/bin/sh", ["-c", command], { input: KEY, env: ssh.env, encoding: "utf8" });
     expect(run.status).toBe(0);
-    expect(run.stdout).toBe("probe-output\n@@gitea-homelab-session exit 0\n");
+    expect(run.stdout).toBe("@@gitea-homelab-session credentials key=set agent=none\nprobe-output\n@@gitea-homelab-session exit 0\n");
     const argv = readFileSync(join(ssh.dir, "argv"), "utf8").split("\n");
     expect(argv.join("\n")).not.toContain("b3BlbnNzaC1rZXktdjEAAAAA");
-    expect(argv).toEqual(expect.arrayContaining(["-p", "2222", "BatchMode=yes", "IdentitiesOnly=yes", "StrictHostKeyChecking=yes", "operator@192.168.1.10", "echo remote command"]));
+    // ssh_config and the agent out of it, as the provider never uses them without SSH_AUTH_SOCK.
+    expect(argv).toEqual(expect.arrayContaining(["-F", "/dev/null", "-p", "2222", "BatchMode=yes", "IdentityAgent=none", "StrictHostKeyChecking=yes", "operator@192.168.1.10", "echo remote command"]));
     expect(readFileSync(join(ssh.dir, "key"), "utf8")).toBe(`${KEY}\n`);
     expect(readFileSync(join(ssh.dir, "key-mode"), "utf8").trim()).toBe("600");
     expect(readFileSync(join(ssh.dir, "known_hosts"), "utf8")).toBe("[192.168.1.10]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample\n");
   });
 
-  it("uses the SSH agent when there is no key, and skips host key checks only when none is pinned", () => {
-    const ssh = fakeSsh("exit 0");
+  it("uses the SSH agent when there is no key, never a default identity, and skips host key checks only when none is pinned", () => {
+    const ssh = fakeSsh("exit 0", { exit: 0 });
     const unpinned = renderLocalProbeCommand({ host: "gitea.lan", port: 22, user: "root" }, "true");
-    spawnSync("/bin/sh", ["-c", unpinned], { input: "", env: ssh.env });
+    const run = spawnSync("/bin/sh", ["-c", unpinned], { input: "", env: ssh.env, encoding: "utf8" });
+    expect(run.stdout).toContain("credentials key=unset agent=keys\n");
     const argv = readFileSync(join(ssh.dir, "argv"), "utf8").split("\n");
     expect(argv).not.toContain("-i");
+    expect(argv).not.toContain("IdentityAgent=none");
+    // A file that does not exist: ssh then tries no ~/.ssh/id_* (the provider never reads them).
+    const identity = argv.find((a) => a.startsWith("IdentityFile="))!;
+    expect(identity).toMatch(/\/no-key$/);
     expect(argv).toEqual(expect.arrayContaining(["StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null", "root@gitea.lan"]));
+  });
+
+  it("fails at once, without a session, when SSH_AUTH_SOCK names no agent: the provider would fail every command", () => {
+    const ssh = fakeSsh("echo should-not-run; exit 0", { exit: 2 });
+    const run = spawnSync("/bin/sh", ["-c", command], { input: KEY, env: ssh.env, encoding: "utf8" });
+    expect(run.stdout).not.toContain("should-not-run");
+    expect(parseProbeSession(run.stdout, TARGET).problem).toMatch(/^gitea-homelab:privateKey: SSH_AUTH_SOCK is set but no ssh-agent answers there/);
   });
 
   it("always exits 0 and reports why SSH failed, so the program can name the setting", () => {

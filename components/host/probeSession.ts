@@ -214,8 +214,26 @@ trap 'rm -rf "$dir"' EXIT
 trap 'exit 1' INT TERM HUP
 cat >"$dir/key"
 if [ -s "$dir/key" ] && [ -n "$(tail -c 1 "$dir/key")" ]; then echo >>"$dir/key"; fi
+# The credentials Pulumi's command provider uses, and only those: privateKey when set, and the
+# ssh-agent at SSH_AUTH_SOCK when that is set (it fails every command when no agent answers
+# there). Never ~/.ssh/id_* or ssh_config, which the provider does not read.
+agent='none'
+if [ -n "\${SSH_AUTH_SOCK:-}" ]; then
+  agent_status=0
+  ssh-add -l >/dev/null 2>&1 || agent_status=$?
+  case $agent_status in
+    0) agent='keys' ;;
+    1) agent='empty' ;;
+    *) agent='dead' ;;
+  esac
+fi
+if [ -s "$dir/key" ]; then key='set'; else key='unset'; fi
+report credentials "key=$key" "agent=$agent"
+if [ "$agent" = dead ]; then report exit 255; exit 0; fi
 set -- -F /dev/null -p "$port" -o BatchMode=yes -o ConnectTimeout="$connect_timeout" -o ConnectionAttempts=3 -o LogLevel=ERROR
-if [ -s "$dir/key" ]; then set -- "$@" -i "$dir/key" -o IdentitiesOnly=yes; fi
+# A file that never exists stands for "no key": with one named, ssh tries no default identity.
+if [ "$key" = set ]; then set -- "$@" -i "$dir/key"; else set -- "$@" -o IdentityFile="$dir/no-key"; fi
+if [ "$agent" = none ]; then set -- "$@" -o IdentityAgent=none; fi
 if [ -n "$known_host" ]; then
   printf '%s\\n' "$known_host" >"$dir/known_hosts"
   set -- "$@" -o UserKnownHostsFile="$dir/known_hosts" -o StrictHostKeyChecking=yes
@@ -250,17 +268,37 @@ export function parseFacts(lines: string[]): Facts {
   return facts;
 }
 
+/** Which credentials the session had, as the local half reported them (`credentials key=… agent=…`). */
+export interface SessionCredentials {
+  key: "set" | "unset";
+  /** none: SSH_AUTH_SOCK unset; keys/empty: an agent with keys or none; dead: no agent answers there. */
+  agent: "none" | "keys" | "empty" | "dead";
+}
+
+const SET_KEY = "pulumi config set --secret gitea-homelab:privateKey < ~/.ssh/id_ed25519";
+
+/** What to do when the host refused every credential the provider would offer. */
+function refusedProblem(target: string, creds: SessionCredentials | undefined, text: string): string {
+  if (creds?.key === "set") return `gitea-homelab:privateKey: ${target} refused the key in gitea-homelab:privateKey (is its public key in ~/.ssh/authorized_keys of gitea-homelab:user there?): ${text}`;
+  if (creds?.agent === "none") {
+    return `gitea-homelab:privateKey: is unset and no ssh-agent runs (SSH_AUTH_SOCK is unset), so Pulumi has no key to log in to ${target} with (it never reads ~/.ssh); set it: ${SET_KEY}, or load the key into an agent: eval "$(ssh-agent)" && ssh-add`;
+  }
+  if (creds?.agent === "empty") return `gitea-homelab:privateKey: is unset and the ssh-agent at SSH_AUTH_SOCK holds no key; add yours with ssh-add, or set it: ${SET_KEY}`;
+  return `gitea-homelab:privateKey: is unset and ${target} refused every key of the ssh-agent at SSH_AUTH_SOCK (ssh-add -l lists them); ssh-add the key it takes, or set it: ${SET_KEY}`;
+}
+
 /** Why an SSH session failed, in terms of the setting to fix. */
-export function sessionProblem(exitCode: number | undefined, stderr: string[], target: string): string {
+export function sessionProblem(exitCode: number | undefined, stderr: string[], target: string, creds?: SessionCredentials): string {
   const text = stderr.join(" ");
   if (exitCode === undefined) return `the drift probe of ${target} printed no result (local shell failed?): ${text || "no output"}`;
+  if (creds?.agent === "dead") {
+    return `gitea-homelab:privateKey: SSH_AUTH_SOCK is set but no ssh-agent answers there, and Pulumi's command provider then fails every command; start the agent (eval "$(ssh-agent)" && ssh-add) or unset SSH_AUTH_SOCK`;
+  }
   if (exitCode === 64) return `gitea-homelab:user: ${text || "the SSH user needs passwordless sudo"}`;
   if (/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|host key .* differs/i.test(text)) {
     return `gitea-homelab:hostKey: ${target} did not present the pinned host key (${text})`;
   }
-  if (/Permission denied|Too many authentication failures|no mutual signature/i.test(text)) {
-    return `gitea-homelab:privateKey: ${target} refused the key (check gitea-homelab:privateKey and gitea-homelab:user): ${text}`;
-  }
+  if (/Permission denied|Too many authentication failures|no mutual signature/i.test(text)) return refusedProblem(target, creds, text);
   if (exitCode === 255) return `gitea-homelab:host: cannot open an SSH session to ${target} (check gitea-homelab:host and gitea-homelab:port): ${text || "ssh exited 255"}`;
   return `the drift probe on ${target} failed (exit ${exitCode}): ${text || "no error output"}`;
 }
@@ -273,6 +311,7 @@ export function parseProbeSession(stdout: string, target: string): ProbeSession 
   let exitCode: number | undefined;
   let sawExit = false;
   let noClient = false;
+  let creds: SessionCredentials | undefined;
   const stderr: string[] = [];
   for (const line of stdout.split("\n")) {
     if (line.startsWith(`${SECTION} begin `)) {
@@ -291,6 +330,10 @@ export function parseProbeSession(stdout: string, target: string): ProbeSession 
         exitCode = Number(rest[0]);
       } else if (word === "stderr") stderr.push(oneLine(rest.join(" ")));
       else if (word === "no-ssh-client") noClient = true;
+      else if (word === "credentials") {
+        const facts = parseFacts(rest);
+        creds = { key: facts.key === "set" ? "set" : "unset", agent: (["none", "keys", "empty", "dead"].includes(facts.agent) ? facts.agent : "none") as SessionCredentials["agent"] };
+      }
       else stderr.push(oneLine(line.slice(SESSION.length + 1)));
     } else if (open) {
       open.lines.push(line);
@@ -299,7 +342,7 @@ export function parseProbeSession(stdout: string, target: string): ProbeSession 
   if (noClient) {
     return { ok: false, problem: "pulumi preview and up need the OpenSSH client (ssh) on this machine to probe hosts for drift; install it", sections: {}, records: {} };
   }
-  if (!sawExit || exitCode !== 0) return { ok: false, problem: sessionProblem(sawExit ? exitCode : undefined, stderr, target), sections, records };
+  if (!sawExit || exitCode !== 0) return { ok: false, problem: sessionProblem(sawExit ? exitCode : undefined, stderr, target, creds), sections, records };
   return { ok: true, sections, records };
 }
 

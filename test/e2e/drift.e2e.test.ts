@@ -46,7 +46,8 @@ describe.runIf(rundir)("drift on the server host", () => {
 
     const repair = await stack.up(config);
     expect(ran(repair)).toEqual(Object.keys(drift).map((name) => `update ${name}`).sort());
-    expect(repair.commands.every((c) => c.exitCode === 0)).toBe(true);
+    // An update has a previous output: the provider would warn had the program asked for it in the SSH environment.
+    expect(repair.warnings.filter((w) => /PULUMI_COMMAND_STDOUT|AcceptEnv/.test(w))).toEqual([]);
 
     const after = await stack.preview(config);
     expect(after.steps).toEqual([]);

@@ -3,11 +3,12 @@
  * no CLI and no sshd: a fake SSH runner records what would run where. (vitest's unit run only
  * picks up test/unit, hence this file lives here.)
  */
-import { mkdtempSync, readFileSync, statSync } from "fs";
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from "fs";
 import { tmpdir } from "os";
 import { join } from "path";
 import { describe, expect, it } from "vitest";
 import { specialSecretSig, specialSigKey, unknownValue } from "@pulumi/pulumi/runtime/rpc";
+import { sshRun } from "../e2e/harness/ssh";
 import type { Connection, RunResult } from "../e2e/harness/ssh";
 import { collectedDiagnostics } from "../e2e/doubles/diagnostics";
 import { commandProviderDouble, goQuote } from "../e2e/doubles/commandProviderDouble";
@@ -29,12 +30,14 @@ interface Ran {
 /** A fake `sshRun`: answers each call with the next of `results` (the last one repeats). */
 function fakeSsh(results: Array<Partial<RunResult>> = [{}]) {
   const ran: Ran[] = [];
-  const ssh = async (c: Connection, commandLine: string, stdin?: string): Promise<RunResult> => {
+  const options: Array<{ markSession?: boolean } | undefined> = [];
+  const ssh = async (c: Connection, commandLine: string, stdin?: string, opts?: { markSession?: boolean }): Promise<RunResult> => {
     ran.push({ conn: c, commandLine, stdin });
+    options.push(opts);
     const r = results[Math.min(ran.length - 1, results.length - 1)];
     return { code: 0, stdout: `ran ${commandLine}\n`, stderr: "", ms: 1, bytesSent: 0, ...r };
   };
-  return { ran, ssh };
+  return { ran, options, ssh };
 }
 
 function double(results?: Array<Partial<RunResult>>) {
@@ -42,7 +45,7 @@ function double(results?: Array<Partial<RunResult>>) {
   const logged: Parameters<typeof collectedDiagnostics>[0] = [];
   const sleeps: number[] = [];
   const p = commandProviderDouble({ ssh: fake.ssh, diagnostics: collectedDiagnostics(logged), sleep: async (ms) => void sleeps.push(ms) });
-  return { p, ran: fake.ran, logged, sleeps };
+  return { p, ran: fake.ran, options: fake.options, logged, sleeps };
 }
 
 describe("command provider double: diff", () => {
@@ -158,6 +161,26 @@ describe("command provider double: create, update, delete", () => {
     expect(down.ran).toHaveLength(3);
   });
 
+  it("never reruns a script whose session started, even when the connection then drops like a failed dial", async () => {
+    const { p, ran, options } = double([{ code: 255, stdout: "", stderr: "Connection reset by 10.0.0.5 port 22\r\n", started: true }]);
+    await expect(p.create!(URN, { connection: conn, create: "c" })).rejects.toThrow(/^Process exited with status 255/);
+    expect(ran).toHaveLength(1);
+    expect(options).toEqual([{ markSession: true }]);
+  });
+
+  it("fails every command, without dialling, when SSH_AUTH_SOCK names no agent (as the real provider does)", async () => {
+    const saved = process.env.SSH_AUTH_SOCK;
+    process.env.SSH_AUTH_SOCK = "/nonexistent/agent.sock";
+    try {
+      const { p, ran } = double();
+      await expect(p.create!(URN, { connection: conn, create: "c" })).rejects.toThrow("dial unix /nonexistent/agent.sock: connect: no such file or directory");
+      expect(ran).toEqual([]);
+    } finally {
+      if (saved === undefined) delete process.env.SSH_AUTH_SOCK;
+      else process.env.SSH_AUTH_SOCK = saved;
+    }
+  });
+
   it("never reruns a script whose own exit status is 255", async () => {
     const { p, ran } = double([{ code: 255, stdout: "half done\n", stderr: "" }]);
     await expect(p.create!(URN, { connection: conn, create: "c" })).rejects.toThrow(/^Process exited with status 255/);
@@ -226,5 +249,35 @@ describe("provider doubles: launcher and quoting", () => {
 
   it("quotes a script as Go's %q does", () => {
     expect(goQuote('a "b"\\\n\t\x01é')).toBe('"a \\"b\\"\\\\\\n\\t\\x01é"');
+  });
+});
+
+describe("the doubles' OpenSSH (harness sshRun)", () => {
+  /** A stand-in ssh on PATH: records its arguments, answers as a shell that started would. */
+  function withFakeSsh<T>(run: (dir: string) => Promise<T>): Promise<T> {
+    const dir = mkdtempSync(join(tmpdir(), "gh-fake-ssh-"));
+    writeFileSync(join(dir, "ssh"), `#!/bin/bash\nprintf '%s\\n' "$@" >"${dir}/argv"\nlast=\${!#}\n[[ $last == echo\\ gitea-homelab-ssh-session-started* ]] && echo gitea-homelab-ssh-session-started >&2\necho remote-error >&2\nexit 3\n`, { mode: 0o755 });
+    const saved = { PATH: process.env.PATH, SSH_AUTH_SOCK: process.env.SSH_AUTH_SOCK };
+    process.env.PATH = `${dir}:${saved.PATH}`;
+    delete process.env.SSH_AUTH_SOCK;
+    return run(dir).finally(() => {
+      process.env.PATH = saved.PATH;
+      if (saved.SSH_AUTH_SOCK !== undefined) process.env.SSH_AUTH_SOCK = saved.SSH_AUTH_SOCK;
+    });
+  }
+
+  it("uses only the given key or the agent, never ssh_config or ~/.ssh, and tells a started session from a dial", async () => {
+    await withFakeSsh(async (dir) => {
+      const r = await sshRun({ host: "10.0.0.5", port: 22, user: "root" }, "true", undefined, { markSession: true });
+      const argv = readFileSync(join(dir, "argv"), "utf8").split("\n");
+      expect(argv.slice(0, 2)).toEqual(["-F", "/dev/null"]);
+      expect(argv).not.toContain("-i");
+      expect(argv.find((a) => a.startsWith("IdentityFile="))).toMatch(/\/no-key$/);
+      expect(argv).toContain("IdentityAgent=none");
+      expect(r).toMatchObject({ code: 3, stderr: "remote-error\n", started: true });
+      const keyed = await sshRun({ host: "10.0.0.5", port: 22, user: "root", privateKey: "KEY" }, "true");
+      expect(readFileSync(join(dir, "argv"), "utf8").split("\n")).toContain("-i");
+      expect(keyed.started).toBeUndefined();
+    });
   });
 });

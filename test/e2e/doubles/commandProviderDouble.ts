@@ -57,6 +57,7 @@ import { randomBytes } from "crypto";
 import { statSync } from "fs";
 import * as provider from "@pulumi/pulumi/provider";
 import { unknownValue } from "@pulumi/pulumi/runtime/rpc";
+import { connect } from "net";
 import { Connection, RunResult, sshRun } from "../harness/ssh";
 import { Diagnostics, engineAddress, engineDiagnostics, silentDiagnostics } from "./diagnostics";
 import { serveDouble } from "./serve";
@@ -76,7 +77,7 @@ const UNSUPPORTED_CONNECTION = ["password", "privateKeyPassword", "agentSocketPa
 const DIAL_FAILURE =
   /^(ssh: connect to host |ssh: Could not resolve hostname |kex_exchange_identification: |ssh_exchange_identification: |banner exchange: |Connection (closed|reset) by |Connection timed out during banner exchange|Host key verification failed\.|\S+: Permission denied \()/m;
 
-export type SshRunner = (conn: Connection, commandLine: string, stdin?: string) => Promise<RunResult>;
+export type SshRunner = (conn: Connection, commandLine: string, stdin?: string, opts?: { markSession?: boolean }) => Promise<RunResult>;
 
 export interface CommandProviderDoubleOptions {
   diagnostics?: Diagnostics;
@@ -119,6 +120,20 @@ export function commandChangedKeys(olds: Props, news: Props): string[] {
   return changedKeys(olds, news, ["stdout", "stderr"]);
 }
 
+/** Fails as the real provider does when SSH_AUTH_SOCK is set but no agent answers there. */
+async function requireAgent(socketPath = process.env.SSH_AUTH_SOCK): Promise<void> {
+  if (!socketPath) return;
+  await new Promise<void>((resolve, reject) => {
+    const socket = connect(socketPath, () => {
+      socket.destroy();
+      resolve();
+    });
+    socket.on("error", (err: NodeJS.ErrnoException) =>
+      reject(new Error(`dial unix ${socketPath}: connect: ${err.code === "ENOENT" ? "no such file or directory" : err.code === "ECONNREFUSED" ? "connection refused" : err.message}`)),
+    );
+  });
+}
+
 export function commandProviderDouble(opts: CommandProviderDoubleOptions = {}): provider.Provider {
   const diagnostics = opts.diagnostics ?? silentDiagnostics();
   const ssh = opts.ssh ?? sshRun;
@@ -155,9 +170,12 @@ export function commandProviderDouble(opts: CommandProviderDoubleOptions = {}): 
     const stdin = props.stdin ? String(props.stdin) : undefined;
     let delay = 100;
     let result: RunResult;
+    // The real provider dials the agent at SSH_AUTH_SOCK before anything and fails when none answers.
+    await requireAgent();
     for (let attempt = 0; ; attempt++) {
-      result = await ssh(conn, script, stdin);
-      if (!(result.code === 255 && result.stdout === "" && DIAL_FAILURE.test(result.stderr))) break;
+      result = await ssh(conn, script, stdin, { markSession: true });
+      // Only a dial is retried, as the real provider does: never a script whose session started.
+      if (result.started || !(result.code === 255 && result.stdout === "" && DIAL_FAILURE.test(result.stderr))) break;
       const dials = attempt + 1;
       // ssh's last line is its verdict (a host key mismatch comes after a banner of warnings).
       if (limit > -1 && dials > limit) throw new Error(`after ${attempt} failed attempts: ${result.stderr.trim().split("\n").pop()}`);

@@ -23,16 +23,30 @@ export interface RunResult {
   stderr: string;
   ms: number;
   bytesSent: number;
+  /** With `markSession`: whether the remote shell started (a failure after that is no dial failure). */
+  started?: boolean;
 }
 
-export async function sshRun(conn: Connection, commandLine: string, stdin?: string): Promise<RunResult> {
+/** What the remote shell prints first to stderr when asked to (`markSession`), removed from the result. */
+const SESSION_STARTED = "gitea-homelab-ssh-session-started";
+
+/**
+ * The credentials are the provider's and only those: `privateKey` when set, and the agent at
+ * SSH_AUTH_SOCK when that is set; never ssh_config or ~/.ssh/id_* (the provider reads neither)
+ * and no environment variables. `markSession` tells a dial failure from a session that started.
+ */
+export async function sshRun(conn: Connection, commandLine: string, stdin?: string, opts: { markSession?: boolean } = {}): Promise<RunResult> {
   const dir = mkdtempSync(join(tmpdir(), "gitea-homelab-ssh-"));
   try {
-    const args = ["-p", String(conn.port), "-o", "BatchMode=yes", "-o", `ConnectTimeout=${conn.perDialTimeout ?? 15}`, "-o", "LogLevel=ERROR"];
+    const args = ["-F", "/dev/null", "-p", String(conn.port), "-o", "BatchMode=yes", "-o", `ConnectTimeout=${conn.perDialTimeout ?? 15}`, "-o", "LogLevel=ERROR"];
     if (conn.privateKey) {
       writeFileSync(join(dir, "key"), conn.privateKey.endsWith("\n") ? conn.privateKey : `${conn.privateKey}\n`, { mode: 0o600 });
-      args.push("-i", join(dir, "key"), "-o", "IdentitiesOnly=yes");
+      args.push("-i", join(dir, "key"));
+    } else {
+      // A file that never exists: with one named, ssh tries no default identity.
+      args.push("-o", `IdentityFile=${join(dir, "no-key")}`);
     }
+    if (!process.env.SSH_AUTH_SOCK) args.push("-o", "IdentityAgent=none");
     if (conn.hostKey) {
       const hostPattern = conn.port === 22 ? conn.host : `[${conn.host}]:${conn.port}`;
       writeFileSync(join(dir, "known_hosts"), `${hostPattern} ${conn.hostKey}\n`);
@@ -40,7 +54,7 @@ export async function sshRun(conn: Connection, commandLine: string, stdin?: stri
     } else {
       args.push("-o", "UserKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=no");
     }
-    args.push(`${conn.user}@${conn.host}`, commandLine);
+    args.push(`${conn.user}@${conn.host}`, opts.markSession ? `echo ${SESSION_STARTED} >&2; ${commandLine}` : commandLine);
     const started = Date.now();
     return await new Promise<RunResult>((resolve, reject) => {
       const child = spawn("ssh", args, { stdio: ["pipe", "pipe", "pipe"] });
@@ -49,7 +63,17 @@ export async function sshRun(conn: Connection, commandLine: string, stdin?: stri
       child.stdout.on("data", (d) => (stdout += d));
       child.stderr.on("data", (d) => (stderr += d));
       child.on("error", reject);
-      child.on("close", (code) => resolve({ code: code ?? 255, stdout, stderr, ms: Date.now() - started, bytesSent: Buffer.byteLength(commandLine) + Buffer.byteLength(stdin ?? "") }));
+      child.on("close", (code) => {
+        const marked = opts.markSession === true && stderr.startsWith(`${SESSION_STARTED}\n`);
+        resolve({
+          code: code ?? 255,
+          stdout,
+          stderr: marked ? stderr.slice(SESSION_STARTED.length + 1) : stderr,
+          ms: Date.now() - started,
+          bytesSent: Buffer.byteLength(commandLine) + Buffer.byteLength(stdin ?? ""),
+          ...(opts.markSession ? { started: marked } : {}),
+        });
+      });
       child.stdin.end(stdin ?? "");
     });
   } finally {
