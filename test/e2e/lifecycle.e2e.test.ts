@@ -14,6 +14,10 @@
  * `command` and `random` plugins are real when the developer has them, else our test doubles
  * (the suite prints which).
  */
+import { spawnSync } from "child_process";
+import { mkdtempSync, readFileSync, rmSync } from "fs";
+import { tmpdir } from "os";
+import { join } from "path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { shq } from "../../components/render/shell";
 import { filesBelow } from "./harness/cliOutput";
@@ -90,6 +94,47 @@ describe.runIf(rundir)("the core lifecycle with the real Pulumi CLI", () => {
     await server?.up({ ...config, destroyData: "true", removeUserOnDestroy: "true" }).catch(() => undefined);
     await server?.destroy().catch(() => undefined);
     await vm?.root(`rm -rf ${BACKUPS}`).catch(() => undefined);
+  });
+
+  it("credentials the provider could not log in with fail the preview in seconds, saying what to do, and run nothing", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "gh-credentials-"));
+    const { privateKey: _key, ...keyless } = config;
+    const failure = async (name: string, cfg: Record<string, string>, env: Record<string, string | undefined>) => {
+      server.envOverrides = env;
+      const started = Date.now();
+      const error = await timings.time(`preview refused: ${name}`, () => server.preview(cfg)).then(
+        () => undefined,
+        (e: Error) => e.message,
+      );
+      server.envOverrides = {};
+      return { error: error ?? "(the preview passed)", seconds: (Date.now() - started) / 1000 };
+    };
+    const agent = spawnSync("ssh-agent", ["-a", join(dir, "agent.sock"), "-s"], { encoding: "utf8" });
+    const agentPid = /SSH_AGENT_PID=(\d+)/.exec(agent.stdout)?.[1];
+    try {
+      spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(dir, "stranger")]);
+      expect(spawnSync("ssh-add", [join(dir, "stranger")], { env: { ...process.env, SSH_AUTH_SOCK: join(dir, "agent.sock") } }).status).toBe(0);
+      const cases = {
+        "no key, no agent": await failure("no key, no agent", keyless, { SSH_AUTH_SOCK: undefined }),
+        "agent socket with no agent": await failure("dead agent", config, { SSH_AUTH_SOCK: join(dir, "gone.sock") }),
+        "an agent with a key the host refuses": await failure("agent refused", keyless, { SSH_AUTH_SOCK: join(dir, "agent.sock") }),
+        "a key the host refuses": await failure("key refused", { ...config, privateKey: readFileSync(join(dir, "stranger"), "utf8") }, { SSH_AUTH_SOCK: undefined }),
+      };
+      console.log(Object.entries(cases).map(([what, c]) => `  ${what}: failed after ${c.seconds.toFixed(1)} s`).join("\n"));
+      expect(cases["no key, no agent"].error).toContain("gitea-homelab:privateKey: is unset and no ssh-agent runs (SSH_AUTH_SOCK is unset)");
+      expect(cases["agent socket with no agent"].error).toContain("gitea-homelab:privateKey: SSH_AUTH_SOCK is set but no ssh-agent answers there");
+      expect(cases["an agent with a key the host refuses"].error).toContain("refused every key of the ssh-agent at SSH_AUTH_SOCK");
+      expect(cases["a key the host refuses"].error).toContain("refused the key in gitea-homelab:privateKey");
+      for (const [what, c] of Object.entries(cases)) {
+        // One message, as Pulumi prints a RunError: no stack trace, no serialization chain.
+        expect(c.error, what).toContain("invalid stack config (1 problem):");
+        expect(c.error, what).not.toMatch(/error serializing property|unhandled exception|<ref \*1>|\n\s+at /);
+      }
+      expect(await vm.root(`id -u ${USER} >/dev/null 2>&1 && echo yes || echo no`)).toBe("no");
+    } finally {
+      if (agentPid) process.kill(Number(agentPid));
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("a fresh preview plans the whole server and changes nothing", async () => {

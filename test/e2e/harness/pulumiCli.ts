@@ -13,7 +13,7 @@
  * The CLI runs in a scratch copy of the project (links to this repository's program), so the
  * stacks' `Pulumi.<stack>.yaml` files it writes never touch the repository's examples.
  */
-import { spawn } from "child_process";
+import { ChildProcess, spawn } from "child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "fs";
 import { join } from "path";
 import { foldedMarker } from "../../../components/host/checkedCommand";
@@ -189,9 +189,17 @@ export class CliStack {
     private readonly log: string[],
   ) {}
 
+  /** Variables set (a value) or removed (undefined) for the CLI's runs, e.g. SSH_AUTH_SOCK. */
+  envOverrides: Record<string, string | undefined> = {};
+
   env(): NodeJS.ProcessEnv {
+    const base: NodeJS.ProcessEnv = { ...process.env };
+    for (const [name, value] of Object.entries(this.envOverrides)) {
+      if (value === undefined) delete base[name];
+      else base[name] = value;
+    }
     return {
-      ...process.env,
+      ...base,
       PATH: `${this.ws.bin}:${process.env.PATH}`,
       PULUMI_HOME: this.ws.home,
       PULUMI_BACKEND_URL: `file://${this.ws.backend}`,
@@ -298,6 +306,17 @@ export class CliStack {
     const r = await this.must(["stack", "output", "--json", "--show-secrets", "--stack", this.name], "", () => "(outputs, secrets shown: not logged)");
     this.outputs = JSON.parse(r.stdout || "{}");
     return this.outputs;
+  }
+
+  /**
+   * `pulumi up --yes` with `config`, started in a process group of its own and not waited for:
+   * a test kills the whole group, as a closed laptop or a double Ctrl-C would.
+   */
+  async startUp(config: Record<string, string>): Promise<ChildProcess> {
+    await this.setConfig(config);
+    const args = ["up", "--yes", "--stack", this.name, "--non-interactive", "--color", "never"];
+    this.log.push(`$ pulumi ${args.join(" ")} (in the background)`);
+    return spawn(join(this.ws.bin, "pulumi"), args, { cwd: this.ws.project, env: this.env(), stdio: "ignore", detached: true });
   }
 
   /** `pulumi up --yes` with `config`. */
