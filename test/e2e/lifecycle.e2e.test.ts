@@ -181,12 +181,13 @@ describe.runIf(rundir)("the core lifecycle with the real Pulumi CLI", () => {
     expect(iniValue(ini, "mailer", "PASSWD")).toBe(MAIL_PASSWORD);
     expect(iniValue(ini, "mailer", "SMTP_ADDR")).toBe("127.0.0.1");
     expect(iniValue(ini, "service", "DISABLE_REGISTRATION")).toBe("true");
-    // Only the 0600 environment file holds it: not the unit, the state, the CLI's output or the journal.
+    // Only the 0600 environment file holds it: not the unit, the state, the CLI's output or the
+    // journal (read first: sudo logs the command line of the grep below, password included).
+    const visible = [filesBelow(ws.backend), log.join("\n"), await vm.root("ps -eo args"), await vm.root("journalctl --no-pager -n 3000")].join("\n");
+    expect(visible).not.toContain("mail-Pa55");
     const files = `/home/${USER}/.config`;
     expect(await vm.root(`stat -c %a ${files}/gitea-homelab/gitea.env`)).toBe("600");
     expect(await vm.root(`grep -rlF -- ${shq(MAIL_PASSWORD)} ${files} || true`)).toBe(`${files}/gitea-homelab/gitea.env`);
-    const visible = [filesBelow(ws.backend), log.join("\n"), await vm.root("ps -eo args"), await vm.root("journalctl --no-pager -n 3000")].join("\n");
-    expect(visible).not.toContain("mail-Pa55");
     expect(await vm.root("ls /tmp/mail-canary 2>&1 || true")).toMatch(/No such file/);
   });
 
