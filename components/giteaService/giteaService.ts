@@ -9,7 +9,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { Host } from "../host/host";
 import { Bash, fileDigest } from "../render/shell";
-import { unitCheck } from "./drift";
+import { renderUnitProbe, unitCheck } from "./drift";
 import { ContainerSpec, giteaContainerCheck, renderGiteaUnit, renderUnitInstallScript, renderUnitRemoveScript, UnitScriptSpec, unitPaths } from "./render";
 
 export interface GiteaServiceArgs {
@@ -58,6 +58,10 @@ export class GiteaService extends pulumi.ComponentResource {
         secret: true,
         check: pulumi.all([args.user, container, args.host.systemdUnitStyle, envDigest]).apply(([user, c, systemdStyle, env]) =>
           unitCheck({ user, name: c.containerName, hasEnvironment: true, container: giteaContainerCheck(c) }, systemdStyle, (p) => renderGiteaUnit(p.unitStyle, c), env),
+        ),
+        // The env file's digest is unknown in a fresh preview (the runner token is generated): the probe does without it.
+        probe: pulumi.all([args.user, container, args.host.systemdUnitStyle]).apply(([user, c, systemdStyle]) =>
+          renderUnitProbe({ user, name: c.containerName, hasEnvironment: true, container: giteaContainerCheck(c), style: systemdStyle }),
         ),
         triggers: [spec.apply((s) => `${s.user}/${s.style}/${s.name}`)],
       },

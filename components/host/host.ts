@@ -13,7 +13,7 @@ import { appliedDigest, foldDrift, HostCheck, parseRecord, renderStateRecordScri
 import { ConfigError } from "./configError";
 import { ConfiguredUnitStyle, decidePlatform, FirewallChoice, HOST_FACTS_KEY, HOST_FACTS_SH, Platform } from "./platform";
 import { renderHostCleanupScript, renderHostPreflightScript } from "./preflight";
-import { Facts, NamedProbe, parseProbeSession, ProbeSession, recordDir, renderLocalProbeCommand, renderProbeRemoteCommand, renderProbeSessionScript } from "./probeSession";
+import { Facts, NamedProbe, parseProbeSession, ProbeBody, ProbeSession, recordDir, renderLocalProbeCommand, renderProbeRemoteCommand, renderProbeSessionScript } from "./probeSession";
 
 export interface HostArgs {
   host: pulumi.Input<string>;
@@ -52,6 +52,12 @@ export interface HostCommandSpec {
 export interface HostConvergeSpec extends HostCommandSpec {
   /** How to read what this command converges on the host, and how to compare it. */
   check: pulumi.Input<HostCheck>;
+  /**
+   * The check's probe, when the check itself waits for values a fresh preview does not know (a
+   * digest of a generated secret): the one probe session must never wait for them, or a fresh
+   * preview would not look at the host at all (no credentials, OS or drift checked).
+   */
+  probe?: pulumi.Input<ProbeBody>;
 }
 
 export interface HostCommandOptions {
@@ -160,7 +166,7 @@ export class Host extends pulumi.ComponentResource {
   converge(name: string, spec: HostConvergeSpec, opts: HostCommandOptions): command.remote.Command {
     if (this.sessionStarted) throw new Error(`Host.converge(${name}) after the probe session started: declare components while the stack is built, never inside apply()`);
     const check = pulumi.output(spec.check);
-    this.probes.push(check.apply((c) => ({ name, probe: c.probe })));
+    this.probes.push(spec.probe === undefined ? check.apply((c) => ({ name, probe: c.probe })) : pulumi.output(spec.probe).apply((probe) => ({ name, probe })));
     // A digest of the stdin only, so the folded record carries no secret.
     const applied = pulumi.unsecret(pulumi.all([spec.create, spec.stdin]).apply(([script, stdin]) => appliedDigest(script, stdin)));
     // Comparisons may read digests of secret files; their descriptions hold no secret.

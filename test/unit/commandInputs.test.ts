@@ -53,6 +53,8 @@ describe("a fresh stack's preview, with every generated secret unknown", () => {
     for (const c of commands) expect(c.inputs.addPreviousOutputInEnv, c.name).toBe(false);
     // The admin's password is unknown, secret and delivered on stdin: a top-level secret.
     expect(isSecretWrapper(run.byName("gitea-admin").wireInputs.stdin)).toBe(true);
+    // The host is looked at even now: no probe waits for a generated value (credentials, OS and drift are checked).
+    expect(run.invokes.map((i) => i.token)).toEqual(["command:local:run"]);
   });
 
   it("wsl stack: the same, with the server's secrets read from a stack reference", async () => {
@@ -82,6 +84,7 @@ describe("a fresh stack's preview, with every generated secret unknown", () => {
     }
     // The token and the admin password reach the host only on stdin, secret at the top level.
     expect(isSecretWrapper(run.byName("runner-register").wireInputs.stdin)).toBe(true);
+    expect(run.invokes.map((i) => i.token)).toEqual(["command:local:run"]);
   });
 });
 
