@@ -23,7 +23,7 @@ import { shq } from "../../components/render/shell";
 import { filesBelow } from "./harness/cliOutput";
 import { Forge, VAULT } from "./harness/forge";
 import { anonymousPage, GITEA_START_MS, GiteaAuth, giteaApi, iniValue, waitFor } from "./harness/gitea";
-import { CliStack, openWorkspace, RunReport, Workspace } from "./harness/pulumiCli";
+import { CliStack, DeploymentError, openWorkspace, RunReport, Workspace } from "./harness/pulumiCli";
 import { Timings } from "./harness/timings";
 import { acceptedSshSessions, resolveGiteaTestLocally, serverConfig, TestVm, testVm, waitForStatus, wslConfig } from "./harness/vm";
 
@@ -101,13 +101,13 @@ describe.runIf(rundir)("the core lifecycle with the real Pulumi CLI", () => {
     const { privateKey: _key, ...keyless } = config;
     const failure = async (name: string, cfg: Record<string, string>, env: Record<string, string | undefined>) => {
       server.envOverrides = env;
-      const started = Date.now();
-      const error = await timings.time(`preview refused: ${name}`, () => server.preview(cfg)).then(
-        () => undefined,
-        (e: Error) => e.message,
+      const outcome = await timings.time(`preview refused: ${name}`, () => server.preview(cfg)).then(
+        (report) => ({ error: "(the preview passed)", ms: report.wallMs }),
+        (e: DeploymentError) => ({ error: e.message, ms: e.report.wallMs }),
       );
       server.envOverrides = {};
-      return { error: error ?? "(the preview passed)", seconds: (Date.now() - started) / 1000 };
+      // The preview's own time, without the config commands before it.
+      return { error: outcome.error, seconds: outcome.ms / 1000 };
     };
     const agent = spawnSync("ssh-agent", ["-a", join(dir, "agent.sock"), "-s"], { encoding: "utf8" });
     const agentPid = /SSH_AGENT_PID=(\d+)/.exec(agent.stdout)?.[1];
