@@ -90,11 +90,6 @@ export function settingVariable(section: string, key: string): string {
   return `GITEA__${escape(section.toUpperCase())}__${escape(key)}`;
 }
 
-/** How a setting is named in problems and in the record on the host: `gitea.section.KEY`. */
-export function settingPath(section: string, key: string): string {
-  return section === "" ? `${SETTINGS_KEY}.${key}` : `${SETTINGS_KEY}.${section}.${key}`;
-}
-
 export interface SettingProblem {
   /** The config path to fix, e.g. gitea.mailer.PASSWD. */
   path: string;

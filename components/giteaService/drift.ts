@@ -118,15 +118,18 @@ function containerDrift(check: ContainerCheck, facts: Facts): string[] {
   return drift;
 }
 
-/** The check of a unit whose files are rendered for the decided platform by `render`. */
+/**
+ * The check of a unit whose files are rendered for the decided platform by `render`; `probe` is
+ * its `renderUnitProbe`, made apart because the probe must not wait for `envDigest`.
+ */
 export function unitCheck(
   spec: Omit<UnitScriptSpec, "content" | "style">,
-  systemdStyle: ConfiguredUnitStyle,
+  probe: ProbeBody,
   render: (platform: Platform) => string,
   envDigest: string | undefined,
 ): HostCheck {
   return {
-    probe: renderUnitProbe({ ...spec, style: systemdStyle }),
+    probe,
     compare: (facts, platform) => {
       const style = platform.unitStyle;
       const confDigest = style === "openrc" ? fileDigest(renderUnitConf(spec.user, spec.name)) : undefined;

@@ -49,6 +49,10 @@ export class GiteaService extends pulumi.ComponentResource {
     this.unitFile = spec.apply((s) => s.content);
     this.service = spec.apply((s) => unitPaths(s.style, s.name).service);
     const envDigest = pulumi.output(args.environment).apply(fileDigest);
+    // The env file's digest is unknown in a fresh preview (the runner token is generated): the probe does without it.
+    const probe = pulumi.all([args.user, container, args.host.systemdUnitStyle]).apply(([user, c, systemdStyle]) =>
+      renderUnitProbe({ user, name: c.containerName, hasEnvironment: true, container: giteaContainerCheck(c), style: systemdStyle }),
+    );
     this.installed = args.host.converge(
       `${name}-unit`,
       {
@@ -56,13 +60,10 @@ export class GiteaService extends pulumi.ComponentResource {
         delete: spec.apply(renderUnitRemoveScript),
         stdin: args.environment,
         secret: true,
-        check: pulumi.all([args.user, container, args.host.systemdUnitStyle, envDigest]).apply(([user, c, systemdStyle, env]) =>
-          unitCheck({ user, name: c.containerName, hasEnvironment: true, container: giteaContainerCheck(c) }, systemdStyle, (p) => renderGiteaUnit(p.unitStyle, c), env),
+        check: pulumi.all([args.user, container, probe, envDigest]).apply(([user, c, p, env]) =>
+          unitCheck({ user, name: c.containerName, hasEnvironment: true, container: giteaContainerCheck(c) }, p, (platform) => renderGiteaUnit(platform.unitStyle, c), env),
         ),
-        // The env file's digest is unknown in a fresh preview (the runner token is generated): the probe does without it.
-        probe: pulumi.all([args.user, container, args.host.systemdUnitStyle]).apply(([user, c, systemdStyle]) =>
-          renderUnitProbe({ user, name: c.containerName, hasEnvironment: true, container: giteaContainerCheck(c), style: systemdStyle }),
-        ),
+        probe,
         triggers: [spec.apply((s) => `${s.user}/${s.style}/${s.name}`)],
       },
       // Both styles make the same service and share the env file: remove the old before the new.
