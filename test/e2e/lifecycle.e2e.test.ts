@@ -5,7 +5,8 @@
  * Gitea's URL, token and admin from the server stack through a StackReference:
  *   fresh preview and up; an up and a preview that change nothing; drift made by hand, shown
  *   by preview, repaired by up; the runner online and a pushed workflow reading an Actions
- *   secret to success; a scheduled backup; destroy keeping the data and an up from an empty
+ *   secret to success; a scheduled backup; an upgrade to an image that never becomes healthy,
+ *   rolled back to the old image and the pre-upgrade data; destroy keeping the data and an up from an empty
  *   state that finds it (the secret still decrypts); the runner gone from Gitea on destroy; a
  *   port change; a restore onto the empty volumes destroy with destroyData leaves. Gitea's
  *   settings: a fresh forge refuses sign-up, shows the configured site name, holds a secret
@@ -259,6 +260,34 @@ describe.runIf(rundir)("the core lifecycle with the real Pulumi CLI", () => {
     // `pulumi stack output` after a no-change up, which re-reads the probe's facts.
     await server.up(config);
     expect(server.lastOutputs().lastBackup).toMatch(new RegExp(`^${names[0]} at \\d{4}-\\d\\d-\\d\\dT`));
+  });
+
+  it("an upgrade to an image that never becomes healthy rolls back to the old image and the pre-upgrade data", async () => {
+    // A stand-in for a broken release: the same Gitea whose container never serves HTTP.
+    const broken = vm.env.GITEA_IMAGE.replace(/-rootless$/, "-never-healthy");
+    await vm.asUser(USER, `sh -c ${JSON.stringify(`printf 'FROM ${vm.env.GITEA_IMAGE}\\nENTRYPOINT ["/bin/sleep", "infinity"]\\n' | podman build --pull=never -q -t ${broken} -f - /tmp >/dev/null`)}`);
+    const unitBefore = await vm.root(`cat /home/${USER}/.config/containers/systemd/gitea.container`);
+    const failing = { ...config, image: broken, healthTimeoutSeconds: "60" };
+    const error = await timings.time("up to a never-healthy image, with the rollback", () => server.up(failing).then(() => undefined, (e: unknown) => e));
+    expect(error).toBeInstanceOf(DeploymentError);
+    // The provider's error quotes the script too, which has "$image: ROLLED BACK …": the broken
+    // image's name before it is only in what the script printed. gitea-health is the step that failed.
+    expect(String((error as Error).message)).toMatch(new RegExp(`on ${broken.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: ROLLED BACK to the previous image and the data backed up before the upgrade`));
+    expect((error as DeploymentError).report.commands.filter((c) => c.exitCode !== 0).map((c) => c.resource)).toEqual(["gitea-health"]);
+    // The old image runs, on the old unit, with everything in place.
+    expect(await waitForStatus(`${web()}/api/healthz`, 200, GITEA_START_MS)).toBe(200);
+    expect(await vm.root(`cat /home/${USER}/.config/containers/systemd/gitea.container`)).toBe(unitBefore);
+    expect(await vm.asUser(USER, "podman container inspect gitea --format '{{.ImageName}}'")).toBe(vm.env.GITEA_IMAGE);
+    expect(await forge.cloneHistory(REPO, cloneUrl())).toEqual(history);
+    expect((await giteaApi(web(), "/users/alice", { auth: admin() })).status).toBe(200);
+    expect((await backups()).some((n) => n.endsWith("-pre-upgrade"))).toBe(true);
+    // The host runs another image than the config asks: preview says so, and up would try again.
+    const preview = await server.preview(failing);
+    expect(preview.steps.map((s) => s.resource)).toEqual(expect.arrayContaining(["gitea-upgrade"]));
+    expect(preview.steps.find((s) => s.resource === "gitea-upgrade")?.drift).toMatch(/Gitea last ran healthy on .*-rootless, expected .*-never-healthy/);
+    // Set back, the next up converges and the one after runs nothing.
+    await server.up(config);
+    expect((await server.up(config)).commands).toEqual([]);
   });
 
   it("destroy keeps the data; an up from an empty state finds it, with the same keys: the secret still decrypts", async () => {
