@@ -315,7 +315,7 @@ export function parseImageReference(image: string): ImageReference | undefined {
 }
 
 /** Secret config keys and what each must be; problems name the key, never the value. */
-export type SecretKey = "privateKey" | "adminPassword" | "registrationToken";
+export type SecretKey = "privateKey" | "adminPassword" | "registrationToken" | "tlsKey";
 
 /** Gitea's default MIN_PASSWORD_LENGTH. */
 export const MIN_ADMIN_PASSWORD_LENGTH = 8;

@@ -12,6 +12,8 @@ import { Host } from "../components/host/host";
 import { GiteaKeys } from "../components/keys/giteaKeys";
 import { PodmanVolume } from "../components/volume/podmanVolume";
 import { RootlessUser } from "../components/rootlessUser/rootlessUser";
+import { GiteaTls } from "../components/tls/giteaTls";
+import { healthTarget } from "../components/tls/render";
 import { urlHost } from "./config";
 import { requireSsh } from "./reachability";
 import { readServerConfig, ServerSecrets, ServerSettings } from "./serverConfig";
@@ -50,6 +52,8 @@ export function buildServerStack(settings: ServerSettings, secrets: ServerSecret
     (v) => new PodmanVolume(v.name, { host, owner: user.username, volumeName: v.name, destroyData: settings.destroyData }, { dependsOn: [user] }),
   );
 
+  const health = healthTarget(settings.tls.mode, urlHost(settings.publicHost), settings.httpPort);
+
   // Backups first: a restore (restoreFrom) fills the empty volumes before anything reads them.
   const backup = new GiteaBackup(
     "gitea-backup",
@@ -61,7 +65,7 @@ export function buildServerStack(settings: ServerSettings, secrets: ServerSecret
       backupDir: settings.backupDir,
       keep: settings.backupKeep,
       schedule: settings.backupSchedule,
-      httpPort: settings.httpPort,
+      health,
       healthTimeoutSeconds: settings.healthTimeoutSeconds,
       restoreFrom: settings.restoreFrom,
       destroyData: settings.destroyData,
@@ -74,6 +78,25 @@ export function buildServerStack(settings: ServerSettings, secrets: ServerSecret
     { host, user: user.username, dataVolume: GITEA_VOLUMES[0].name, legacyEnvFile: unitPaths("quadlet", GITEA_CONTAINER).envFile, destroyData: settings.destroyData },
     { dependsOn: [backup.restored ?? backup.installed, ...volumes] },
   );
+
+  // HTTPS: after a restore (which brings the CA back), before Gitea starts with the certificate.
+  const tlsMode = settings.tls.mode;
+  const tls =
+    tlsMode === "off"
+      ? undefined
+      : new GiteaTls(
+          "gitea-https",
+          {
+            host,
+            user: user.username,
+            mode: tlsMode,
+            publicHost: settings.publicHost,
+            containerName: GITEA_CONTAINER,
+            given: tlsMode === "given" ? { chain: settings.tls.givenChain!, key: secrets.tlsKey.apply((k) => k ?? "") } : undefined,
+            destroyData: settings.destroyData,
+          },
+          { dependsOn: [backup.restored ?? backup.installed, ...volumes] },
+        );
 
   const alphanumeric = { special: false, upper: true, lower: true, numeric: true };
   const runnerToken = new random.RandomPassword("gitea-runner-registration-token", { length: 48, ...alphanumeric });
@@ -100,8 +123,10 @@ export function buildServerStack(settings: ServerSettings, secrets: ServerSecret
       admin: { username: settings.adminUsername, email: settings.adminEmail, password: adminPassword },
       backupTool: backup.tool,
       allowDowngrade: settings.allowDowngrade,
+      tls: tlsMode,
+      health,
     },
-    { dependsOn: [keys, backup] },
+    { dependsOn: [keys, backup, ...(tls ? [tls] : [])] },
   );
 
   if (settings.firewall !== "none") {
@@ -119,6 +144,8 @@ export function buildServerStack(settings: ServerSettings, secrets: ServerSecret
     image: settings.image,
     backupDir: settings.backupDir,
     lastBackup: backup.lastBackup,
+    tls: tlsMode,
+    ...(tls && tlsMode === "own-ca" ? { caCertificate: tls.caCertificate } : {}),
     ...(settings.rootUrlNote ? { rootUrlNote: settings.rootUrlNote } : {}),
   };
 }

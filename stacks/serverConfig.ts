@@ -25,6 +25,8 @@ import {
 import { STORAGE_DRIVERS, StorageDriver } from "../components/rootlessUser/render";
 import { GiteaSetting, readSettings, SETTINGS_KEY } from "../components/gitea/settings";
 import { UNIT_STYLES } from "../components/host/platform";
+import { checkGivenCertificate } from "../components/tls/certificate";
+import { TlsMode } from "../components/tls/render";
 
 /** auto: firewalld on Fedora and Debian, none on Alpine (which ships no firewalld). */
 export const FIREWALLS = ["auto", "firewalld", "none"] as const;
@@ -32,6 +34,8 @@ export const USERNS_MODES = ["", "keep-id"] as const;
 /** The Gitea rootless image runs as 1000:1000; keep-id maps the host user to that. */
 export const GITEA_IMAGE_UID = 1000;
 export const DATABASES = ["sqlite3"] as const;
+/** auto: own-ca when Gitea is reached directly, off when rootUrl names a reverse proxy (which does TLS). */
+export const TLS_CHOICES = ["auto", "off", "own-ca", "given"] as const;
 
 /** Defaults; Pulumi.yaml declares the same ones (a unit test keeps the two equal). */
 export const SERVER_DEFAULTS = {
@@ -54,6 +58,7 @@ export const SERVER_DEFAULTS = {
   backupKeep: 7,
   backupSchedule: "daily",
   allowDowngrade: false,
+  tls: "auto" as (typeof TLS_CHOICES)[number],
 };
 
 /** Names Gitea refuses as user names (a subset of its reserved list that people actually try). */
@@ -92,6 +97,14 @@ export interface ServerSettings {
   allowDowngrade: boolean;
   /** The owner's app.ini settings (config `gitea`); `secret` when Pulumi holds that key as a secret. */
   gitea: { settings: GiteaSetting[]; secret: boolean };
+  /** HTTPS as resolved from `tls`; given: the owner's chain (checked; its key is secret config). */
+  tls: { mode: TlsMode; givenChain?: string };
+}
+
+/** The owner's certificate and key as Pulumi holds them (checked before any SSH session). */
+export interface RawTls {
+  certificate?: string;
+  key?: string;
 }
 
 /** The `gitea` config value as Pulumi holds it: JSON text, and whether any part of it was set with --secret. */
@@ -125,23 +138,67 @@ export const SERVER_KEYS = [
   "backupSchedule",
   "restoreFrom",
   "allowDowngrade",
+  "tls",
 ] as const;
 
 /** The ROOT_URL Gitea gets when none is configured: the public host and published HTTP port. */
-export function defaultRootUrl(publicHost: string, httpPort: number): string {
-  return `http://${urlHost(publicHost)}:${httpPort}/`;
+export function defaultRootUrl(publicHost: string, httpPort: number, https = false): string {
+  return `${https ? "https" : "http"}://${urlHost(publicHost)}:${httpPort}/`;
 }
 
-function validateRootUrl(r: ConfigReader, explicit: string, derived: string): { rootUrl: string; note?: string } {
-  const url = r.httpUrl("rootUrl", explicit, { base: true, example: "https://git.example.com/" });
-  if (url === undefined) return { rootUrl: derived };
+/** Does URL name Gitea's own published address (whatever its scheme), rather than a reverse proxy? */
+function isPublishedAddress(url: URL, publicHost: string, httpPort: number): boolean {
+  let published: URL;
+  try {
+    published = new URL(defaultRootUrl(publicHost, httpPort));
+  } catch {
+    return false; // publicHost's own problem is said under its key
+  }
+  return url.hostname === published.hostname && (url.port === String(httpPort) || (url.port === "" && ((url.protocol === "https:" && httpPort === 443) || (url.protocol === "http:" && httpPort === 80))));
+}
+
+/**
+ * `tls` and `rootUrl` together: auto serves HTTPS with the server's own CA unless rootUrl names a
+ * reverse proxy (which does TLS) or the published address as plain http:// (the owner's choice).
+ */
+function resolveTls(
+  r: ConfigReader,
+  raw: RawTls,
+  publicHost: string,
+  httpPort: number,
+): { mode: TlsMode; rootUrl: string; note?: string; givenChain?: string } {
+  const choice = r.oneOf("tls", SERVER_DEFAULTS.tls, TLS_CHOICES);
+  const explicit = r.optional("rootUrl");
+  const url = explicit === undefined ? undefined : r.httpUrl("rootUrl", explicit, { base: true, example: "https://git.example.com/" });
+  const direct = url !== undefined && publicHost !== "" && isPublishedAddress(url, publicHost, httpPort);
+  let mode: TlsMode;
+  if (choice !== "auto") mode = choice;
+  else if (url === undefined) mode = "own-ca";
+  else mode = direct && url.protocol === "https:" ? "own-ca" : "off";
+  if (mode === "off" && (url === undefined || direct) && choice !== "off") {
+    r.warn("rootUrl", "is plain http:// to Gitea itself: passwords and tokens cross the network in clear; unset it (tls auto then serves https) or set gitea-homelab:tls");
+  }
+  if (mode !== "off" && direct && url!.protocol === "http:") {
+    r.problem("rootUrl", `is http:// but gitea-homelab:tls is ${mode}: Gitea serves https on that address; make it ${defaultRootUrl(publicHost, httpPort, true)} or unset it`);
+  }
+  const derived = defaultRootUrl(publicHost, httpPort, mode !== "off");
   // Gitea compares ROOT_URL with what browsers use; a trailing slash keeps links consistent.
-  const rootUrl = url.href.endsWith("/") ? url.href : `${url.href}/`;
+  const rootUrl = url === undefined ? derived : url.href.endsWith("/") ? url.href : `${url.href}/`;
   const note =
-    rootUrl === derived
+    url === undefined || direct
       ? undefined
       : `ROOT_URL ${rootUrl} differs from the published address ${derived}: Gitea is expected behind a reverse proxy that forwards ${rootUrl} to ${derived}`;
-  return { rootUrl, note };
+
+  let givenChain: string | undefined;
+  if (mode === "given") {
+    const report = checkGivenCertificate(raw.certificate, raw.key, publicHost);
+    for (const p of report.problems) r.problem(p.key, p.message);
+    for (const w of report.warnings) r.warn(w.key, w.message);
+    givenChain = report.chain;
+  } else if ((raw.certificate ?? "").trim() !== "" || (raw.key ?? "").trim() !== "") {
+    r.warn("tls", `is ${mode}: gitea-homelab:tlsCertificate and tlsKey are used only when tls is given`);
+  }
+  return { mode, rootUrl, note, givenChain };
 }
 
 /**
@@ -163,7 +220,7 @@ function readGiteaSettings(r: ConfigReader, raw: RawGiteaSettings): { settings: 
   return { settings, secret: raw.secret };
 }
 
-export function validateServerConfig(raw: RawConfig, rawGitea: RawGiteaSettings = { secret: false }): { settings: ServerSettings; problems: string[]; warnings: string[] } {
+export function validateServerConfig(raw: RawConfig, rawGitea: RawGiteaSettings = { secret: false }, rawTls: RawTls = {}): { settings: ServerSettings; problems: string[]; warnings: string[] } {
   const r = new ConfigReader(raw);
   const d = SERVER_DEFAULTS;
   const connection = readConnection(r);
@@ -182,13 +239,12 @@ export function validateServerConfig(raw: RawConfig, rawGitea: RawGiteaSettings 
     }
   }
 
-  const derived = defaultRootUrl(publicHost, httpPort);
   // The address must make a valid URL too; httpUrl names publicHost when it does not.
   if (publicHost !== "" && !r.hasProblem("host", "publicHost")) {
-    r.httpUrl("publicHost", derived, { base: true, example: "http://192.168.1.10:4111/" });
+    r.httpUrl("publicHost", defaultRootUrl(publicHost, httpPort), { base: true, example: "http://192.168.1.10:4111/" });
   }
-  const explicitRootUrl = r.optional("rootUrl");
-  const { rootUrl, note } = explicitRootUrl === undefined ? { rootUrl: derived, note: undefined } : validateRootUrl(r, explicitRootUrl, derived);
+  const tls = resolveTls(r, rawTls, publicHost, httpPort);
+  const { rootUrl, note } = tls;
 
   const rootlessUser = r.matching("rootlessUser", r.string("rootlessUser", d.rootlessUser), LINUX_USERNAME, "a Linux user name (lower case, up to 31 characters)");
   if (rootlessUser === "root") r.problem("rootlessUser", "must not be root: Gitea runs rootless");
@@ -270,6 +326,7 @@ export function validateServerConfig(raw: RawConfig, rawGitea: RawGiteaSettings 
     restoreFrom,
     allowDowngrade,
     gitea,
+    tls: { mode: tls.mode, givenChain: tls.givenChain },
   };
   return { settings, problems: r.problems, warnings: r.warnings };
 }
@@ -278,6 +335,8 @@ export function validateServerConfig(raw: RawConfig, rawGitea: RawGiteaSettings 
 export interface ServerSecrets {
   privateKey: pulumi.Output<string | undefined>;
   adminPassword: pulumi.Output<string | undefined>;
+  /** The key of the owner's certificate (tls: given). */
+  tlsKey: pulumi.Output<string | undefined>;
 }
 
 // @internal in the SDK (absent from its typings): whether the CLI passed a key as secret.
@@ -291,9 +350,11 @@ export function readRawGiteaSettings(): RawGiteaSettings {
 }
 
 export function readServerConfig(config = new pulumi.Config(PROJECT)): { settings: ServerSettings; secrets: ServerSecrets } {
-  const { settings, problems, warnings } = validateServerConfig(readRawConfig(SERVER_KEYS, config), readRawGiteaSettings());
+  // Read raw: a certificate may have been set with --secret or not, and Config.get warns on a secret.
+  const rawTls = { certificate: pulumi.runtime.getConfig(`${PROJECT}:tlsCertificate`), key: readRawSecrets(["tlsKey"]).tlsKey };
+  const { settings, problems, warnings } = validateServerConfig(readRawConfig(SERVER_KEYS, config), readRawGiteaSettings(), rawTls);
   for (const w of warnings) pulumi.log.warn(w);
   problems.push(...secretProblems(readRawSecrets(["privateKey", "adminPassword"])));
   if (problems.length > 0) throw new ConfigError(problems);
-  return { settings, secrets: { privateKey: readSecret(config, "privateKey"), adminPassword: readSecret(config, "adminPassword") } };
+  return { settings, secrets: { privateKey: readSecret(config, "privateKey"), adminPassword: readSecret(config, "adminPassword"), tlsKey: readSecret(config, "tlsKey") } };
 }

@@ -5,6 +5,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
+import { HealthTarget } from "../tls/render";
 import { Host } from "../host/host";
 import { Platform } from "../host/platform";
 import { backupCheck, lastBackupOf } from "./drift";
@@ -19,8 +20,8 @@ export interface GiteaBackupArgs {
   keep: pulumi.Input<number>;
   /** OnCalendar expression (systemd), hourly/daily/weekly/monthly (OpenRC), or "off". */
   schedule: pulumi.Input<string>;
-  /** Where a rollback waits for Gitea, and how long. */
-  httpPort: pulumi.Input<number>;
+  /** Where a rollback waits for Gitea (https when it serves TLS), and how long. */
+  health: pulumi.Input<HealthTarget>;
   healthTimeoutSeconds: pulumi.Input<number>;
   /** A backup directory on the host to restore onto empty volumes (a plain value: it decides whether the restore exists). */
   restoreFrom?: string;
@@ -45,15 +46,15 @@ export class GiteaBackup extends pulumi.ComponentResource {
     this.tool = user.apply(backupToolPath);
     const spec = (p: Platform, v: Omit<BackupInstallSpec, "init" | "unitStyle">): BackupInstallSpec => ({ ...v, init: p.init, unitStyle: p.unitStyle, schedule: checkScheduleFor(p, v.schedule) });
     const values = pulumi
-      .all([user, args.containerName, args.volumes, args.backupDir, args.keep, args.schedule, args.httpPort, args.healthTimeoutSeconds])
-      .apply(([u, containerName, volumes, backupDir, keep, schedule, httpPort, healthTimeoutSeconds]) => ({
+      .all([user, args.containerName, args.volumes, args.backupDir, args.keep, args.schedule, args.health, args.healthTimeoutSeconds])
+      .apply(([u, containerName, volumes, backupDir, keep, schedule, health, healthTimeoutSeconds]) => ({
         user: u,
         containerName,
         volumes,
         backupDir,
         keep,
         schedule,
-        healthUrl: `http://127.0.0.1:${httpPort}/api/healthz`,
+        health,
         healthTimeoutSeconds,
       }));
     const scheduleName = `${name}-schedule`;

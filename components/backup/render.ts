@@ -14,6 +14,7 @@ import { ConfigError } from "../host/configError";
 import { Platform } from "../host/platform";
 import { unitPaths } from "../giteaService/render";
 import { KEYS_FILE } from "../keys/render";
+import { CA_DIR, HEALTHY_FUNCTION, HealthTarget } from "../tls/render";
 import { installContent, renderScript, sh, shq, trimBash } from "../render/shell";
 import { IniEntries, renderIni, unit } from "../render/unitFile";
 
@@ -75,7 +76,7 @@ export interface BackupSpec {
   backupDir: string;
   keep: number;
   /** Where rollback waits for Gitea, and how long. */
-  healthUrl: string;
+  health: HealthTarget;
   healthTimeoutSeconds: number;
 }
 
@@ -98,7 +99,9 @@ export function renderBackupTool(s: BackupSpec): string {
         keep: s.keep,
         keys_file: KEYS_FILE,
         instance_dir: INSTANCE_STATE_DIR,
-        health_url: s.healthUrl,
+        health_url: s.health.url,
+        health_ca: s.health.caFile,
+        ca_dir: CA_DIR,
         health_timeout: s.healthTimeoutSeconds,
       },
     },
@@ -164,6 +167,11 @@ do_backup() { # REASON: prints the new backup's name
     service_ctl start
   fi
   if [[ -f $keys ]]; then cp "$keys" "$part/keys.env"; fi
+  # The server's own CA (tls own-ca), kept with the data like the keys.
+  if [[ -f $home/$ca_dir/ca.key && -f $home/$ca_dir/ca.crt ]]; then
+    cp "$home/$ca_dir/ca.key" "$part/tls-ca.key"
+    cp "$home/$ca_dir/ca.crt" "$part/tls-ca.crt"
+  fi
   {
     echo "format=gitea-homelab-backup-1"
     echo "created=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -227,10 +235,18 @@ do_restore() { # DIR [--force]: volumes, keys and the deployed version from a ba
   group=$(id -gn "$user")
   as_user "$user" mkdir -p "$(dirname "$keys")"
   install -m 600 -o "$user" -g "$group" "$from/keys.env" "$keys"
+  if [[ -e $from/tls-ca.key || -e $from/tls-ca.crt ]]; then
+    plain_file "$from/tls-ca.key"
+    plain_file "$from/tls-ca.crt"
+    as_user "$user" mkdir -p "$home/$ca_dir"
+    chmod 700 "$home/$ca_dir"
+    install -m 600 -o "$user" -g "$group" "$from/tls-ca.key" "$home/$ca_dir/ca.key"
+    install -m 644 -o "$user" -g "$group" "$from/tls-ca.crt" "$home/$ca_dir/ca.crt"
+  fi
   write_deployed "$(field "$from/manifest" image)" "$(field "$from/manifest" gitea_version)"
   printf '%s\n' "$id" >"$state_dir/restored-from"
   if [[ $was_active == true ]]; then service_ctl start; fi
-  echo "restored $volumes and the keys from the backup made $id"
+  echo "restored $volumes, the keys and the CA (when it had one) from the backup made $id"
 }
 
 # The files an upgrade replaces, put back on rollback.
@@ -268,7 +284,8 @@ do_prepare_upgrade() { # IMAGE ALLOW_DOWNGRADE
   echo "backed up to $backup_dir/$name before switching from $previous_image to $image"
 }
 
-healthy() { [[ $(curl --silent --output /dev/null --max-time 5 --write-out '%{http_code}' "$health_url") == 200 ]]; }
+health_home=$home
+${HEALTHY_FUNCTION}
 
 do_rollback() { # puts back the service's files and the data of the pre-upgrade backup
   local pre=$state_dir/pre-upgrade backup image

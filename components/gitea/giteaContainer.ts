@@ -12,6 +12,7 @@ import { deployedCheck } from "../backup/drift";
 import { renderUpgradeScript, upgradeStatePath } from "../backup/render";
 import { Host } from "../host/host";
 import { KEYS_FILE } from "../keys/render";
+import { giteaTlsEnvironment, HealthTarget, tlsVolumeMount, TlsMode } from "../tls/render";
 import { imageCheck } from "./drift";
 import { defaultsNotOverridden, DEFAULT_SETTINGS, GiteaSetting, recordSetting, renderForgetDroppedSettings, settingsEnvironment } from "./settings";
 import { giteaEnvironment, GiteaSecrets, GiteaServerSettings, GITEA_HTTP_PORT, GITEA_SSH_PORT, renderAdminScript, renderGiteaSecretEnv, renderHealthScript, renderImageScript } from "./render";
@@ -43,6 +44,10 @@ export interface GiteaContainerArgs {
   backupTool?: pulumi.Input<string>;
   /** Let an image with an older Gitea replace a newer one. */
   allowDowngrade?: pulumi.Input<boolean>;
+  /** HTTPS (components/tls): Gitea's own TLS settings and the certificate volume's mount. */
+  tls: TlsMode;
+  /** Where the health wait reaches Gitea: https to the public host, sent to this host's loopback. */
+  health: pulumi.Input<HealthTarget>;
 }
 
 export class GiteaContainer extends pulumi.ComponentResource {
@@ -76,6 +81,7 @@ export class GiteaContainer extends pulumi.ComponentResource {
       .all([args.settings, ownerNames, ownerSecret ? pulumi.output([] as GiteaSetting[]) : ownerSettings])
       .apply(([settings, names, plain]) => ({
         ...giteaEnvironment(settings),
+        ...giteaTlsEnvironment(args.tls),
         ...settingsEnvironment([...defaultsNotOverridden(names), recordSetting([...DEFAULT_SETTINGS, ...names]), ...plain]),
       }));
     const containerSpec = pulumi
@@ -87,7 +93,7 @@ export class GiteaContainer extends pulumi.ComponentResource {
           { host: httpPort, container: GITEA_HTTP_PORT },
           { host: sshPort, container: GITEA_SSH_PORT },
         ],
-        volumes,
+        volumes: [...volumes, ...[tlsVolumeMount(args.tls)].filter((m) => m !== undefined)],
         // Relative to the home: systemd units say %h/, OpenRC's service runs in the home.
         envFiles: [unitPaths("quadlet", cname).envFile, KEYS_FILE],
         environment,
@@ -117,14 +123,14 @@ export class GiteaContainer extends pulumi.ComponentResource {
       `${name}-health`,
       {
         create: pulumi
-          .all([args.host.platform, user, this.service.service, containerName, args.httpPort, args.healthTimeoutSeconds, args.image, backupTool])
-          .apply(([p, u, service, cname, httpPort, timeoutSeconds, img, tool]) =>
+          .all([args.host.platform, user, this.service.service, containerName, args.health, args.healthTimeoutSeconds, args.image, backupTool])
+          .apply(([p, u, service, cname, health, timeoutSeconds, img, tool]) =>
             renderHealthScript({
               init: p.init,
               user: u,
               service,
               logFile: unitPaths("openrc", cname).logFile!,
-              httpPort,
+              health,
               timeoutSeconds,
               image: img,
               backupTool: tool,

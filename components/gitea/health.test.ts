@@ -9,7 +9,7 @@ import { HEALTH_MAX_RESTARTS, HealthSpec, renderHealthScript } from "./render";
 
 const FATAL = `2026/12/05 12:00:00 modules/setting/server.go:208:loadServerFrom() [F] Invalid ROOT_URL "http://gitea.test:4111/g$HOME%h;id": parse "http://gitea.test:4111/g$HOME%h;id": invalid URL escape "%h;"`;
 
-const SYSTEMD: HealthSpec = { init: "systemd", user: "rootless", service: "gitea.service", logFile: "/var/log/gitea.log", httpPort: 4111, timeoutSeconds: 600, image: "img:1" };
+const SYSTEMD: HealthSpec = { init: "systemd", user: "rootless", service: "gitea.service", logFile: "/var/log/gitea.log", health: { url: "http://127.0.0.1:4111/api/healthz", caFile: "" }, timeoutSeconds: 600, image: "img:1" };
 
 let box: ScriptSandbox;
 beforeEach(() => {

@@ -6,6 +6,7 @@
 import { Platform } from "../host/platform";
 import { renderEnvFile } from "../render/unitFile";
 import { renderScript, sh } from "../render/shell";
+import { HEALTHY_FUNCTION, HealthTarget } from "../tls/render";
 
 /** Ports inside the rootless image. */
 export const GITEA_HTTP_PORT = 3000;
@@ -76,7 +77,8 @@ export interface HealthSpec {
   service: string;
   /** Where OpenRC hosts log the service (systemd hosts: the journal). */
   logFile: string;
-  httpPort: number;
+  /** Where /api/healthz answers, and the certificate that verifies it over https. */
+  health: HealthTarget;
   timeoutSeconds: number;
   /** The image the service now runs, and the backup tool that records it or rolls an upgrade back. */
   image: string;
@@ -98,13 +100,14 @@ export const HEALTH_MAX_RESTARTS = 3;
 export function renderHealthScript(s: HealthSpec): string {
   return renderScript(
     {
-      purpose: "Wait until Gitea answers /api/healthz on its published HTTP port; roll a failed upgrade back.",
+      purpose: "Wait until Gitea answers /api/healthz on its published port (https when it serves TLS); roll a failed upgrade back.",
       vars: {
         init: s.init,
         user: s.user,
         service: s.service,
         log_file: s.logFile,
-        url: `http://127.0.0.1:${s.httpPort}/api/healthz`,
+        health_url: s.health.url,
+        health_ca: s.health.caFile,
         timeout: s.timeoutSeconds,
         max_restarts: HEALTH_MAX_RESTARTS,
         image: s.image,
@@ -113,7 +116,8 @@ export function renderHealthScript(s: HealthSpec): string {
       },
     },
     sh`
-healthy() { [[ $(curl --silent --output /dev/null --max-time 5 --write-out '%{http_code}' "$url") == 200 ]]; }
+health_home=$(home_of "$user") || die "user $user does not exist"
+${HEALTHY_FUNCTION}
 # How often the service was started again after it exited. systemd counts it; on OpenRC,
 # supervise-daemon does not say, so Gitea's fatal lines in the service's log count instead.
 restarts() {
@@ -177,7 +181,7 @@ if [[ $outcome != healthy ]]; then
   fi
   die "$reason"
 fi
-echo "Gitea healthy at $url"
+echo "Gitea healthy at $health_url"
 if [[ -n $tool ]]; then "$tool" deployed "$image"; fi
 `,
   );

@@ -234,7 +234,8 @@ export interface ContainerSpec {
   containerName: string;
   image: string;
   ports: Array<{ host: number; container: number }>;
-  volumes: Array<{ name: string; path: string }>;
+  /** Named volumes; `options` replaces the default relabel (Z), e.g. ro,Z,U. */
+  volumes: Array<{ name: string; path: string; options?: string }>;
   /** The secret environment files (the service's own, Gitea's keys), relative to the rootless user's home. */
   envFiles: string[];
   environment: Record<string, string>;
@@ -256,8 +257,8 @@ function unitSection(): IniEntries {
 const installSection = { name: "Install", entries: [["WantedBy", unit.literal("default.target")]] as IniEntries };
 
 /** Volumes are relabelled (:Z) for SELinux; Podman skips the relabel where SELinux is off. */
-function volumeArg(v: { name: string; path: string }): string {
-  return `${v.name}:${v.path}:Z`;
+function volumeArg(v: { name: string; path: string; options?: string }): string {
+  return `${v.name}:${v.path}:${v.options ?? "Z"}`;
 }
 
 /** The env file as systemd sees it: %h is the rootless user's home. */

@@ -119,7 +119,7 @@ describe("loopback", () => {
     expect(problems).toEqual([]);
     expect(warnings).toEqual(expect.arrayContaining([expect.stringMatching(/^gitea-homelab:publicHost: ::1 is this machine's own address/)]));
     // IPv6 kept bare for DOMAIN, bracketed in URLs; renders on Alpine too.
-    expect(settings.rootUrl).toBe("http://[::1]:4111/");
+    expect(settings.rootUrl).toBe("https://[::1]:4111/");
     expect(() => renderGiteaOpenrc({ ...CONTAINER_SPEC, environment: giteaEnvironment({ publicHost: settings.publicHost, rootUrl: settings.rootUrl, sshPort: 3333, database: "sqlite3" }) })).not.toThrow();
     expect(isLoopbackOrUnspecified("::1")).toBe(true);
   });

@@ -14,6 +14,7 @@
  *     the lines that carry a value, line for line.
  * GITEA_HOMELAB_PROPERTY_RUNS sets the number of samples (default 10 per stack).
  */
+import { giteaTlsEnvironment } from "../../components/tls/render";
 import fc from "fast-check";
 import * as pulumi from "@pulumi/pulumi";
 import { spawnSync } from "child_process";
@@ -64,6 +65,7 @@ const SERVER_BASE: RawConfig = {
   backupSchedule: "weekly",
   restoreFrom: "/var/backups/gitea-homelab/gitea-backup-20261127T030000Z-scheduled",
   allowDowngrade: "false",
+  tls: "auto",
   // Gitea settings (the \`gitea\` object): each path a value of its own here.
   "gitea.APP_NAME": "Home forge",
   "gitea.ui.meta.DESCRIPTION": "A forge at home",
@@ -218,7 +220,7 @@ async function renderServer(raw: RawConfig, secrets: Partial<Record<SecretKey, s
     async () => {
       const { buildServerStack } = await import("../../stacks/server");
       const { settings } = validateServerRaw(raw);
-      return buildServerStack(settings, { privateKey: pulumi.secret(secrets.privateKey), adminPassword: pulumi.secret(secrets.adminPassword) });
+      return buildServerStack(settings, { privateKey: pulumi.secret(secrets.privateKey), adminPassword: pulumi.secret(secrets.adminPassword), tlsKey: pulumi.output(undefined) });
     },
     { probeStdout: () => session(platform) },
   );
@@ -402,6 +404,7 @@ describe("hostile values in every string config key", () => {
         const { settings } = validateServerRaw(raw);
         expectExactEnvironment(installed, {
           ...giteaEnvironment({ publicHost: settings.publicHost, rootUrl: settings.rootUrl, sshPort: settings.sshPort, database: settings.database }),
+          ...giteaTlsEnvironment(settings.tls.mode),
           ...settingsEnvironment(defaultsNotOverridden(settings.gitea.settings)),
           ...settingsEnvironment([recordSetting([...DEFAULT_SETTINGS, ...settings.gitea.settings])]),
           ...settingsEnvironment(settings.gitea.settings),

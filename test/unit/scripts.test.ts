@@ -11,6 +11,7 @@ import { expectCleanScript } from "../helpers/scripts";
 import { renderRootlessUserDeleteScript, renderRootlessUserScript } from "../../components/rootlessUser/render";
 import { renderUnitInstallScript, renderUnitRemoveScript } from "../../components/giteaService/render";
 import { renderKeysDeleteScript, renderKeysScript } from "../../components/keys/render";
+import { healthTarget, renderGivenCertificateScript, renderOwnCaInstallScript, renderTlsDeleteScript, renderTlsTool, TlsSpec } from "../../components/tls/render";
 import {
   BackupInstallSpec,
   backupToolPath,
@@ -23,6 +24,8 @@ import {
 } from "../../components/backup/render";
 
 const SPEC = CONTAINER_SPEC;
+const TLS: TlsSpec = { init: "systemd", user: "rootless", service: "gitea.service", publicHost: "git.o'brien.example" };
+const TLS_OPENRC: TlsSpec = { ...TLS, init: "openrc", service: "gitea", publicHost: "2001:db8::7" };
 const HOSTILE_BACKUP_SPEC: BackupInstallSpec = { ...BACKUP_SPEC, backupDir: "/var/backups/it's $here", healthTimeoutSeconds: 300 };
 
 /** Every script the server stack can send, rendered with awkward values. */
@@ -37,7 +40,7 @@ const SCRIPTS: Record<string, string> = {
   unitQuadlet: renderUnitInstallScript({ user: "rootless", name: "gitea", style: "quadlet", content: renderGiteaQuadlet(SPEC), hasEnvironment: true }),
   unitService: renderUnitInstallScript({ user: "rootless", name: "gitea", style: "service", content: renderGiteaService(SPEC), hasEnvironment: false }),
   unitRemove: renderUnitRemoveScript({ user: "rootless", name: "gitea", style: "quadlet" }),
-  health: renderHealthScript({ init: "systemd", user: "rootless", service: "gitea.service", logFile: "/var/log/gitea-homelab/gitea.log", httpPort: 4111, timeoutSeconds: 300, image: SPEC.image, backupTool: backupToolPath("rootless"), upgradeStateFile: upgradeStatePath("rootless") }),
+  health: renderHealthScript({ init: "systemd", user: "rootless", service: "gitea.service", logFile: "/var/log/gitea-homelab/gitea.log", health: healthTarget("own-ca", "gitea.example.com", 4111), timeoutSeconds: 300, image: SPEC.image, backupTool: backupToolPath("rootless"), upgradeStateFile: upgradeStatePath("rootless") }),
   upgrade: renderUpgradeScript({ tool: backupToolPath("rootless"), image: SPEC.image, allowDowngrade: false }),
   keys: renderKeysScript({ user: "rootless", dataVolume: "gitea-data", legacyEnvFile: ".config/gitea-homelab/gitea.env" }),
   keysDelete: renderKeysDeleteScript("rootless"),
@@ -49,6 +52,14 @@ const SCRIPTS: Record<string, string> = {
   backupRemove: renderBackupRemoveScript({ init: "systemd", user: "rootless", destroyData: true }),
   restore: renderRestoreScript("rootless", "/var/backups/gitea homelab/gitea-backup-x"),
   admin: renderAdminScript({ user: "rootless", containerName: "gitea", username: "gitea-admin", email: "o'brien@example.com" }),
+  tlsTool: renderTlsTool(TLS),
+  tlsToolOpenrc: renderTlsTool(TLS_OPENRC),
+  tlsOwnCaInstall: renderOwnCaInstallScript(TLS),
+  tlsOwnCaInstallOpenrc: renderOwnCaInstallScript(TLS_OPENRC),
+  tlsGiven: renderGivenCertificateScript(TLS),
+  tlsGivenOpenrc: renderGivenCertificateScript(TLS_OPENRC),
+  tlsDelete: renderTlsDeleteScript(TLS, true),
+  tlsDeleteOpenrc: renderTlsDeleteScript(TLS_OPENRC, false),
   portOpen: renderOpenPortScript({ port: 4111, protocol: "tcp" }),
   portClose: renderClosePortScript({ port: 4111, protocol: "tcp", zone: "FedoraServer" }),
 };

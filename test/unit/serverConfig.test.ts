@@ -15,7 +15,8 @@ describe("validateServerConfig", () => {
     expect(settings.sshPort).toBe(3333);
     expect(settings.rootlessUser).toBe("rootless");
     expect(settings.publicHost).toBe("gitea.lan");
-    expect(settings.rootUrl).toBe("http://gitea.lan:4111/");
+    expect(settings.rootUrl).toBe("https://gitea.lan:4111/");
+    expect(settings.tls.mode).toBe("own-ca");
     expect(settings.rootUrlNote).toBeUndefined();
     expect(settings.image).not.toMatch(/nightly|latest/);
   });
@@ -86,7 +87,43 @@ describe("validateServerConfig", () => {
   });
 
   it("brackets IPv6 hosts in URLs", () => {
-    expect(validateServerConfig({ ...MINIMAL, host: "2001:db8::10" }).settings.rootUrl).toBe("http://[2001:db8::10]:4111/");
+    expect(validateServerConfig({ ...MINIMAL, host: "2001:db8::10" }).settings.rootUrl).toBe("https://[2001:db8::10]:4111/");
+  });
+});
+
+describe("tls: HTTPS by default, off behind a reverse proxy or by choice", () => {
+  const resolved = (raw: Record<string, string>) => {
+    const { settings, problems, warnings } = validateServerConfig({ ...MINIMAL, ...raw });
+    return { mode: settings.tls.mode, rootUrl: settings.rootUrl, problems, warnings };
+  };
+
+  it("auto serves https with the server's own CA when Gitea is reached directly", () => {
+    expect(resolved({})).toMatchObject({ mode: "own-ca", rootUrl: "https://gitea.lan:4111/", problems: [] });
+    expect(resolved({ rootUrl: "https://gitea.lan:4111/" })).toMatchObject({ mode: "own-ca", rootUrl: "https://gitea.lan:4111/", problems: [] });
+  });
+
+  it("auto leaves TLS to a reverse proxy that rootUrl names, and to the owner who asks for plain http (with a warning)", () => {
+    expect(resolved({ rootUrl: "https://git.example.com/" })).toMatchObject({ mode: "off", rootUrl: "https://git.example.com/", problems: [] });
+    const plain = resolved({ rootUrl: "http://gitea.lan:4111/" });
+    expect(plain).toMatchObject({ mode: "off", rootUrl: "http://gitea.lan:4111/", problems: [] });
+    expect(plain.warnings).toEqual(expect.arrayContaining([expect.stringMatching(/^gitea-homelab:rootUrl: is plain http:\/\/ to Gitea itself: passwords and tokens cross the network in clear/)]));
+    expect(resolved({ tls: "off" })).toMatchObject({ mode: "off", rootUrl: "http://gitea.lan:4111/", problems: [] });
+  });
+
+  it("refuses an http:// rootUrl to Gitea itself when TLS is on, and a mode it does not know", () => {
+    expect(resolved({ tls: "own-ca", rootUrl: "http://gitea.lan:4111/" }).problems).toEqual([
+      "gitea-homelab:rootUrl: is http:// but gitea-homelab:tls is own-ca: Gitea serves https on that address; make it https://gitea.lan:4111/ or unset it",
+    ]);
+    expect(resolved({ tls: "letsencrypt" }).problems).toEqual([expect.stringMatching(/^gitea-homelab:tls: must be one of auto, off, own-ca, given/)]);
+  });
+
+  it("given needs the certificate and the key, checked here, and says so naming both keys", () => {
+    const { problems } = validateServerConfig({ ...MINIMAL, tls: "given" }, undefined, {});
+    expect(problems.map((p) => p.split(":").slice(0, 2).join(":"))).toEqual(["gitea-homelab:tlsCertificate", "gitea-homelab:tlsKey"]);
+    const garbage = validateServerConfig({ ...MINIMAL, tls: "given" }, undefined, { certificate: "not pem", key: "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----" });
+    expect(garbage.problems).toEqual([expect.stringMatching(/^gitea-homelab:tlsCertificate: must be a PEM certificate/)]);
+    // Set while another mode is chosen: ignored, and said.
+    expect(validateServerConfig(MINIMAL, undefined, { certificate: "x" }).warnings).toEqual(expect.arrayContaining([expect.stringMatching(/^gitea-homelab:tls: is own-ca: gitea-homelab:tlsCertificate and tlsKey are used only when tls is given/)]));
   });
 });
 

@@ -56,7 +56,7 @@ describe("server stack resource graph", () => {
     for (const t of ["Host", "RootlessUser", "PodmanVolume", "GiteaContainer", "GiteaService", "FirewallPort"]) {
       expect(types).toContain(`gitea-homelab:components:${t}`);
     }
-    expect(run.ofType("gitea-homelab:components:PodmanVolume").map((r) => r.name).sort()).toEqual(["gitea-config", "gitea-data"]);
+    expect(run.ofType("gitea-homelab:components:PodmanVolume").map((r) => r.name).sort()).toEqual(["gitea-config", "gitea-data", "gitea-tls"]);
     expect(run.ofType("gitea-homelab:components:FirewallPort").map((r) => r.name).sort()).toEqual(["gitea-http", "gitea-ssh"]);
     const component = (name: string) => run.resources.find((r) => r.name === name && r.type.startsWith("gitea-homelab:"))!;
     expect(commandNamed("server-preflight").parent).toBe(component("server").urn);
@@ -150,7 +150,9 @@ describe("server stack resource graph", () => {
       for (const s of secretValues) expect(visible, `${c.name} shows ${s}`).not.toContain(s);
     }
     const unitScript = commandNamed("gitea-service-unit").inputs.create as string;
-    expect(unitScript).toContain("GITEA__server__ROOT_URL=http://127.0.0.1:4111/");
+    expect(unitScript).toContain("GITEA__server__ROOT_URL=https://127.0.0.1:4111/");
+    expect(unitScript).toContain("GITEA__server__PROTOCOL=https");
+    expect(unitScript).toContain("Volume=gitea-tls:/etc/gitea-homelab/tls:ro,Z,U");
     expect(unitScript).toContain("EnvironmentFile=%h/.config/gitea-homelab/gitea.env");
     expect(unitScript).toContain("EnvironmentFile=%h/.config/gitea-homelab/gitea-keys.env");
     const unitStdin = commandNamed("gitea-service-unit").inputs.stdin as string;
@@ -167,7 +169,8 @@ describe("server stack resource graph", () => {
 
   it("exports the outputs, secrets as secrets", async () => {
     const o = run.outputs;
-    expect(await run.value(o.giteaUrl)).toBe("http://127.0.0.1:4111/");
+    expect(await run.value(o.giteaUrl)).toBe("https://127.0.0.1:4111/");
+    expect(await run.value(o.tls)).toBe("own-ca");
     expect(await run.value(o.sshCloneBase)).toBe("ssh://git@127.0.0.1:3333/");
     expect(await run.value(o.adminUsername)).toBe("gitea-admin");
     expect(await run.value(o.image)).toBe("docker.gitea.com/gitea:1.27.3-rootless");

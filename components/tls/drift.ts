@@ -1,0 +1,124 @@
+/**
+ * Gitea's certificate on the host, its probe and comparison: the served certificate (ends within
+ * RENEW_BEFORE_DAYS, names the host, is the CA's or the one given, matches its key), the CA, and
+ * the own-ca tool and its schedule. Never a key's content: only whether it matches.
+ */
+import { createHash } from "crypto";
+import { HostCheck } from "../host/checkedCommand";
+import { Facts, ProbeBody } from "../host/probeSession";
+import { fileDigest, sh } from "../render/shell";
+import { RENEW_BEFORE_DAYS } from "./certificate";
+import { CA_DIR, CERTIFICATE_FUNCTIONS, renderRenewalPeriodicScript, renderRenewalServiceUnit, renderRenewalTimerUnit, renderTlsTool, renewalUnits, servedPaths, TlsSpec, tlsToolPath } from "./render";
+
+export function renderTlsProbe(s: Pick<TlsSpec, "user" | "publicHost">): ProbeBody {
+  const units = renewalUnits(s.user);
+  return {
+    vars: {
+      user: s.user,
+      public_host: s.publicHost,
+      ca_dir: CA_DIR,
+      served_dir: servedPaths().dir,
+      renew_seconds: RENEW_BEFORE_DAYS * 86400,
+      tool: tlsToolPath(s.user),
+      renewal_dir: units.dir,
+      renewal_service: units.service,
+      renewal_timer: units.timer,
+      renewal_periodic: units.periodic,
+    },
+    functions: CERTIFICATE_FUNCTIONS,
+    body: sh`
+if ! user_info "$user"; then
+  echo tls_user=missing
+  return 0
+fi
+ca=$user_home/$ca_dir
+served=$user_home/$served_dir
+echo "ca_key=$(stat -c '%a %U' "$ca/ca.key" 2>/dev/null || echo missing)"
+echo "ca_cert=$(file_digest "$ca/ca.crt")"
+cert=$served/cert.pem
+if [[ ! -s $cert ]]; then
+  echo cert=missing
+else
+  echo "cert=$(file_digest "$cert")"
+  echo "cert_ends=$(openssl x509 -in "$cert" -noout -enddate 2>/dev/null | cut -d= -f2)"
+  if openssl x509 -in "$cert" -noout -checkend "$renew_seconds" >/dev/null 2>&1; then echo cert_ending=no; else echo cert_ending=yes; fi
+  if names_host "$cert" "$public_host"; then echo cert_names_host=yes; else echo cert_names_host=no; fi
+  if [[ -s $ca/ca.crt ]] && openssl verify -CAfile "$ca/ca.crt" "$cert" >/dev/null 2>&1; then echo cert_from_ca=yes; else echo cert_from_ca=no; fi
+  if key_matches "$cert" "$served/key.pem"; then echo key_matches=yes; else echo key_matches=no; fi
+  echo "key_mode=$(stat -c %a "$served/key.pem" 2>/dev/null || echo missing)"
+fi
+echo "tool=$(file_digest "$tool")"
+if [[ $host_init == systemd ]]; then
+  echo "renewal_service=$(file_digest "$renewal_dir/$renewal_service")"
+  echo "renewal_timer=$(file_digest "$renewal_dir/$renewal_timer")"
+  echo "renewal_active=$(systemctl is-active "$renewal_timer" 2>/dev/null || true)"
+  echo "renewal_enabled=$(systemctl is-enabled "$renewal_timer" 2>/dev/null || true)"
+else
+  echo "renewal_periodic=$(file_digest "$renewal_periodic")"
+fi
+`,
+  };
+}
+
+/** The digest the probe prints for the chain as the given script installs it. */
+export function givenChainDigest(chain: string): string {
+  return createHash("sha256").update(chain).digest("hex");
+}
+
+function certificateDrift(s: TlsSpec, f: Facts): string[] {
+  const what = "certificate";
+  if (f.cert === "missing") return [`${what}: missing`];
+  const drift: string[] = [];
+  if (f.cert_names_host !== "yes") drift.push(`${what}: does not name ${s.publicHost} (gitea-homelab:publicHost)`);
+  if (f.key_matches !== "yes") drift.push(`${what}: its key is missing or is not its key`);
+  else if (f.key_mode !== "600") drift.push(`${what}: key mode ${f.key_mode}, expected 600`);
+  return drift;
+}
+
+/** own-ca: the CA, a valid certificate from it, the tool and its schedule. */
+export function ownCaDrift(s: TlsSpec, facts: Facts | undefined): string[] {
+  if (facts === undefined || (facts.tls_user === undefined && facts.tool === undefined)) return ["certificate: state unknown (probe output unreadable)"];
+  if (facts.tls_user === "missing") return [`certificate: user ${s.user} missing`];
+  const drift: string[] = [];
+  if (facts.ca_key === "missing" || facts.ca_cert === "missing") {
+    drift.push(`CA ~${s.user}/${CA_DIR}: MISSING; up makes a new one, which browsers, git and runners that trusted the old one do not trust: put it back or restore a backup (gitea-homelab:restoreFrom) first`);
+  } else if (facts.ca_key !== `600 ${s.user}`) {
+    drift.push(`CA key ~${s.user}/${CA_DIR}/ca.key: mode and owner ${facts.ca_key}, expected 600 ${s.user}`);
+  }
+  drift.push(...certificateDrift(s, facts));
+  if (facts.cert !== "missing") {
+    if (facts.cert_ending === "yes") drift.push(`certificate: ends ${facts.cert_ends}, within ${RENEW_BEFORE_DAYS} days; up renews it`);
+    if (facts.cert_from_ca === "no" && facts.ca_cert !== "missing") drift.push("certificate: not issued by the stack's CA");
+  }
+  const tool = tlsToolPath(s.user);
+  if (facts.tool === "missing") drift.push(`certificate tool ${tool}: deleted`);
+  else if (facts.tool !== fileDigest(renderTlsTool(s))) drift.push(`certificate tool ${tool}: edited (differs from the rendered one)`);
+  const units = renewalUnits(s.user);
+  if (s.init === "systemd") {
+    if (facts.renewal_service !== fileDigest(renderRenewalServiceUnit(s.user))) drift.push(`unit ${units.service}: ${facts.renewal_service === "missing" ? "deleted" : "edited"}`);
+    if (facts.renewal_timer !== fileDigest(renderRenewalTimerUnit())) drift.push(`unit ${units.timer}: ${facts.renewal_timer === "missing" ? "deleted" : "edited"}`);
+    if (facts.renewal_active !== "active") drift.push(`timer ${units.timer}: ${facts.renewal_active || "not loaded"}, expected active`);
+    if (facts.renewal_enabled !== "enabled") drift.push(`timer ${units.timer}: ${facts.renewal_enabled || "not loaded"} at boot, expected enabled`);
+  } else if (facts.renewal_periodic !== fileDigest(renderRenewalPeriodicScript(s.user))) {
+    drift.push(`${units.periodic}: ${facts.renewal_periodic === "missing" ? "deleted" : "edited"}`);
+  }
+  return drift;
+}
+
+/** given: the served chain is the configured one (by digest), with its key. Its end is config's warning, not drift: up cannot renew it. */
+export function givenDrift(s: TlsSpec, chainDigest: string, facts: Facts | undefined): string[] {
+  if (facts === undefined || (facts.tls_user === undefined && facts.tool === undefined)) return ["certificate: state unknown (probe output unreadable)"];
+  if (facts.tls_user === "missing") return [`certificate: user ${s.user} missing`];
+  const drift = certificateDrift(s, facts);
+  if (facts.cert !== "missing" && facts.cert !== chainDigest) drift.push("certificate: differs from gitea-homelab:tlsCertificate");
+  if (facts.tool !== "missing") drift.push(`certificate tool ${tlsToolPath(s.user)}: present, expected none (tls is given)`);
+  return drift;
+}
+
+export function ownCaCheck(s: TlsSpec): HostCheck {
+  return { probe: renderTlsProbe(s), compare: (facts) => ownCaDrift(s, facts) };
+}
+
+export function givenCheck(s: TlsSpec, chainDigest: string): HostCheck {
+  return { probe: renderTlsProbe(s), compare: (facts) => givenDrift(s, chainDigest, facts) };
+}
