@@ -7,6 +7,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { ActRunner } from "../components/runner/actRunner";
 import { RunnerSettings } from "../components/runner/render";
 import { Host } from "../components/host/host";
+import { checkCaCertificate } from "../components/tls/certificate";
 import { ConfigError, PROJECT } from "./config";
 import { requireSsh } from "./reachability";
 import { instanceUrlProblem, readWslConfig, WSL_SYSTEMD_ADVICE, WslSecrets, WslSettings } from "./wslConfig";
@@ -15,6 +16,8 @@ export function buildWslStack(settings: WslSettings, secrets: WslSecrets) {
   let instanceUrl: pulumi.Output<string>;
   let token: pulumi.Output<string>;
   let giteaAdmin: pulumi.Output<{ username: string; password: string } | undefined>;
+  // Gitea's CA: caCertificate from config, else the server stack's own CA (tls own-ca).
+  let caCertificate: pulumi.Output<string | undefined> = pulumi.output(settings.caCertificate);
   if (settings.instance.kind === "stack") {
     const server = new pulumi.StackReference(settings.instance.serverStack);
     const serverStack = settings.instance.serverStack;
@@ -24,6 +27,14 @@ export function buildWslStack(settings: WslSettings, secrets: WslSecrets) {
       if (problem) throw new ConfigError([`${PROJECT}:serverStack: giteaUrl of ${serverStack} ${problem}; set gitea-homelab:publicHost there`]);
       return url;
     });
+    if (settings.caCertificate === undefined) {
+      caCertificate = server.getOutput("caCertificate").apply((pem: unknown) => {
+        if (pem === undefined || pem === null || pem === "") return undefined;
+        const checked = typeof pem === "string" ? checkCaCertificate(pem) : { problem: "is not text" };
+        if ("problem" in checked) throw new ConfigError([`${PROJECT}:serverStack: caCertificate of ${serverStack} ${checked.problem}; set gitea-homelab:caCertificate`]);
+        return checked.certificate;
+      });
+    }
     token = pulumi.secret(server.getOutput("runnerRegistrationToken").apply((t: unknown) => String(t ?? "")));
     // The server stack's admin, so that destroy removes the runner from Gitea as well.
     giteaAdmin = pulumi.secret(
@@ -48,8 +59,8 @@ export function buildWslStack(settings: WslSettings, secrets: WslSecrets) {
     systemdAdvice: WSL_SYSTEMD_ADVICE,
   });
 
-  const runnerSettings = instanceUrl.apply(
-    (url): RunnerSettings => ({
+  const runnerSettings = pulumi.all([instanceUrl, caCertificate]).apply(
+    ([url, ca]): RunnerSettings => ({
       binaryPath: settings.binaryPath,
       source: settings.source,
       configDir: "/etc/act_runner",
@@ -60,6 +71,8 @@ export function buildWslStack(settings: WslSettings, secrets: WslSecrets) {
       timeout: settings.timeout,
       instanceUrl: url,
       serviceName: "act_runner.service",
+      caCertificate: ca,
+      network: settings.network,
     }),
   );
   const runner = new ActRunner("runner", { host, settings: runnerSettings, registrationToken: token, giteaAdmin, registerTimeoutSeconds: settings.registerTimeoutSeconds });

@@ -21,6 +21,7 @@ import {
   secretProblems,
   VERSION,
 } from "./config";
+import { checkCaCertificate } from "../components/tls/certificate";
 
 export const WSL_DEFAULTS = {
   serverStack: "organization/gitea-homelab/server",
@@ -32,6 +33,7 @@ export const WSL_DEFAULTS = {
   runnerVersion: "0.2.13",
   runnerInstallDir: "/usr/local/bin",
   registerTimeoutSeconds: 120,
+  runnerNetwork: "",
 };
 
 export const WSL_KEYS = [
@@ -49,6 +51,7 @@ export const WSL_KEYS = [
   "runnerSourcePath",
   "runnerInstallDir",
   "registerTimeoutSeconds",
+  "runnerNetwork",
 ] as const;
 
 /** What to do when systemd is not PID 1 inside WSL: nothing inside the VM can fix that. */
@@ -94,9 +97,13 @@ export interface WslSettings {
   binaryPath: string;
   source: { url: string; sha256: string } | { sourcePath: string };
   registerTimeoutSeconds: number;
+  /** act_runner's container.network: "" (Podman's default), host, or a network's name. */
+  network: string;
+  /** config caCertificate: the CA of Gitea's certificate; with a server stack, its caCertificate output otherwise. */
+  caCertificate?: string;
 }
 
-export function validateWslConfig(raw: RawConfig): { settings: WslSettings; problems: string[]; warnings: string[] } {
+export function validateWslConfig(raw: RawConfig, rawCaCertificate?: string): { settings: WslSettings; problems: string[]; warnings: string[] } {
   const r = new ConfigReader(raw);
   const d = WSL_DEFAULTS;
   const connection = readConnection(r);
@@ -153,9 +160,16 @@ export function validateWslConfig(raw: RawConfig): { settings: WslSettings; prob
     source = { url, sha256 };
   }
   const registerTimeoutSeconds = r.int("registerTimeoutSeconds", d.registerTimeoutSeconds, 10, 3600);
+  const network = r.matching("runnerNetwork", r.string("runnerNetwork", d.runnerNetwork), /^([A-Za-z0-9][A-Za-z0-9_.-]{0,62})?$/, "a Podman network name, or host");
+  let caCertificate: string | undefined;
+  if (rawCaCertificate !== undefined && rawCaCertificate.trim() !== "") {
+    const checked = checkCaCertificate(rawCaCertificate);
+    if ("problem" in checked) r.problem("caCertificate", checked.problem);
+    else caCertificate = checked.certificate;
+  }
 
   return {
-    settings: { connection, instance, runnerName, labels, capacity, timeout, binaryName, version, binaryPath: `${installDir.replace(/\/$/, "")}/${binaryName}`, source, registerTimeoutSeconds },
+    settings: { connection, instance, runnerName, labels, capacity, timeout, binaryName, version, binaryPath: `${installDir.replace(/\/$/, "")}/${binaryName}`, source, registerTimeoutSeconds, network, caCertificate },
     problems: r.problems,
     warnings: r.warnings,
   };
@@ -168,7 +182,8 @@ export interface WslSecrets {
 
 export function readWslConfig(config = new pulumi.Config(PROJECT)): { settings: WslSettings; secrets: WslSecrets } {
   const raw = readRawConfig(WSL_KEYS, config);
-  const { settings, problems, warnings } = validateWslConfig(raw);
+  // Read raw: a PEM has newlines, which the config reader refuses in every other key.
+  const { settings, problems, warnings } = validateWslConfig(raw, pulumi.runtime.getConfig(`${PROJECT}:caCertificate`));
   for (const w of warnings) pulumi.log.warn(w);
   // Read raw for validation only: Config.get would warn about reading a secret.
   const rawSecrets = readRawSecrets(["privateKey", "registrationToken"]);

@@ -18,6 +18,8 @@ export function renderRunnerInstallProbe(s: RunnerSettings): ProbeBody {
       unit: `/etc/systemd/system/${s.serviceName}`,
       service: s.serviceName,
       runner_file: paths.runnerFile,
+      ca_file: paths.caFile,
+      ca_bundle: paths.caBundle,
     },
     body: sh`
 echo "binary=$(file_digest "$binary")"
@@ -29,6 +31,8 @@ echo "enabled=$(systemctl is-enabled "$service" 2>/dev/null || true)"
 echo "podman_socket=$(systemctl is-enabled podman.socket 2>/dev/null || true)/$(systemctl is-active podman.socket 2>/dev/null || true)"
 if [[ -f $runner_file ]]; then echo runner_file=present; else echo runner_file=missing; fi
 echo "version=$(${PRINT_RUNNER_VERSION})"
+echo "ca_file=$(file_digest "$ca_file")"
+if [[ -s $ca_bundle ]]; then echo ca_bundle=present; else echo ca_bundle=missing; fi
 `,
   };
 }
@@ -66,6 +70,11 @@ export function runnerInstallDrift(s: RunnerSettings, facts: Facts | undefined):
   for (const [path, actual, expected] of files) {
     if (actual === "missing") drift.push(`${what}: ${path} deleted`);
     else if (actual !== expected) drift.push(`${what}: ${path} edited (differs from the rendered one)`);
+  }
+  if (s.caCertificate !== undefined) {
+    const ca = runnerPaths(s).caFile;
+    if (f.ca_file === "missing" || f.ca_bundle === "missing") drift.push(`${what}: Gitea's CA ${f.ca_file === "missing" ? ca : runnerPaths(s).caBundle} deleted`);
+    else if (f.ca_file !== fileDigest(s.caCertificate)) drift.push(`${what}: ${ca} differs from Gitea's CA`);
   }
   if (f.podman_socket !== "enabled/active") drift.push(`${what}: podman.socket ${f.podman_socket}, expected enabled/active`);
   if (f.enabled !== "enabled") drift.push(`${what}: ${s.serviceName} ${f.enabled || "not installed"} at boot, expected enabled`);

@@ -25,6 +25,26 @@ describe("runner rendering", () => {
     expect(doc.runner.fetch_timeout).toBe("30s");
   });
 
+  it("with Gitea's CA: the daemon, register and every job container trust it besides the usual roots", () => {
+    const ca = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    const withCa = { ...SETTINGS, caCertificate: ca, network: "host" };
+    const doc = parse(renderRunnerConfig(withCa));
+    expect(doc.container.network).toBe("host");
+    expect(doc.container.options).toBe("-v /etc/act_runner/ca-bundle.crt:/etc/ssl/certs/ca-certificates.crt:ro");
+    // The runner drops any mount valid_volumes does not list.
+    expect(doc.container.valid_volumes).toEqual(["/etc/act_runner/ca-bundle.crt"]);
+    expect(doc.runner.envs).toEqual({ SSL_CERT_FILE: "/etc/ssl/certs/ca-certificates.crt", GIT_SSL_CAINFO: "/etc/ssl/certs/ca-certificates.crt", NODE_EXTRA_CA_CERTS: "/etc/ssl/certs/ca-certificates.crt" });
+    expect(renderRunnerUnit(withCa).split("\n")).toContain(`Environment="SSL_CERT_FILE=/etc/act_runner/ca-bundle.crt"`);
+    expect(renderRunnerRegisterScript(withCa, 60)).toContain("export SSL_CERT_FILE=$ca_bundle CURL_CA_BUNDLE=$ca_bundle");
+    expect(renderRunnerInstallScript(withCa)).toMatch(/cat "\$system_bundle"; printf '%s' "\$ca_certificate"; \} >"\$tmp"/);
+    expectCleanScript(renderRunnerInstallScript(withCa));
+    // Without one: nothing of it, and what an earlier one left is removed.
+    const plain = parse(renderRunnerConfig(SETTINGS));
+    expect([plain.container.options, plain.container.valid_volumes, plain.runner.envs]).toEqual([undefined, undefined, undefined]);
+    expect(renderRunnerUnit(SETTINGS)).not.toContain("SSL_CERT_FILE");
+    expect(renderRunnerInstallScript(SETTINGS)).toContain('rm -f "$ca_file" "$ca_bundle"');
+  });
+
   it("renders a system unit that runs the installed binary after podman.socket and restarts", () => {
     const unit = renderRunnerUnit(SETTINGS).split("\n");
     expect(unit).toContain("ExecStart=/opt/runner/bin/forgejo-like daemon --config /etc/act_runner/config.yaml");

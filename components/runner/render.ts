@@ -6,9 +6,18 @@
 import { createHash } from "crypto";
 import { stringify } from "yaml";
 import { installContent, MANAGED_HEADER, renderScript, sh } from "../render/shell";
-import { IniEntries, renderIni, unit } from "../render/unitFile";
+import { IniEntries, renderIni, unit, UnitValue } from "../render/unitFile";
 
 export const PODMAN_SOCKET = "unix:///run/podman/podman.sock";
+
+/**
+ * Where job containers find the CA bundle (this machine's roots and Gitea's CA): the path Debian,
+ * Ubuntu and Alpine images read, also named by the variables git, curl, OpenSSL and Node read.
+ */
+export const JOB_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt";
+
+/** The host's own CA bundle, by distribution (the first that exists is used). */
+export const SYSTEM_CA_BUNDLES = ["/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/certs/ca-certificates.crt", "/etc/ssl/cert.pem"];
 
 export interface RunnerSettings {
   /** Where the binary is installed; the unit runs exactly this. */
@@ -23,10 +32,21 @@ export interface RunnerSettings {
   timeout: string;
   instanceUrl: string;
   serviceName: string;
+  /** The CA that signed Gitea's certificate (a server's own CA, or one given), PEM; unset: the system's roots suffice. */
+  caCertificate?: string;
+  /** act_runner's container.network for job containers: "" is Podman's default network. */
+  network: string;
 }
 
 export function runnerPaths(s: Pick<RunnerSettings, "configDir" | "stateDir">) {
-  return { config: `${s.configDir}/config.yaml`, runnerFile: `${s.stateDir}/.runner`, fingerprint: `${s.stateDir}/.runner.fingerprint` };
+  return {
+    config: `${s.configDir}/config.yaml`,
+    runnerFile: `${s.stateDir}/.runner`,
+    fingerprint: `${s.stateDir}/.runner.fingerprint`,
+    caFile: `${s.configDir}/gitea-ca.crt`,
+    // This host's roots plus Gitea's CA: the runner and its jobs reach the internet too.
+    caBundle: `${s.configDir}/ca-bundle.crt`,
+  };
 }
 
 /** config.yaml, from the keys `act_runner generate-config` writes. */
@@ -44,14 +64,18 @@ export function renderRunnerConfig(s: RunnerSettings): string {
       fetch_timeout: "30s",
       fetch_interval: "2s",
       labels: s.labels,
+      // Jobs trust Gitea's CA (and the usual roots): git, curl, OpenSSL and Node read these.
+      ...(s.caCertificate ? { envs: { SSL_CERT_FILE: JOB_CA_BUNDLE, GIT_SSL_CAINFO: JOB_CA_BUNDLE, NODE_EXTRA_CA_CERTS: JOB_CA_BUNDLE } } : {}),
     },
     cache: { enabled: true },
     container: {
-      // Podman's Docker-compatible API does not map the "bridge" network name.
-      network: "",
+      // Podman's Docker-compatible API does not map the "bridge" network name: "" is its default.
+      network: s.network,
       privileged: false,
       docker_host: PODMAN_SOCKET,
       force_pull: false,
+      // The bundle replaces the job image's own, read-only; the runner mounts only what valid_volumes lists.
+      ...(s.caCertificate ? { options: `-v ${runnerPaths(s).caBundle}:${JOB_CA_BUNDLE}:ro`, valid_volumes: [runnerPaths(s).caBundle] } : {}),
     },
     host: { workdir_parent: `${s.stateDir}/host-work` },
   };
@@ -75,6 +99,8 @@ export function renderRunnerUnit(s: RunnerSettings): string {
         ["ExecStart", unit.command([unit.execWord(s.binaryPath), unit.literal("daemon --config"), unit.execWord(runnerPaths(s).config)])],
         ["WorkingDirectory", unit.text(s.stateDir)],
         ["Environment", unit.environment("DOCKER_HOST", PODMAN_SOCKET)],
+        // Go reads it: the daemon trusts Gitea's CA besides the usual roots.
+        ...(s.caCertificate ? [["Environment", unit.environment("SSL_CERT_FILE", runnerPaths(s).caBundle)] as [string, UnitValue]] : []),
         ["Restart", unit.literal("always")],
         ["RestartSec", 10],
       ],
@@ -116,7 +142,17 @@ export function renderRunnerInstallScript(s: RunnerSettings): string {
   return renderScript(
     {
       purpose: "Gitea Actions runner: binary, podman.socket, config.yaml, its system unit.",
-      vars: { binary: s.binaryPath, config_dir: s.configDir, state_dir: s.stateDir, runner_file: runnerPaths(s).runnerFile, service: s.serviceName, ...source },
+      vars: {
+        binary: s.binaryPath,
+        config_dir: s.configDir,
+        state_dir: s.stateDir,
+        runner_file: runnerPaths(s).runnerFile,
+        service: s.serviceName,
+        ca_file: runnerPaths(s).caFile,
+        ca_bundle: runnerPaths(s).caBundle,
+        ...(s.caCertificate ? { system_bundles: SYSTEM_CA_BUNDLES.join(" "), ca_certificate: s.caCertificate } : {}),
+        ...source,
+      },
     },
     sh`
 systemctl enable --now --quiet podman.socket
@@ -133,6 +169,21 @@ else
   echo "$sha256  $tmp" | sha256sum --check --quiet - || die "$url does not match gitea-homelab:runnerSha256"
 fi
 install_file "$tmp" "$binary" 755 root root
+
+${
+  s.caCertificate
+    ? sh`printf '%s' "$ca_certificate" >"$tmp"
+install_file "$tmp" "$ca_file" 644 root root
+# This host's roots, then Gitea's CA.
+system_bundle=
+for candidate in $system_bundles; do
+  if [[ -s $candidate ]]; then system_bundle=$candidate; break; fi
+done
+[[ -n $system_bundle ]] || die "no CA bundle on this host ($system_bundles); install ca-certificates"
+{ cat "$system_bundle"; printf '%s' "$ca_certificate"; } >"$tmp"
+install_file "$tmp" "$ca_bundle" 644 root root`
+    : sh`rm -f "$ca_file" "$ca_bundle"`
+}
 
 ${installContent(renderRunnerConfig(s), sh`"$config_dir/config.yaml"`, sh`644`, sh`root`, sh`root`)}
 
@@ -191,6 +242,9 @@ remove_from_gitea() {
   fi
 }`;
 
+/** register (Go) and curl trust Gitea's CA when the install command put one in the bundle. */
+const TRUST_GITEA_CA = sh`if [[ -f $ca_bundle ]]; then export SSL_CERT_FILE=$ca_bundle CURL_CA_BUNDLE=$ca_bundle; fi`;
+
 /**
  * Registers unless `.runner` exists with the same fingerprint. The token arrives on stdin and
  * goes to `register` on its stdin too: without --no-interactive the runner asks for every value
@@ -213,10 +267,12 @@ export function renderRunnerRegisterScript(s: RunnerSettings, timeoutSeconds: nu
         labels: s.labels.join(","),
         service: s.serviceName,
         timeout_seconds: timeoutSeconds,
+        ca_bundle: paths.caBundle,
       },
     },
     sh`
 ${REMOVE_FROM_GITEA}
+${TRUST_GITEA_CA}
 if [[ -f $runner_file && $(cat "$fingerprint_file" 2>/dev/null) == "$fingerprint" ]]; then
   echo "runner $name already registered with $instance"
 else
@@ -232,7 +288,7 @@ else
   # Its log never holds the token (the prompt does not echo it): its last lines explain a failure.
   if ! output=$(printf '%s\n' "$token" | timeout "$timeout_seconds" "$binary" register --config "$config" \
     --instance "$instance" --name "$name" --labels "$labels" 2>&1); then
-    die "registering with $instance failed or timed out after $timeout_seconds seconds; is Gitea reachable from this host at that URL (gitea-homelab:instanceUrl)? $(tail -n 3 <<<"$output")"
+    die "registering with $instance failed or timed out after $timeout_seconds seconds; is Gitea reachable from this host at that URL (gitea-homelab:instanceUrl), and is its certificate trusted (a private CA: gitea-homelab:caCertificate)? $(tail -n 3 <<<"$output")"
   fi
   [[ -f $runner_file ]] || die "register wrote no $runner_file: Gitea refused the registration (check the token: gitea-homelab:registrationToken or the server stack's runnerRegistrationToken). $(tail -n 3 <<<"$output")"
   echo "$fingerprint" >"$fingerprint_file"
@@ -254,10 +310,11 @@ export function renderRunnerUnregisterScript(s: RunnerSettings): string {
   return renderScript(
     {
       purpose: "Remove the Gitea Actions runner's registration, from Gitea too.",
-      vars: { runner_file: paths.runnerFile, fingerprint_file: paths.fingerprint, instance: s.instanceUrl, name: s.name, service: s.serviceName },
+      vars: { runner_file: paths.runnerFile, fingerprint_file: paths.fingerprint, instance: s.instanceUrl, name: s.name, service: s.serviceName, ca_bundle: paths.caBundle },
     },
     sh`
 ${REMOVE_FROM_GITEA}
+${TRUST_GITEA_CA}
 systemctl stop "$service" 2>/dev/null || true
 if [[ -f $runner_file ]]; then
   IFS= read -r _ || true

@@ -95,3 +95,18 @@ export function firstCertificate(text: string): string | undefined {
   const block = certificateBlocks(text)[0];
   return block === undefined ? undefined : `${block}\n`;
 }
+
+/**
+ * A CA certificate the runner side is told to trust (config `caCertificate`, or a server stack's
+ * output): the PEM blocks only, or the problem with it.
+ */
+export function checkCaCertificate(pem: string): { certificate: string } | { problem: string } {
+  const blocks = certificateBlocks(pem);
+  try {
+    for (const b of blocks) new X509Certificate(b);
+  } catch {
+    return { problem: "must be a PEM certificate (-----BEGIN CERTIFICATE----- …): the CA that signed Gitea's certificate" };
+  }
+  if (blocks.length === 0) return { problem: "must be a PEM certificate (-----BEGIN CERTIFICATE----- …): the CA that signed Gitea's certificate" };
+  return { certificate: blocks.map((b) => `${b}\n`).join("") };
+}

@@ -31,6 +31,7 @@ export const RUNNER_SETTINGS: RunnerSettings = {
   timeout: "3h",
   instanceUrl: "http://192.168.1.10:4111/",
   serviceName: "act_runner.service",
+  network: "",
 };
 
 /** Platforms as the host decides them (see decidePlatform). */

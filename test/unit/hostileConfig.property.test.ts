@@ -14,6 +14,7 @@
  *     the lines that carry a value, line for line.
  * GITEA_HOMELAB_PROPERTY_RUNS sets the number of samples (default 10 per stack).
  */
+import { execFileSync } from "child_process";
 import { giteaTlsEnvironment } from "../../components/tls/render";
 import fc from "fast-check";
 import * as pulumi from "@pulumi/pulumi";
@@ -91,7 +92,10 @@ const WSL_BASE: RawConfig = {
   runnerSourcePath: "",
   runnerInstallDir: "/usr/local/bin",
   registerTimeoutSeconds: "120",
+  runnerNetwork: "host",
 };
+/** The CA the wsl stack is told to trust, so every run renders the trust files too. */
+const WSL_CA = execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "/dev/null", "-days", "30", "-subj", "/CN=Hostile test CA"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
 const WSL_SECRETS: Partial<Record<SecretKey, string>> = { registrationToken: "T0ken".repeat(8), privateKey: PRIVATE_KEY };
 
 let sandbox: ScriptSandbox;
@@ -232,7 +236,7 @@ async function renderWsl(raw: RawConfig, secrets: Partial<Record<SecretKey, stri
     {},
     async () => {
       const { buildWslStack } = await import("../../stacks/wsl");
-      const { settings } = validateWslConfig(raw);
+      const { settings } = validateWslConfig(raw, WSL_CA);
       return buildWslStack(settings, { privateKey: pulumi.secret(secrets.privateKey), registrationToken: pulumi.secret(secrets.registrationToken) });
     },
     { stack: "wsl", probeStdout: () => session("fedora") },
