@@ -109,6 +109,8 @@ export function decidePlatform(facts: Facts | undefined, choices: PlatformChoice
 export const REQUIRED_TOOLS: Array<{ command: string; fedora: string; debian: string; alpine: string }> = [
   { command: "podman", fedora: "podman", debian: "podman", alpine: "podman" },
   { command: "curl", fedora: "curl", debian: "curl", alpine: "curl" },
+  // Gitea's certificate (tls own-ca, given): the CA, the certificate, their checks.
+  { command: "openssl", fedora: "openssl", debian: "openssl", alpine: "openssl" },
   { command: "newuidmap", fedora: "shadow-utils", debian: "uidmap", alpine: "shadow-subids" },
   { command: "pasta", fedora: "passt", debian: "passt", alpine: "passt" },
   // Alpine's busybox has adduser, but neither useradd/usermod --add-subuids nor runuser.

@@ -53,7 +53,8 @@ export function checkGivenCertificate(certificatePem: string | undefined, keyPem
     return report;
   }
   const leaf = certs[0];
-  if (leaf.ca) problem("tlsCertificate", `its first certificate is a CA (${leaf.subject.replace(/\n/g, ", ")}); put the server's own certificate first, then its chain`);
+  // A lone self-signed certificate may say CA:TRUE (openssl req -x509 does); a chain must start with the server's.
+  if (leaf.ca && certs.length > 1) problem("tlsCertificate", `its first certificate is a CA (${leaf.subject.replace(/\n/g, ", ")}); put the server's own certificate first, then its chain`);
 
   let key: KeyObject | undefined;
   const keyText = keyPem!.trim();

@@ -11,6 +11,10 @@
  *   port change; a restore onto the empty volumes destroy with destroyData leaves. Gitea's
  *   settings: a fresh forge refuses sign-up, shows the configured site name, holds a secret
  *   mailer password in app.ini only, and loses it from app.ini when it leaves the config.
+ *   HTTPS, the default: Gitea serves a certificate from the stack's own CA (curl trusts it with
+ *   the caCertificate output, not without; plain HTTP serves no login page); the runner
+ *   registers over https and its job clones over https; the CA survives a new state and a
+ *   restore; a new publicHost shows in preview and up issues a certificate naming it.
  * Gitea and the runner are real (built from their Go modules, baked into the VM); the
  * `command` and `random` plugins are real when the developer has them, else our test doubles
  * (the suite prints which).
@@ -23,7 +27,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { shq } from "../../components/render/shell";
 import { filesBelow } from "./harness/cliOutput";
 import { Forge, VAULT } from "./harness/forge";
-import { anonymousPage, GITEA_START_MS, GiteaAuth, giteaApi, iniValue, waitFor } from "./harness/gitea";
+import { anonymousPage, GITEA_START_MS, GiteaAuth, giteaApi, iniValue, trustGiteaCa, waitFor } from "./harness/gitea";
 import { CliStack, DeploymentError, openWorkspace, RunReport, Workspace } from "./harness/pulumiCli";
 import { Timings } from "./harness/timings";
 import { acceptedSshSessions, resolveGiteaTestLocally, serverConfig, TestVm, testVm, waitForStatus, wslConfig } from "./harness/vm";
@@ -59,7 +63,11 @@ describe.runIf(rundir)("the core lifecycle with the real Pulumi CLI", () => {
   const log: string[] = [];
   const timings = new Timings();
 
-  const web = () => `http://127.0.0.1:${vm.forwarded(httpPort)}`;
+  // https, verified against the stack's CA for gitea.test (trustGiteaCa, after the fresh up).
+  const web = () => `https://127.0.0.1:${vm.forwarded(httpPort)}`;
+  const caCertificate = () => server.lastOutputs().caCertificate as string;
+  /** On the VM, where gitea.test is the VM itself: curl's exit code and HTTP status. */
+  const curlOnVm = (args: string) => vm.root(`curl --silent --output /dev/null --max-time 20 --write-out '%{http_code}' ${args}; echo " exit=$?"`);
   const admin = (): GiteaAuth => ({ username: "gitea-admin", password: server.lastOutputs().adminPassword as string });
   const cloneUrl = () => `${server.lastOutputs().sshCloneBase as string}gitea-admin/${REPO}.git`;
   const ran = (r: RunReport) => r.commands.map((c) => `${c.operation} ${c.resource}`).sort();
@@ -70,10 +78,29 @@ describe.runIf(rundir)("the core lifecycle with the real Pulumi CLI", () => {
   const healthy = async () => expect(await waitForStatus(`${web()}/api/healthz`, 200, GITEA_START_MS)).toBe(200);
   const appIni = () => vm.asUser(USER, "podman exec gitea cat /etc/gitea/app.ini");
 
-  /** Pushes a commit and returns the secret's hash the workflow printed for it. */
+  /** The runner's stack: Gitea's URL, token and CA from the server stack; jobs on the VM's network (gitea.test is the VM). */
+  const wslStackConfig = () => wslConfig(vm, { serverStack: server.qualifiedName, runnerName: RUNNER, runnerNetwork: "host" });
+  const servedCert = `/home/${USER}/.local/share/containers/storage/volumes/gitea-tls/_data/cert.pem`;
+  /** Puts a certificate from the stack's CA that ends in 10 days where Gitea's is (as time would). */
+  const plantEndingCertificate = () =>
+    vm.root(
+      [
+        `cd /home/${USER}/.config/gitea-homelab/tls`,
+        "openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /O=test -keyout /tmp/ending.key -out /tmp/ending.csr 2>/dev/null",
+        "printf 'subjectAltName=DNS:gitea.test\\n' >/tmp/ending.ext",
+        "openssl x509 -req -in /tmp/ending.csr -CA ca.crt -CAkey ca.key -set_serial 9 -days 10 -extfile /tmp/ending.ext -out /tmp/ending.crt 2>/dev/null",
+        `install -m 600 /tmp/ending.key ${servedCert.replace(/cert\.pem$/, "key.pem")}`,
+        `install -m 644 /tmp/ending.crt ${servedCert}`,
+      ].join(" && "),
+    );
+  const certificateLasts = async (days: number) => (await vm.root(`openssl x509 -in ${servedCert} -noout -checkend ${days * 86400} >/dev/null && echo yes || echo no`)) === "yes";
+
+  /** Pushes a commit and returns the secret's hash the workflow printed for it (its log in lastRunLog). */
+  let lastRunLog = "";
   async function secretHashAfterPush(message: string): Promise<string> {
-    const { sha, hash } = await forge.vaultHashAfterPush(REPO, message);
+    const { sha, hash, log } = await forge.vaultHashAfterPush(REPO, message);
     history = [sha, ...history];
+    lastRunLog = log;
     return hash;
   }
 
@@ -86,7 +113,9 @@ describe.runIf(rundir)("the core lifecycle with the real Pulumi CLI", () => {
     await resolveGiteaTestLocally(vm);
     // The runner's jobs run in root's Podman (the socket of a system service): the job image goes there.
     await vm.root(`podman image exists ${vm.env.JOB_IMAGE} || podman load -q -i ${vm.env.JOB_IMAGE_ARCHIVE}`);
-    config = { ...serverConfig(vm), backupDir: BACKUPS, backupKeep: "3", ...GITEA_SETTINGS };
+    // tls unset: the default (auto: the server's own CA).
+    const { tls: _off, ...connection } = serverConfig(vm);
+    config = { ...connection, backupDir: BACKUPS, backupKeep: "3", ...GITEA_SETTINGS };
   });
 
   afterAll(async () => {
@@ -140,24 +169,28 @@ describe.runIf(rundir)("the core lifecycle with the real Pulumi CLI", () => {
 
   it("a fresh preview plans the whole server and changes nothing", async () => {
     const preview = await timings.time("fresh preview", () => server.preview(config));
-    expect(preview.steps.filter((s) => s.operation === "create").length).toBe(13);
+    expect(preview.steps.filter((s) => s.operation === "create").length).toBe(15);
     expect(await vm.root(`id -u ${USER} >/dev/null 2>&1 && echo yes || echo no`)).toBe("no");
   });
 
   it("a fresh up converges the host: Gitea answers, the admin logs in, the firewall is open", async () => {
     const first = await timings.time("fresh up", () => server.up(config));
     expect(ran(first)).toEqual(
-      ["server-preflight", "gitea-user-account", "gitea-data-volume", "gitea-config-volume", "gitea-backup-schedule", "gitea-keys-file", "gitea-image", "gitea-upgrade", "gitea-service-unit", "gitea-health", "gitea-admin", "gitea-http-port", "gitea-ssh-port"]
+      ["server-preflight", "gitea-user-account", "gitea-data-volume", "gitea-config-volume", "gitea-backup-schedule", "gitea-keys-file", "gitea-tls-volume", "gitea-https-certificate", "gitea-image", "gitea-upgrade", "gitea-service-unit", "gitea-health", "gitea-admin", "gitea-http-port", "gitea-ssh-port"]
         .map((n) => `create ${n}`)
         .sort(),
     );
+    expect(server.lastOutputs().tls).toBe("own-ca");
+    expect(caCertificate()).toMatch(/^-----BEGIN CERTIFICATE-----\n[\s\S]+\n-----END CERTIFICATE-----\n$/);
+    trustGiteaCa(caCertificate(), "gitea.test");
     await healthy();
     expect(await openPorts()).toMatch(/^runtime: (?=.*4111\/tcp)(?=.*3333\/tcp).* permanent: (?=.*4111\/tcp)(?=.*3333\/tcp)/);
     expect(await vm.root(`systemctl --user -M ${USER}@ is-active gitea.service`)).toBe("active");
     const me = await giteaApi(web(), "/user", { auth: admin() });
     expect([me.status, me.body.login, me.body.is_admin]).toEqual([200, "gitea-admin", true]);
     const ini = await vm.asUser(USER, "podman exec gitea cat /etc/gitea/app.ini");
-    expect(iniValue(ini, "server", "ROOT_URL")).toBe("http://gitea.test:4111/");
+    expect(iniValue(ini, "server", "ROOT_URL")).toBe("https://gitea.test:4111/");
+    expect(iniValue(ini, "server", "PROTOCOL")).toBe("https");
     expect(iniValue(ini, "server", "SSH_PORT")).toBe("3333");
     // No secret in Pulumi's state, in what the CLI printed, on the host's command lines or journal.
     const secretKey = iniValue(ini, "security", "SECRET_KEY")!;
@@ -165,6 +198,26 @@ describe.runIf(rundir)("the core lifecycle with the real Pulumi CLI", () => {
     const secrets = [secretKey, admin().password, server.lastOutputs().runnerRegistrationToken as string, MAIL_PASSWORD];
     const visible = [filesBelow(ws.backend), log.join("\n"), await vm.root("ps -eo args"), await vm.root("journalctl --no-pager -n 3000")].join("\n");
     for (const s of secrets) expect(visible).not.toContain(s);
+  });
+
+  it("https on the URL people use: trusted with the stack's CA, refused without it; plain HTTP serves no login page", async () => {
+    await vm.root(`echo ${Buffer.from(caCertificate()).toString("base64")} | base64 -d >/tmp/stack-ca.pem`);
+    expect(await curlOnVm("--cacert /tmp/stack-ca.pem https://gitea.test:4111/api/healthz")).toBe("200 exit=0");
+    // Without it: curl cannot authenticate the certificate (60).
+    expect(await curlOnVm("https://gitea.test:4111/api/healthz")).toBe("000 exit=60");
+    // Plain HTTP on the same port: Gitea's TLS server answers 400 and no page.
+    const plain = await vm.root("curl --silent --max-time 20 --write-out ' status=%{http_code}' http://gitea.test:4111/user/login || true");
+    expect(plain).toMatch(/ status=400$/);
+    expect(plain).not.toMatch(/<form|password/i);
+    // Inside the container: the certificate and its key, the key Gitea's own (1000) and 0600; never the CA's key.
+    expect(await vm.asUser(USER, "podman exec gitea stat -c '%n %a %u' /etc/gitea-homelab/tls/cert.pem /etc/gitea-homelab/tls/key.pem")).toBe(
+      "/etc/gitea-homelab/tls/cert.pem 644 1000\n/etc/gitea-homelab/tls/key.pem 600 1000",
+    );
+    expect(await vm.asUser(USER, "podman exec gitea ls /etc/gitea-homelab/tls")).toBe("cert.pem\nkey.pem");
+    // The container's volumes: none of them holds the CA's key (it stays in the rootless user's home).
+    expect((await vm.asUser(USER, "podman container inspect gitea --format '{{range .Mounts}}{{.Name}} {{end}}'")).split(" ").filter((n) => n).sort()).toEqual(["gitea-config", "gitea-data", "gitea-tls"]);
+    expect(await vm.root(`stat -c '%a %U' /home/${USER}/.config/gitea-homelab/tls/ca.key`)).toBe(`600 ${USER}`);
+    expect(await vm.root("systemctl is-active gitea-homelab-tls-rootless.timer; systemctl is-enabled gitea-homelab-tls-rootless.timer")).toBe("active\nenabled");
   });
 
   it("a fresh forge is closed to strangers and has the owner's settings; a secret one is in app.ini and nowhere else", async () => {
@@ -236,17 +289,20 @@ describe.runIf(rundir)("the core lifecycle with the real Pulumi CLI", () => {
   });
 
   it("the wsl stack registers the runner from the server stack's outputs, and a pushed workflow reads a secret", async () => {
-    const report = await timings.time("wsl fresh up", () => wsl.up(wslConfig(vm, { serverStack: server.qualifiedName, runnerName: RUNNER })));
+    const report = await timings.time("wsl fresh up", () => wsl.up(wslStackConfig()));
     expect(ran(report)).toEqual(["create runner-install", "create runner-register", "create wsl-preflight"]);
     // What the installed binary says, not the runnerVersion default.
     expect(wsl.lastOutputs().binaryVersion).toBe(vm.env.RUNNER_VERSION.replace(/^v/, ""));
     await waitFor(`runner ${RUNNER} online in Gitea`, 180_000, async () => (await runners()).find((r) => r.name === RUNNER && r.status === "online"));
     await forge.addOperatorKey();
     expect((await giteaApi(web(), "/admin/users", { auth: admin(), method: "POST", body: { username: "alice", email: "alice@gitea.test", password: "alice-password-1", must_change_password: false } })).status).toBe(201);
-    const first = await forge.pushNewRepository(REPO, cloneUrl(), { ".gitea/workflows/ci.yml": VAULT.workflow }, "vault with a workflow");
+    // Registered over https, trusting the stack's CA; so do its jobs (the workflow clones over https).
+    expect(await vm.root("grep -o '\"address\": *\"[^\"]*\"' /var/lib/act_runner/.runner")).toMatch(/"https:\/\/gitea\.test:4111\/?"$/);
+    const first = await forge.pushNewRepository(REPO, cloneUrl(), { ".gitea/workflows/ci.yml": VAULT.workflowCloningOverHttps }, "vault with a workflow");
     history = [first];
     expect((await giteaApi(web(), `/repos/gitea-admin/${REPO}/actions/secrets/VAULT_TOKEN`, { auth: admin(), method: "PUT", body: { data: VAULT.secret } })).status).toBeLessThan(300);
     expect(await timings.time("a workflow run", () => secretHashAfterPush("read the secret"))).toBe(VAULT.hash);
+    expect(VAULT.clonedIn(lastRunLog)).toBe(history[0]);
   });
 
   it("the backup timer's service makes a backup, and lastBackup names it", async () => {
@@ -292,6 +348,7 @@ describe.runIf(rundir)("the core lifecycle with the real Pulumi CLI", () => {
 
   it("destroy keeps the data; an up from an empty state finds it, with the same keys: the secret still decrypts", async () => {
     const digest = await keysDigest();
+    const ca = caCertificate();
     const destroyed = await timings.time("destroy (data kept)", () => server.destroy());
     expect(destroyed.warnings.filter((w) => /PULUMI_COMMAND_STDOUT|AcceptEnv/.test(w))).toEqual([]);
     expect(await vm.root(`ls /home/${USER}/.local/share/containers/storage/volumes | grep gitea | tr '\\n' ' '`)).toBe("gitea-config gitea-data");
@@ -300,10 +357,12 @@ describe.runIf(rundir)("the core lifecycle with the real Pulumi CLI", () => {
     await timings.time("up from an empty state on the kept data", () => server.up(config));
     await healthy();
     expect(await keysDigest()).toBe(digest);
+    // The CA was kept with the data: the new state reports the same one, and the runner keeps trusting it.
+    expect(caCertificate()).toBe(ca);
     expect(await forge.cloneHistory(REPO, cloneUrl())).toEqual(history);
     // The new state made a new admin password: an up of the wsl stack takes it (its destroy
     // removes the runner from Gitea with it), and changes nothing on the runner's host.
-    await timings.time("wsl up after the server's new state", () => wsl.up(wslConfig(vm, { serverStack: server.qualifiedName, runnerName: RUNNER })));
+    await timings.time("wsl up after the server's new state", () => wsl.up(wslStackConfig()));
     expect(await vm.root("systemctl is-active act_runner.service")).toBe("active");
     expect(await secretHashAfterPush("after a new state")).toBe(VAULT.hash);
   });
@@ -312,6 +371,38 @@ describe.runIf(rundir)("the core lifecycle with the real Pulumi CLI", () => {
     await timings.time("wsl destroy", () => wsl.destroy());
     expect(await vm.root("systemctl is-active act_runner.service || true")).toMatch(/^inactive$/);
     expect((await runners()).filter((r) => r.name === RUNNER)).toEqual([]);
+  });
+
+  it("a certificate near its end is renewed by the daily timer, and is drift that up repairs", async () => {
+    await plantEndingCertificate();
+    expect(await certificateLasts(30)).toBe(false);
+    // The timer's own service, started now instead of at its daily time.
+    await timings.time("certificate renewal by the timer's service", () => vm.root("systemctl start gitea-homelab-tls-rootless.service"));
+    expect(await certificateLasts(300)).toBe(true);
+    await healthy();
+    await plantEndingCertificate();
+    const preview = await server.preview(config);
+    expect(preview.steps.map((s) => `${s.operation} ${s.resource}`)).toEqual(["update gitea-https-certificate"]);
+    expect(preview.steps[0].drift).toMatch(/^certificate: ends .*, within 30 days; up renews it$/);
+    const repair = await server.up(config);
+    expect(ran(repair)).toEqual(["update gitea-https-certificate"]);
+    expect(await certificateLasts(300)).toBe(true);
+    await healthy();
+    expect((await server.preview(config)).steps).toEqual([]);
+  });
+
+  it("a new publicHost shows in preview, and up issues a certificate naming it from the same CA", async () => {
+    const ca = caCertificate();
+    const moved = { ...config, publicHost: "forge.test" };
+    const preview = await server.preview(moved);
+    expect(preview.steps.map((s) => `${s.operation} ${s.resource}`)).toEqual(expect.arrayContaining(["update gitea-https-certificate"]));
+    await timings.time("publicHost change", () => server.up(moved));
+    expect(await curlOnVm("--cacert /tmp/stack-ca.pem --resolve forge.test:4111:127.0.0.1 https://forge.test:4111/api/healthz")).toBe("200 exit=0");
+    expect(await curlOnVm("--cacert /tmp/stack-ca.pem https://gitea.test:4111/api/healthz")).toBe("000 exit=60");
+    expect(caCertificate()).toBe(ca);
+    // Back, as the later steps use gitea.test.
+    await server.up(config);
+    expect(await curlOnVm("--cacert /tmp/stack-ca.pem https://gitea.test:4111/api/healthz")).toBe("200 exit=0");
   });
 
   it("a new HTTP port runs only what it affects", async () => {
@@ -327,9 +418,11 @@ describe.runIf(rundir)("the core lifecycle with the real Pulumi CLI", () => {
   it("a backup comes back onto the empty volumes destroy with destroyData leaves", async () => {
     const latest = (await backups()).pop()!;
     const digest = await keysDigest();
+    const ca = caCertificate();
     await server.up({ ...config, destroyData: "true" });
     await timings.time("destroy with destroyData", () => server.destroy());
     expect(await vm.asUser(USER, "podman volume ls -q")).toBe("");
+    expect(await vm.root(`test -e /home/${USER}/.config/gitea-homelab/tls && echo kept || echo gone`)).toBe("gone");
     expect(await backups()).toContain(latest);
     await server.forgetState();
     const restoring = { ...config, restoreFrom: `${BACKUPS}/${latest}` };
@@ -340,6 +433,9 @@ describe.runIf(rundir)("the core lifecycle with the real Pulumi CLI", () => {
     expect(await forge.cloneHistory(REPO, cloneUrl())).toEqual(history.slice(1));
     expect((await giteaApi(web(), "/users/alice", { auth: admin() })).status).toBe(200);
     expect(await keysDigest()).toBe(digest);
+    // The backup held the CA: the same one is back, and Gitea's certificate is its.
+    expect(caCertificate()).toBe(ca);
+    expect(await curlOnVm("--cacert /tmp/stack-ca.pem https://gitea.test:4112/api/healthz")).toBe("200 exit=0");
     // restoreFrom left set: the next up finds the data and runs nothing.
     expect((await server.up(restoring)).commands).toEqual([]);
   });

@@ -87,11 +87,11 @@ export class Forge {
    * Pushes an empty commit to `repo`, whose workflow prints the vault's hash (VAULT), and
    * returns the commit and the hash its run printed; a run that did not succeed is an error.
    */
-  async vaultHashAfterPush(repo: string, message: string): Promise<{ sha: string; hash: string }> {
+  async vaultHashAfterPush(repo: string, message: string): Promise<{ sha: string; hash: string; log: string }> {
     const sha = await this.pushEmptyCommit(repo, message);
     const run = await this.runLog(repo, sha);
     if (run.conclusion !== "success") throw new Error(`the workflow run of ${sha} ended ${run.conclusion}: ${run.log}`);
-    return { sha, hash: VAULT.hashIn(run.log) };
+    return { sha, hash: VAULT.hashIn(run.log), log: run.log };
   }
 
   async cloneHistory(name: string, cloneUrl: string): Promise<string[]> {
@@ -116,6 +116,30 @@ jobs:
         env:
           VAULT: \${{ secrets.VAULT_TOKEN }}
 `,
+  /**
+   * The same, and a clone of the repository over https by the job itself (Gitea's URL from the
+   * run, the job's token): the job container must trust Gitea's certificate.
+   */
+  workflowCloningOverHttps: `on: [push]
+jobs:
+  read-secret:
+    runs-on: debian-local
+    steps:
+      - run: echo "vault-hash $(printf '%s' "$VAULT" | sha256sum | cut -c1-16)"
+        env:
+          VAULT: \${{ secrets.VAULT_TOKEN }}
+      - run: |
+          git clone --quiet "https://job:$TOKEN@\${SERVER#https://}/$REPO.git" /tmp/clone
+          echo "cloned-over-https $(git -C /tmp/clone rev-parse HEAD)"
+        env:
+          TOKEN: \${{ github.token }}
+          SERVER: \${{ github.server_url }}
+          REPO: \${{ github.repository }}
+`,
+  /** The commit a run's https clone checked out (or what it printed instead). */
+  clonedIn(log: string): string {
+    return /cloned-over-https ([0-9a-f]{40})/.exec(log)?.[1] ?? `no clone in the log: ${log}`;
+  },
   /** The hash a run's log printed (or what it printed instead). */
   hashIn(log: string): string {
     return /vault-hash ([0-9a-f]{16})/.exec(log)?.[1] ?? `no hash in the log: ${log}`;

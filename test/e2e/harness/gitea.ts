@@ -1,4 +1,13 @@
 /** Gitea's HTTP API as the tests use it: through a port the VM forwards to this machine. */
+import { Agent, setGlobalDispatcher } from "undici";
+
+/**
+ * Every later request of this test file (fetch) trusts only CA and checks the certificate against
+ * SERVERNAME, the host people use: https://127.0.0.1:PORT reaches the VM's forwarded port.
+ */
+export function trustGiteaCa(ca: string, servername: string): void {
+  setGlobalDispatcher(new Agent({ connect: { ca, servername } }));
+}
 
 /** How long Gitea may take to answer /api/healthz: its first start under TCG runs every migration. */
 export const GITEA_START_MS = 300_000;

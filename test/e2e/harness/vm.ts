@@ -85,9 +85,14 @@ export function connectionConfig(vm: TestVm): Record<string, string> {
 }
 
 /** The server stack's config for the VM: real Gitea, built from its Go module, loaded from the archive baked into the VM. */
-export function serverConfig(vm: TestVm): Record<string, string> {
+/**
+ * The server stack's config for the VM. Plain HTTP unless `tls` says otherwise: the lifecycle
+ * suite proves the default (own-ca); the other suites' checks speak http to the forwarded port.
+ */
+export function serverConfig(vm: TestVm, opts: { tls?: string } = {}): Record<string, string> {
   return {
     ...connectionConfig(vm),
+    tls: opts.tls ?? "off",
     publicHost: "gitea.test",
     adminEmail: "admin@gitea.test",
     image: vm.env.GITEA_IMAGE,

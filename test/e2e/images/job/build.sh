@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the image the test workflows' jobs run in (runner label -> docker://THIS): a plain
-# Debian minbase rootfs with bash and coreutils, enough for `run:` steps. Nothing can be
+# Debian minbase rootfs with bash, coreutils, git and the CA roots, enough for `run:` steps
+# (one clones over https). Nothing can be
 # pulled here, so the runner must find it already loaded. Run as root. Usage: build.sh OUT.tar
 # The image is tagged localhost/gitea-homelab-job:trixie.
 set -euo pipefail
@@ -17,7 +18,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # apt in the chroot downloads as _apt, which must be able to enter the tree.
 chmod 0755 "$work"
-mmdebstrap --variant=minbase --components=main \
+mmdebstrap --variant=minbase --components=main --include=git,ca-certificates \
 	--dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
 	--dpkgopt='path-exclude=/usr/share/locale/*' \
 	trixie "$work/rootfs" "deb $mirror trixie main" >&2

@@ -1,0 +1,183 @@
+/**
+ * HTTPS through the whole server stack, under Pulumi's mocks: the default (the server's own CA)
+ * and what it adds, off behind a reverse proxy, a certificate the owner gives with its key as a
+ * secret on the wire and nowhere else, a bad one refused before anything is registered, and the
+ * wsl stack trusting the server's CA through the StackReference.
+ */
+import { execFileSync } from "child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "fs";
+import { tmpdir } from "os";
+import { join } from "path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { listen } from "../helpers/fakeSshd";
+import { isSecretValue, ProgramRun, runWithMocks } from "../helpers/pulumiMocks";
+
+const BASE = { host: "127.0.0.1", user: "root", adminEmail: "admin@example.com" };
+const program = async () => (await import("../../program")).main();
+
+let sshd: Awaited<ReturnType<typeof listen>>;
+let dir: string;
+/** A certificate for 127.0.0.1 (the stack's host, hence its publicHost) and its key. */
+let given: { cert: string; key: string };
+beforeAll(async () => {
+  sshd = await listen("SSH-2.0-OpenSSH_9.9\r\n");
+  dir = mkdtempSync(join(tmpdir(), "gh-tls-stack-"));
+  writeFileSync(join(dir, "ext"), "subjectAltName=IP:127.0.0.1\n");
+  execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "90", "-subj", "/O=test", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem")], { stdio: "ignore" });
+  given = { cert: readFileSync(join(dir, "cert.pem"), "utf8"), key: readFileSync(join(dir, "key.pem"), "utf8") };
+});
+afterAll(() => {
+  sshd.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function server(config: Record<string, string>, secretKeys: string[] = []): Promise<ProgramRun> {
+  return runWithMocks({ ...BASE, port: String(sshd.port), ...config }, program, { secretKeys });
+}
+
+/** Strings anywhere inside a value. */
+function strings(value: unknown): string[] {
+  if (typeof value === "string") return [value];
+  if (Array.isArray(value)) return value.flatMap(strings);
+  if (value && typeof value === "object") return Object.values(value).flatMap(strings);
+  return [];
+}
+
+describe("tls by default: the server's own CA", () => {
+  let run: ProgramRun;
+  beforeAll(async () => {
+    run = await server({});
+  });
+
+  it("serves https with a certificate volume mounted read-only, and waits for health over https", () => {
+    const unit = run.byName("gitea-service-unit").inputs.create as string;
+    expect(unit).toContain('Environment="GITEA__server__PROTOCOL=https"');
+    expect(unit).toContain('Environment="GITEA__server__ROOT_URL=https://127.0.0.1:4111/"');
+    expect(unit).toContain("Volume=gitea-tls:/etc/gitea-homelab/tls:ro,Z,U");
+    // The scripts travel inside a quoted command line: their own quotes are escaped there.
+    expect(run.byName("gitea-health").inputs.create).toMatch(/health_url='\\''https:\/\/127\.0\.0\.1:4111\/api\/healthz'/);
+    expect(run.byName("gitea-health").inputs.create).toMatch(/health_ca='\\''\.config\/gitea-homelab\/tls\/ca\.crt'/);
+    // The backup tool's rollback waits the same way.
+    expect(run.byName("gitea-backup-schedule").inputs.create).toMatch(/health_url='\\''https:\/\/127\.0\.0\.1:4111\/api\/healthz'/);
+  });
+
+  it("makes the certificate after a restore and before Gitea starts; keeps the CA on destroy unless destroyData", () => {
+    const certificate = run.byName("gitea-https-certificate");
+    expect(certificate.dependencies).toContain(run.byName("gitea-tls-volume").urn);
+    expect(run.byName("gitea-service-unit").dependencies.length).toBeGreaterThan(0);
+    expect(certificate.inputs.delete).toMatch(/remove_ca='\\''false'/);
+    // Not secret: the CA certificate is what clients are told to trust.
+    expect(certificate.inputs.logging).toBeUndefined();
+    expect(certificate.additionalSecretOutputs ?? []).not.toContain("stdout");
+  });
+
+  it("exports the mode and the CA certificate for browsers, git and runners", async () => {
+    expect(await run.value(run.outputs.tls)).toBe("own-ca");
+    expect(Object.keys(run.outputs)).toContain("caCertificate");
+  });
+});
+
+describe("tls off behind a reverse proxy", () => {
+  it("leaves TLS to the proxy: plain http, no certificate commands", async () => {
+    const run = await server({ rootUrl: "https://git.example.com/" });
+    expect(run.resources.map((r) => r.name)).not.toContain("gitea-https-certificate");
+    expect(run.byName("gitea-service-unit").inputs.create).toContain('Environment="GITEA__server__PROTOCOL=http"');
+    expect(await run.value(run.outputs.tls)).toBe("off");
+    expect(Object.keys(run.outputs)).not.toContain("caCertificate");
+  });
+});
+
+describe("tls given: the owner's certificate", () => {
+  let run: ProgramRun;
+  beforeAll(async () => {
+    run = await server({ tls: "given", tlsCertificate: given.cert, tlsKey: given.key }, ["tlsKey"]);
+  });
+
+  it("sends the key and the chain as a secret stdin to a command that logs nothing", () => {
+    const certificate = run.byName("gitea-https-certificate");
+    expect(isSecretValue(certificate.wireInputs.stdin)).toBe(true);
+    expect(certificate.inputs.stdin).toBe(`${given.key.trim()}\n${given.cert}`);
+    expect(certificate.inputs.logging).toBe("none");
+    expect(certificate.additionalSecretOutputs).toEqual(expect.arrayContaining(["stdout", "stderr"]));
+    expect(run.byName("gitea-health").inputs.create).toContain(".local/share/containers/storage/volumes/gitea-tls/_data/cert.pem");
+  });
+
+  it("puts the key in no input that is not secret, no invoke and no output", async () => {
+    const keyBody = given.key.split("\n")[1];
+    const leaks: string[] = [];
+    for (const r of run.resources) {
+      for (const [key, value] of Object.entries(r.inputs)) {
+        if (r.secretInputs.includes(key)) continue;
+        if (strings(value).some((s) => s.includes(keyBody))) leaks.push(`${r.name}.${key}`);
+      }
+    }
+    for (const i of run.invokes) if (strings(i.inputs).some((s) => s.includes(keyBody))) leaks.push(`invoke ${i.token}`);
+    for (const [name, o] of Object.entries(run.outputs)) if (!(await run.isSecret(o)) && strings(await run.value(o)).some((s) => s.includes(keyBody))) leaks.push(`output ${name}`);
+    expect(leaks).toEqual([]);
+  });
+
+  it("refuses a certificate that does not name publicHost before anything is registered, naming the key", async () => {
+    let error: Error | undefined;
+    const refused = await runWithMocks(
+      { ...BASE, port: String(sshd.port), publicHost: "gitea.lan", tls: "given", tlsCertificate: given.cert, tlsKey: given.key },
+      async () => {
+        try {
+          return await program();
+        } catch (err) {
+          error = err as Error;
+          return {};
+        }
+      },
+      { secretKeys: ["tlsKey"] },
+    );
+    expect(refused.resources).toEqual([]);
+    expect(error?.message).toContain("gitea-homelab:tlsCertificate: does not name gitea.lan (gitea-homelab:publicHost), the host people use; it names IP Address:127.0.0.1");
+    expect(error?.message).not.toContain(given.key.split("\n")[1]);
+  });
+});
+
+describe("the wsl stack trusts the server's CA", () => {
+  const wsl = (config: Record<string, string>, serverOutputs: Record<string, unknown>) =>
+    runWithMocks({ host: "127.0.0.1", port: String(sshd.port), user: "root", runnerSourcePath: "/root/act_runner", ...config }, program, {
+      stack: "wsl",
+      stackReferences: {
+        "organization/gitea-homelab/server": {
+          outputs: { giteaUrl: "https://192.168.1.10:4111/", runnerRegistrationToken: "T0ken".repeat(8), adminUsername: "gitea-admin", adminPassword: "pw-pw-pw-pw", ...serverOutputs },
+          secret: ["runnerRegistrationToken", "adminPassword"],
+        },
+      },
+    });
+
+  it("from the server stack's caCertificate output: the daemon, its jobs and register", async () => {
+    const run = await wsl({}, { caCertificate: given.cert });
+    const install = run.byName("runner-install").inputs.create as string;
+    expect(install).toContain("-----BEGIN CERTIFICATE-----");
+    expect(install).toContain("SSL_CERT_FILE=/etc/act_runner/ca-bundle.crt");
+    expect(install).toContain("valid_volumes:");
+    expect(run.byName("runner-register").inputs.create).toContain("export SSL_CERT_FILE=$ca_bundle");
+  });
+
+  it("from its own caCertificate key, which wins; none: no trust files, and a bad one is refused naming the key", async () => {
+    const own = execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "/dev/null", "-days", "9", "-subj", "/CN=Own CA"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+    const withOwn = await wsl({ caCertificate: own }, { caCertificate: given.cert });
+    const install = withOwn.byName("runner-install").inputs.create as string;
+    expect(install).toContain(own.split("\n")[1]);
+    expect(install).not.toContain(given.cert.split("\n")[1]);
+    const none = await wsl({}, {});
+    expect(none.byName("runner-install").inputs.create).not.toContain("SSL_CERT_FILE");
+    let error: Error | undefined;
+    await runWithMocks(
+      { host: "127.0.0.1", port: String(sshd.port), user: "root", runnerSourcePath: "/root/act_runner", caCertificate: "hello" },
+      async () => {
+        try {
+          return await program();
+        } catch (err) {
+          error = err as Error;
+          return {};
+        }
+      },
+      { stack: "wsl" },
+    );
+    expect(error?.message).toContain("gitea-homelab:caCertificate: must be a PEM certificate");
+  });
+});
