@@ -180,9 +180,10 @@ if [[ -n $reason ]]; then
   openssl x509 -req -in "$tmp/request.csr" -CA "$ca/ca.crt" -CAkey "$ca/ca.key" -set_serial "0x$(openssl rand -hex 16)" \
     -days "$certificate_days" -extfile "$tmp/extensions" -out "$tmp/leaf.pem" 2>/dev/null || die "openssl could not issue the certificate"
   cat "$tmp/leaf.pem" "$ca/ca.crt" >"$tmp/cert.pem"
-  # Root writes; Podman hands the files to Gitea's user inside the container at its next start.
-  install -m 600 "$tmp/key.pem" "$served/key.pem"
-  install -m 644 "$tmp/cert.pem" "$served/cert.pem"
+  # Owned by the rootless user (root inside its user namespace), so that Podman can hand them to
+  # Gitea's user at the next start (U): a file owned by the host's root is not Podman's to chown.
+  install -m 600 -o "$user" -g "$group" "$tmp/key.pem" "$served/key.pem"
+  install -m 644 -o "$user" -g "$group" "$tmp/cert.pem" "$served/cert.pem"
   echo "certificate issued for $public_host ($reason), valid $certificate_days days"
   restart_gitea_if_active
 else
@@ -281,6 +282,7 @@ ${RESTART_IF_ACTIVE}
 ${REMOVE_RENEWAL}
 command -v openssl >/dev/null || die "openssl is missing on this host; run pulumi up (its preflight installs it)"
 home=$(home_of "$user") || die "user $user does not exist"
+group=$(id -gn "$user")
 served=$home/$served_dir
 [[ -d $served ]] || die "the certificate volume of $user is missing ($served); run pulumi up"
 tmp=$(mktemp -d)
@@ -293,8 +295,9 @@ key_matches "$tmp/cert.pem" "$tmp/key.pem" || die "gitea-homelab:tlsKey does not
 if cmp -s "$tmp/key.pem" "$served/key.pem" && cmp -s "$tmp/cert.pem" "$served/cert.pem"; then
   echo "certificate unchanged"
 else
-  install -m 600 "$tmp/key.pem" "$served/key.pem"
-  install -m 644 "$tmp/cert.pem" "$served/cert.pem"
+  # The rootless user's, for Podman to hand to Gitea's user at the next start (U).
+  install -m 600 -o "$user" -g "$group" "$tmp/key.pem" "$served/key.pem"
+  install -m 644 -o "$user" -g "$group" "$tmp/cert.pem" "$served/cert.pem"
   echo "certificate installed, valid until $(openssl x509 -in "$served/cert.pem" -noout -enddate | cut -d= -f2)"
   restart_gitea_if_active
 fi
