@@ -102,6 +102,19 @@ key_matches() {
     $(openssl pkey -in "$2" -pubout -outform DER 2>/dev/null | sha256sum) ]]
 }`;
 
+/**
+ * Bash both certificate scripts start with: openssl, the user's home and group, the served
+ * directory ($served) and a temp directory ($tmp) removed on exit. Vars: user, served_dir.
+ */
+const CERTIFICATE_SCRIPT_START = sh`
+command -v openssl >/dev/null || die "openssl is missing on this host; run pulumi up (its preflight installs it)"
+home=$(home_of "$user") || die "user $user does not exist"
+group=$(id -gn "$user")
+served=$home/$served_dir
+[[ -d $served ]] || die "the certificate volume of $user is missing ($served); run pulumi up"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT`;
+
 /** Restarts Gitea when it runs, so that it reads a new certificate (Gitea reads it at start only). */
 const RESTART_IF_ACTIVE = sh`
 restart_gitea_if_active() {
@@ -136,14 +149,8 @@ export function renderTlsTool(s: TlsSpec): string {
     sh`
 ${CERTIFICATE_FUNCTIONS}
 ${RESTART_IF_ACTIVE}
-command -v openssl >/dev/null || die "openssl is missing on this host; run pulumi up (its preflight installs it)"
-home=$(home_of "$user") || die "user $user does not exist"
-group=$(id -gn "$user")
+${CERTIFICATE_SCRIPT_START}
 ca=$home/$ca_dir
-served=$home/$served_dir
-[[ -d $served ]] || die "the certificate volume of $user is missing ($served); run pulumi up"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
 
 if [[ ! -s $ca/ca.key && ! -s $ca/ca.crt ]]; then
   as_user "$user" mkdir -p "$ca"
@@ -280,13 +287,7 @@ export function renderGivenCertificateScript(s: TlsSpec): string {
 ${CERTIFICATE_FUNCTIONS}
 ${RESTART_IF_ACTIVE}
 ${REMOVE_RENEWAL}
-command -v openssl >/dev/null || die "openssl is missing on this host; run pulumi up (its preflight installs it)"
-home=$(home_of "$user") || die "user $user does not exist"
-group=$(id -gn "$user")
-served=$home/$served_dir
-[[ -d $served ]] || die "the certificate volume of $user is missing ($served); run pulumi up"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+${CERTIFICATE_SCRIPT_START}
 cat >"$tmp/given"
 sed -n '/^-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----$/,/^-----END [A-Z0-9 ]*PRIVATE KEY-----$/p' "$tmp/given" >"$tmp/key.pem"
 sed -n '/^-----BEGIN CERTIFICATE-----$/,/^-----END CERTIFICATE-----$/p' "$tmp/given" >"$tmp/cert.pem"

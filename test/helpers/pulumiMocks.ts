@@ -187,3 +187,25 @@ export async function runWithMocks(
     ofType: (type) => resources.filter((r) => r.type === type),
   };
 }
+
+/** Runs a program that should fail: the error it threw (if any) and what it registered before. */
+export async function runExpectingError(
+  config: Record<string, string>,
+  load: () => Promise<Record<string, unknown>>,
+  opts: Parameters<typeof runWithMocks>[2] = {},
+): Promise<{ run: ProgramRun; error?: Error }> {
+  let error: Error | undefined;
+  const run = await runWithMocks(
+    config,
+    async () => {
+      try {
+        return await load();
+      } catch (err) {
+        error = err as Error;
+        return {};
+      }
+    },
+    opts,
+  );
+  return { run, error };
+}

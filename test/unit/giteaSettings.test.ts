@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { listen } from "../helpers/fakeSshd";
-import { isSecretValue, ProgramRun, runWithMocks } from "../helpers/pulumiMocks";
+import { isSecretValue, ProgramRun, runExpectingError, runWithMocks } from "../helpers/pulumiMocks";
 
 const PASSWORD = "smtp-Pa55word-$(touch /tmp/canary)";
 const BASE = { host: "127.0.0.1", user: "root", adminEmail: "admin@example.com" };
@@ -107,17 +107,9 @@ describe("Gitea settings set with --secret", () => {
 
 describe("bad Gitea settings", () => {
   it("fail the program before anything is registered, one problem per config path, values of a secret never repeated", async () => {
-    let error: Error | undefined;
-    const run = await runWithMocks(
+    const { run, error } = await runExpectingError(
       { ...BASE, port: String(sshd.port), gitea: JSON.stringify({ server: { ROOT_URL: "https://x/" }, Mailer: { FROM: "a@b" }, mailer: { PASSWD: "two\nlines-s3cret" } }) },
-      async () => {
-        try {
-          return await program();
-        } catch (err) {
-          error = err as Error;
-          return {};
-        }
-      },
+      program,
       { secretKeys: ["gitea"] },
     );
     expect(run.resources).toEqual([]);

@@ -10,7 +10,7 @@ import { tmpdir } from "os";
 import { join } from "path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { listen } from "../helpers/fakeSshd";
-import { isSecretValue, ProgramRun, runWithMocks } from "../helpers/pulumiMocks";
+import { isSecretValue, ProgramRun, runExpectingError, runWithMocks } from "../helpers/pulumiMocks";
 
 const BASE = { host: "127.0.0.1", user: "root", adminEmail: "admin@example.com" };
 const program = async () => (await import("../../program")).main();
@@ -117,17 +117,9 @@ describe("tls given: the owner's certificate", () => {
   });
 
   it("refuses a certificate that does not name publicHost before anything is registered, naming the key", async () => {
-    let error: Error | undefined;
-    const refused = await runWithMocks(
+    const { run: refused, error } = await runExpectingError(
       { ...BASE, port: String(sshd.port), publicHost: "gitea.lan", tls: "given", tlsCertificate: given.cert, tlsKey: given.key },
-      async () => {
-        try {
-          return await program();
-        } catch (err) {
-          error = err as Error;
-          return {};
-        }
-      },
+      program,
       { secretKeys: ["tlsKey"] },
     );
     expect(refused.resources).toEqual([]);
@@ -165,19 +157,7 @@ describe("the wsl stack trusts the server's CA", () => {
     expect(install).not.toContain(given.cert.split("\n")[1]);
     const none = await wsl({}, {});
     expect(none.byName("runner-install").inputs.create).not.toContain("SSL_CERT_FILE");
-    let error: Error | undefined;
-    await runWithMocks(
-      { host: "127.0.0.1", port: String(sshd.port), user: "root", runnerSourcePath: "/root/act_runner", caCertificate: "hello" },
-      async () => {
-        try {
-          return await program();
-        } catch (err) {
-          error = err as Error;
-          return {};
-        }
-      },
-      { stack: "wsl" },
-    );
+    const { error } = await runExpectingError({ host: "127.0.0.1", port: String(sshd.port), user: "root", runnerSourcePath: "/root/act_runner", caCertificate: "hello" }, program, { stack: "wsl" });
     expect(error?.message).toContain("gitea-homelab:caCertificate: must be a PEM certificate");
   });
 });

@@ -104,10 +104,7 @@ export class Forge {
  * An Actions secret and a workflow that prints a hash of it, never the value: the secret still
  * decrypts (Gitea's keys survived) when a run prints the same hash.
  */
-export const VAULT = {
-  secret: "correct horse $battery 'staple'",
-  hash: createHash("sha256").update("correct horse $battery 'staple'").digest("hex").slice(0, 16),
-  workflow: `on: [push]
+const VAULT_WORKFLOW = `on: [push]
 jobs:
   read-secret:
     runs-on: debian-local
@@ -115,20 +112,17 @@ jobs:
       - run: echo "vault-hash $(printf '%s' "$VAULT" | sha256sum | cut -c1-16)"
         env:
           VAULT: \${{ secrets.VAULT_TOKEN }}
-`,
+`;
+
+export const VAULT = {
+  secret: "correct horse $battery 'staple'",
+  hash: createHash("sha256").update("correct horse $battery 'staple'").digest("hex").slice(0, 16),
+  workflow: VAULT_WORKFLOW,
   /**
    * The same, and a clone of the repository over https by the job itself (Gitea's URL from the
    * run, the job's token): the job container must trust Gitea's certificate.
    */
-  workflowCloningOverHttps: `on: [push]
-jobs:
-  read-secret:
-    runs-on: debian-local
-    steps:
-      - run: echo "vault-hash $(printf '%s' "$VAULT" | sha256sum | cut -c1-16)"
-        env:
-          VAULT: \${{ secrets.VAULT_TOKEN }}
-      - run: |
+  workflowCloningOverHttps: `${VAULT_WORKFLOW}      - run: |
           git clone --quiet "https://job:$TOKEN@\${SERVER#https://}/$REPO.git" /tmp/clone
           echo "cloned-over-https $(git -C /tmp/clone rev-parse HEAD)"
         env:
