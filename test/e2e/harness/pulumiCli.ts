@@ -21,7 +21,9 @@ import { installProviderDoubles, PluginKind } from "../doubles/install";
 
 const COMMAND = "command:remote:Command";
 /** Config keys whose values are secrets: set with --secret, through stdin. */
-const SECRET_KEYS = new Set(["privateKey", "adminPassword", "registrationToken"]);
+const SECRET_KEYS = new Set(["privateKey", "adminPassword", "registrationToken", "tlsKey"]);
+/** PEM files the README sets through stdin (`pulumi config set KEY < file`), in plain text. */
+const FILE_KEYS = new Set(["tlsCertificate", "caCertificate"]);
 /** Gitea settings that hold a password (`gitea.mailer.PASSWD`) are set with --secret too. */
 const isSecretKey = (key: string) => SECRET_KEYS.has(key) || /^gitea\..*\.PASSWD$/.test(key);
 
@@ -264,11 +266,14 @@ export class CliStack {
     const flat = (k: string) => !k.includes(".");
     if (gone.some(flat)) await this.must(["config", "rm-all", "--stack", this.name, ...gone.filter(flat).map((k) => `gitea-homelab:${k}`)]);
     for (const k of gone.filter((k) => !flat(k))) await this.must(["config", "rm", "--path", "--stack", this.name, `gitea-homelab:${k}`]);
-    const plain = Object.entries(config).filter(([k, v]) => !isSecretKey(k) && this.config[k] !== v);
+    const plain = Object.entries(config).filter(([k, v]) => !isSecretKey(k) && !FILE_KEYS.has(k) && this.config[k] !== v);
     if (plain.some(([k]) => flat(k))) {
       await this.must(["config", "set-all", "--stack", this.name, ...plain.filter(([k]) => flat(k)).flatMap(([k, v]) => ["--plaintext", `gitea-homelab:${k}=${v}`])]);
     }
     for (const [k, v] of plain.filter(([k]) => !flat(k))) await this.must(["config", "set", "--path", "--stack", this.name, `gitea-homelab:${k}`, v]);
+    for (const [k, v] of Object.entries(config).filter(([k, v]) => FILE_KEYS.has(k) && this.config[k] !== v)) {
+      await this.must(["config", "set", "--stack", this.name, `gitea-homelab:${k}`], v);
+    }
     // Secrets go through stdin, as the README tells users, never on the command line.
     for (const [k, v] of Object.entries(config).filter(([k, v]) => isSecretKey(k) && this.config[k] !== v)) {
       await this.must(["config", "set", "--secret", ...(flat(k) ? [] : ["--path"]), "--stack", this.name, `gitea-homelab:${k}`], v);
