@@ -24,6 +24,22 @@ describe("ConfigError", () => {
     expect(new ConfigError(["a", "b"]).message).toBe("invalid stack config (2 problems):\n  - a\n  - b");
   });
 
+  it("has its message as its stack, so nothing formats a stack trace through source maps (15 s in the language host)", () => {
+    const original = Error.prepareStackTrace;
+    let formatted = 0;
+    Error.prepareStackTrace = (e, frames) => {
+      formatted++;
+      return original ? original(e, frames) : String(e);
+    };
+    try {
+      const err = new ConfigError(["gitea-homelab:hostKey: the host's key differs from the pinned one"]);
+      expect(err.stack).toBe(`ConfigError: ${TEXT}`);
+      expect(formatted).toBe(0);
+    } finally {
+      Error.prepareStackTrace = original;
+    }
+  });
+
   it("keeps its text when thrown inside an apply and serialized as a nested resource input", async () => {
     const err = new ConfigError(["gitea-homelab:hostKey: the host's key differs from the pinned one"]);
     let caught: unknown;
