@@ -11,6 +11,15 @@ describe("validateWslConfig", () => {
     expect(validateWslConfig({ host: "wsl.lan", runnerSha256: "B".repeat(64) }).problems).toEqual([]);
   });
 
+  it("takes the jobs' network and a CA to trust, refusing what is neither, naming the keys", () => {
+    const base = { host: "wsl.lan", runnerSourcePath: "/x" };
+    expect(validateWslConfig({ ...base, runnerNetwork: "host" }).settings.network).toBe("host");
+    expect(validateWslConfig(base).settings.network).toBe("");
+    expect(validateWslConfig({ ...base, runnerNetwork: "host;id" }).problems).toEqual([expect.stringMatching(/^gitea-homelab:runnerNetwork: must be a Podman network name, or host/)]);
+    expect(validateWslConfig(base, "not a certificate").problems).toEqual([expect.stringMatching(/^gitea-homelab:caCertificate: must be a PEM certificate/)]);
+    expect(validateWslConfig(base, "").settings.caCertificate).toBeUndefined();
+  });
+
   it("derives every path to the binary from its name and install dir", () => {
     const { settings } = validateWslConfig({ host: "wsl.lan", runnerSourcePath: "/x", runnerBinaryName: "gitea-runner", runnerInstallDir: "/opt/bin/" });
     expect(settings.binaryPath).toBe("/opt/bin/gitea-runner");
