@@ -8,6 +8,7 @@ import { heredoc } from "../../components/render/shell";
 import { unit } from "../../components/render/unitFile";
 import { ALPINE, BACKUP_SPEC, CONTAINER_SPEC, FEDORA } from "../helpers/fixtures";
 import { expectCleanScript } from "../helpers/scripts";
+import { ScriptSandbox } from "../helpers/scriptSandbox";
 import { renderRootlessUserDeleteScript, renderRootlessUserScript } from "../../components/rootlessUser/render";
 import { renderUnitInstallScript, renderUnitRemoveScript } from "../../components/giteaService/render";
 import { renderKeysDeleteScript, renderKeysScript } from "../../components/keys/render";
@@ -73,6 +74,16 @@ describe("generated scripts", () => {
     expect(script).not.toContain("/run/systemd/system");
     expect(script).not.toContain("os-release");
     expect(script).not.toMatch(/^[^#\n]*firewall-cmd --(state|get-default-zone)/m);
+  });
+
+  it("the sandbox takes a script that leaves its stdin unread for a finished one, not a timeout (EPIPE)", () => {
+    const sandbox = new ScriptSandbox();
+    try {
+      const run = sandbox.runBash("#!/usr/bin/env bash\nexit 0\n", "x".repeat(200_000), "absent");
+      expect([run.status, run.timedOut]).toEqual([0, false]);
+    } finally {
+      sandbox.dispose();
+    }
   });
 
   it("runs the unit script's heredoc verbatim, so the file on the host is what was rendered", () => {
