@@ -209,3 +209,25 @@ export async function runExpectingError(
   );
   return { run, error };
 }
+
+/** Strings anywhere inside a value. */
+export function stringsIn(value: unknown): string[] {
+  if (typeof value === "string") return [value];
+  if (Array.isArray(value)) return value.flatMap(stringsIn);
+  if (value && typeof value === "object") return Object.values(value).flatMap(stringsIn);
+  return [];
+}
+
+/** Where NEEDLE shows outside Pulumi's secrets: resource inputs not secret, invokes, outputs not secret. */
+export async function leaksOutsideSecrets(run: ProgramRun, needle: string): Promise<string[]> {
+  const leaks: string[] = [];
+  for (const r of run.resources) {
+    for (const [key, value] of Object.entries(r.inputs)) {
+      if (r.secretInputs.includes(key)) continue;
+      if (stringsIn(value).some((s) => s.includes(needle))) leaks.push(`${r.name}.${key}`);
+    }
+  }
+  for (const i of run.invokes) if (stringsIn(i.inputs).some((s) => s.includes(needle))) leaks.push(`invoke ${i.token}`);
+  for (const [name, o] of Object.entries(run.outputs)) if (!(await run.isSecret(o)) && stringsIn(await run.value(o)).some((s) => s.includes(needle))) leaks.push(`output ${name}`);
+  return leaks;
+}

@@ -10,7 +10,7 @@ import { tmpdir } from "os";
 import { join } from "path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { listen } from "../helpers/fakeSshd";
-import { isSecretValue, ProgramRun, runExpectingError, runWithMocks } from "../helpers/pulumiMocks";
+import { isSecretValue, leaksOutsideSecrets, ProgramRun, runExpectingError, runWithMocks } from "../helpers/pulumiMocks";
 
 const BASE = { host: "127.0.0.1", user: "root", adminEmail: "admin@example.com" };
 const program = async () => (await import("../../program")).main();
@@ -35,13 +35,6 @@ async function server(config: Record<string, string>, secretKeys: string[] = [])
   return runWithMocks({ ...BASE, port: String(sshd.port), ...config }, program, { secretKeys });
 }
 
-/** Strings anywhere inside a value. */
-function strings(value: unknown): string[] {
-  if (typeof value === "string") return [value];
-  if (Array.isArray(value)) return value.flatMap(strings);
-  if (value && typeof value === "object") return Object.values(value).flatMap(strings);
-  return [];
-}
 
 describe("tls by default: the server's own CA", () => {
   let run: ProgramRun;
@@ -104,16 +97,7 @@ describe("tls given: the owner's certificate", () => {
 
   it("puts the key in no input that is not secret, no invoke and no output", async () => {
     const keyBody = given.key.split("\n")[1];
-    const leaks: string[] = [];
-    for (const r of run.resources) {
-      for (const [key, value] of Object.entries(r.inputs)) {
-        if (r.secretInputs.includes(key)) continue;
-        if (strings(value).some((s) => s.includes(keyBody))) leaks.push(`${r.name}.${key}`);
-      }
-    }
-    for (const i of run.invokes) if (strings(i.inputs).some((s) => s.includes(keyBody))) leaks.push(`invoke ${i.token}`);
-    for (const [name, o] of Object.entries(run.outputs)) if (!(await run.isSecret(o)) && strings(await run.value(o)).some((s) => s.includes(keyBody))) leaks.push(`output ${name}`);
-    expect(leaks).toEqual([]);
+    expect(await leaksOutsideSecrets(run, keyBody)).toEqual([]);
   });
 
   it("refuses a certificate that does not name publicHost before anything is registered, naming the key", async () => {
