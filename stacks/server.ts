@@ -12,6 +12,7 @@ import { Host } from "../components/host/host";
 import { GiteaKeys } from "../components/keys/giteaKeys";
 import { PodmanVolume } from "../components/volume/podmanVolume";
 import { RootlessUser } from "../components/rootlessUser/rootlessUser";
+import { AcmeCertificate } from "../components/tls/acmeCertificate";
 import { GiteaTls } from "../components/tls/giteaTls";
 import { healthTarget } from "../components/tls/render";
 import { urlHost } from "./config";
@@ -93,10 +94,19 @@ export function buildServerStack(settings: ServerSettings, secrets: ServerSecret
             publicHost: settings.publicHost,
             containerName: GITEA_CONTAINER,
             given: tlsMode === "given" ? { chain: settings.tls.givenChain!, key: secrets.tlsKey.apply((k) => k ?? "") } : undefined,
+            acmeCaRoot: settings.tls.acme?.caRoot,
             destroyData: settings.destroyData,
           },
           { dependsOn: [backup.restored ?? backup.installed, ...volumes] },
         );
+
+  // ACME's CA checks the host on the HTTPS port while Gitea starts (it obtains the certificate
+  // before it serves anything), so with acme the firewall opens first; otherwise once Gitea runs.
+  const openFirewall = (dependsOn: pulumi.Resource[]) =>
+    settings.firewall === "none"
+      ? []
+      : ([["gitea-http", settings.httpPort], ["gitea-ssh", settings.sshPort]] as const).map(([name, port]) => new FirewallPort(name, { host, port, zone: settings.firewallZone }, { dependsOn }));
+  const firewallFirst = tlsMode === "acme" ? openFirewall([user]) : [];
 
   const alphanumeric = { special: false, upper: true, lower: true, numeric: true };
   const runnerToken = new random.RandomPassword("gitea-runner-registration-token", { length: 48, ...alphanumeric });
@@ -123,16 +133,18 @@ export function buildServerStack(settings: ServerSettings, secrets: ServerSecret
       admin: { username: settings.adminUsername, email: settings.adminEmail, password: adminPassword },
       backupTool: backup.tool,
       allowDowngrade: settings.allowDowngrade,
-      tls: tlsMode,
+      tls: settings.tls,
       health,
     },
-    { dependsOn: [keys, backup, ...(tls ? [tls] : [])] },
+    { dependsOn: [keys, backup, ...(tls ? [tls] : []), ...firewallFirst] },
   );
-
-  if (settings.firewall !== "none") {
-    for (const [name, port] of [["gitea-http", settings.httpPort], ["gitea-ssh", settings.sshPort]] as const) {
-      new FirewallPort(name, { host, port, zone: settings.firewallZone }, { dependsOn: [gitea.service] });
-    }
+  if (tlsMode !== "acme") openFirewall([gitea.service]);
+  if (tlsMode === "acme") {
+    new AcmeCertificate(
+      "gitea-acme",
+      { host, user: user.username, publicHost: settings.publicHost, httpPort: settings.httpPort, containerName: GITEA_CONTAINER, timeoutSeconds: settings.healthTimeoutSeconds },
+      { dependsOn: [gitea] },
+    );
   }
 
   return {

@@ -2,6 +2,7 @@
  * The server stack's settings: every config key, its default and its validation, in one place.
  * `validateServerConfig` is pure (tests call it directly); `readServerConfig` feeds it Pulumi config.
  */
+import { isIP } from "net";
 import * as pulumi from "@pulumi/pulumi";
 import {
   CONNECTION_KEYS,
@@ -25,8 +26,8 @@ import {
 import { STORAGE_DRIVERS, StorageDriver } from "../components/rootlessUser/render";
 import { GiteaSetting, readSettings, SETTINGS_KEY } from "../components/gitea/settings";
 import { UNIT_STYLES } from "../components/host/platform";
-import { checkGivenCertificate } from "../components/tls/certificate";
-import { TlsMode } from "../components/tls/render";
+import { checkCaCertificate, checkGivenCertificate } from "../components/tls/certificate";
+import { AcmeSettings, LETS_ENCRYPT_DIRECTORY, TlsMode } from "../components/tls/render";
 
 /** auto: firewalld on Fedora and Debian, none on Alpine (which ships no firewalld). */
 export const FIREWALLS = ["auto", "firewalld", "none"] as const;
@@ -35,7 +36,9 @@ export const USERNS_MODES = ["", "keep-id"] as const;
 export const GITEA_IMAGE_UID = 1000;
 export const DATABASES = ["sqlite3"] as const;
 /** auto: own-ca when Gitea is reached directly, off when rootUrl names a reverse proxy (which does TLS). */
-export const TLS_CHOICES = ["auto", "off", "own-ca", "given"] as const;
+export const TLS_CHOICES = ["auto", "off", "own-ca", "given", "acme"] as const;
+/** The settings of tls acme, said once when set under another mode. */
+const ACME_KEYS = ["acmeEmail", "acmeAcceptTerms", "acmeDirectory"] as const;
 
 /** Defaults; Pulumi.yaml declares the same ones (a unit test keeps the two equal). */
 export const SERVER_DEFAULTS = {
@@ -59,6 +62,8 @@ export const SERVER_DEFAULTS = {
   backupSchedule: "daily",
   allowDowngrade: false,
   tls: "auto" as (typeof TLS_CHOICES)[number],
+  acmeDirectory: LETS_ENCRYPT_DIRECTORY,
+  acmeAcceptTerms: false,
 };
 
 /** Names Gitea refuses as user names (a subset of its reserved list that people actually try). */
@@ -97,14 +102,15 @@ export interface ServerSettings {
   allowDowngrade: boolean;
   /** The owner's app.ini settings (config `gitea`); `secret` when Pulumi holds that key as a secret. */
   gitea: { settings: GiteaSetting[]; secret: boolean };
-  /** HTTPS as resolved from `tls`; given: the owner's chain (checked; its key is secret config). */
-  tls: { mode: TlsMode; givenChain?: string };
+  /** HTTPS as resolved from `tls`; given: the owner's chain (checked; its key is secret config); acme: its settings. */
+  tls: { mode: TlsMode; givenChain?: string; acme?: AcmeSettings };
 }
 
-/** The owner's certificate and key as Pulumi holds them (checked before any SSH session). */
+/** The owner's certificate and key, and an ACME CA's root, as Pulumi holds them (checked before any SSH session). */
 export interface RawTls {
   certificate?: string;
   key?: string;
+  acmeCaRoot?: string;
 }
 
 /** The `gitea` config value as Pulumi holds it: JSON text, and whether any part of it was set with --secret. */
@@ -139,6 +145,7 @@ export const SERVER_KEYS = [
   "restoreFrom",
   "allowDowngrade",
   "tls",
+  ...ACME_KEYS,
 ] as const;
 
 /** The ROOT_URL Gitea gets when none is configured: the public host and published HTTP port. */
@@ -166,7 +173,7 @@ function resolveTls(
   raw: RawTls,
   publicHost: string,
   httpPort: number,
-): { mode: TlsMode; rootUrl: string; note?: string; givenChain?: string } {
+): { mode: TlsMode; rootUrl: string; note?: string; givenChain?: string; acme?: AcmeSettings } {
   const choice = r.oneOf("tls", SERVER_DEFAULTS.tls, TLS_CHOICES);
   const explicit = r.optional("rootUrl");
   const url = explicit === undefined ? undefined : r.httpUrl("rootUrl", explicit, { base: true, example: "https://git.example.com/" });
@@ -184,10 +191,22 @@ function resolveTls(
   const derived = defaultRootUrl(publicHost, httpPort, mode !== "off");
   // Gitea compares ROOT_URL with what browsers use; a trailing slash keeps links consistent.
   const rootUrl = url === undefined ? derived : url.href.endsWith("/") ? url.href : `${url.href}/`;
+  // acme: the certificate names publicHost, so people use it, often on 443 forwarded to httpPort.
+  const forwarded = mode === "acme" && url !== undefined && !direct && url.protocol === "https:" && url.hostname === new URL(derived).hostname;
   const note =
     url === undefined || direct
       ? undefined
-      : `ROOT_URL ${rootUrl} differs from the published address ${derived}: Gitea is expected behind a reverse proxy that forwards ${rootUrl} to ${derived}`;
+      : forwarded
+        ? `ROOT_URL ${rootUrl}: the router or firewall is expected to forward its port to ${httpPort} on this host`
+        : `ROOT_URL ${rootUrl} differs from the published address ${derived}: Gitea is expected behind a reverse proxy that forwards ${rootUrl} to ${derived}`;
+  if (mode === "acme" && url !== undefined && !direct && !forwarded) {
+    r.problem("rootUrl", `names ${url.host} over ${url.protocol.slice(0, -1)}, but tls acme gets Gitea a certificate for ${publicHost} (gitea-homelab:publicHost): make it https://${urlHost(publicHost)}/ (port 443 forwarded to ${httpPort}) or ${defaultRootUrl(publicHost, httpPort, true)}`);
+  }
+  const acme = mode === "acme" ? readAcme(r, raw, publicHost) : undefined;
+  if (mode !== "acme") {
+    const set = ACME_KEYS.filter((k) => r.optional(k) !== undefined);
+    if (set.length > 0 || (raw.acmeCaRoot ?? "").trim() !== "") r.warn("tls", `is ${mode}: gitea-homelab:${[...set, ...((raw.acmeCaRoot ?? "").trim() !== "" ? ["acmeCaRoot"] : [])].join(", ")} are used only when tls is acme`);
+  }
 
   let givenChain: string | undefined;
   if (mode === "given") {
@@ -198,7 +217,27 @@ function resolveTls(
   } else if ((raw.certificate ?? "").trim() !== "" || (raw.key ?? "").trim() !== "") {
     r.warn("tls", `is ${mode}: gitea-homelab:tlsCertificate and tlsKey are used only when tls is given`);
   }
-  return { mode, rootUrl, note, givenChain };
+  return { mode, rootUrl, note, givenChain, acme };
+}
+
+/** tls acme: an account e-mail, the CA's terms agreed to, its directory over https, its root if private. */
+function readAcme(r: ConfigReader, raw: RawTls, publicHost: string): AcmeSettings {
+  if (publicHost !== "" && isIP(publicHost)) {
+    r.problem("publicHost", `is the IP address ${publicHost}, but tls acme needs a DNS name the ACME CA can check and certify (e.g. git.example.com); or use tls own-ca`);
+  }
+  const email = r.matching("acmeEmail", r.required("acmeEmail", "the e-mail address of the ACME account (tls acme): the CA writes there about expiring certificates and problems"), EMAIL, "an e-mail address like admin@example.com");
+  if (!r.bool("acmeAcceptTerms", SERVER_DEFAULTS.acmeAcceptTerms) && !r.hasProblem("acmeAcceptTerms")) {
+    r.problem("acmeAcceptTerms", "must be true for tls acme: the ACME CA issues certificates only to those who agree to its terms (Let's Encrypt: https://letsencrypt.org/repository/); read them, then pulumi config set gitea-homelab:acmeAcceptTerms true");
+  }
+  const directoryUrl = r.httpUrl("acmeDirectory", r.string("acmeDirectory", SERVER_DEFAULTS.acmeDirectory), { base: false, example: LETS_ENCRYPT_DIRECTORY });
+  if (directoryUrl !== undefined && directoryUrl.protocol !== "https:") r.problem("acmeDirectory", `must be an https:// URL (ACME runs over HTTPS), got ${directoryUrl.href}`);
+  let caRoot: string | undefined;
+  if ((raw.acmeCaRoot ?? "").trim() !== "") {
+    const checked = checkCaCertificate(raw.acmeCaRoot!);
+    if ("problem" in checked) r.problem("acmeCaRoot", checked.problem.replace("the CA that signed Gitea's certificate", "the root the ACME CA's own HTTPS certificate chains to"));
+    else caRoot = checked.certificate;
+  }
+  return { email, directory: directoryUrl?.href ?? SERVER_DEFAULTS.acmeDirectory, caRoot };
 }
 
 /**
@@ -326,7 +365,7 @@ export function validateServerConfig(raw: RawConfig, rawGitea: RawGiteaSettings 
     restoreFrom,
     allowDowngrade,
     gitea,
-    tls: { mode: tls.mode, givenChain: tls.givenChain },
+    tls: { mode: tls.mode, givenChain: tls.givenChain, acme: tls.acme },
   };
   return { settings, problems: r.problems, warnings: r.warnings };
 }
@@ -351,7 +390,11 @@ export function readRawGiteaSettings(): RawGiteaSettings {
 
 export function readServerConfig(config = new pulumi.Config(PROJECT)): { settings: ServerSettings; secrets: ServerSecrets } {
   // Read raw: a certificate may have been set with --secret or not, and Config.get warns on a secret.
-  const rawTls = { certificate: pulumi.runtime.getConfig(`${PROJECT}:tlsCertificate`), key: readRawSecrets(["tlsKey"]).tlsKey };
+  const rawTls = {
+    certificate: pulumi.runtime.getConfig(`${PROJECT}:tlsCertificate`),
+    key: readRawSecrets(["tlsKey"]).tlsKey,
+    acmeCaRoot: pulumi.runtime.getConfig(`${PROJECT}:acmeCaRoot`),
+  };
   const { settings, problems, warnings } = validateServerConfig(readRawConfig(SERVER_KEYS, config), readRawGiteaSettings(), rawTls);
   for (const w of warnings) pulumi.log.warn(w);
   problems.push(...secretProblems(readRawSecrets(["privateKey", "adminPassword"])));

@@ -12,7 +12,7 @@ import { deployedCheck } from "../backup/drift";
 import { renderUpgradeScript, upgradeStatePath } from "../backup/render";
 import { Host } from "../host/host";
 import { KEYS_FILE } from "../keys/render";
-import { giteaTlsEnvironment, HealthTarget, tlsVolumeMount, TlsMode } from "../tls/render";
+import { GiteaTlsSettings, giteaTlsEnvironment, HealthTarget, tlsVolumeMount } from "../tls/render";
 import { imageCheck } from "./drift";
 import { defaultsNotOverridden, DEFAULT_SETTINGS, GiteaSetting, recordSetting, renderForgetDroppedSettings, settingsEnvironment } from "./settings";
 import { giteaEnvironment, GiteaSecrets, GiteaServerSettings, GITEA_HTTP_PORT, GITEA_SSH_PORT, renderAdminScript, renderGiteaSecretEnv, renderHealthScript, renderImageScript } from "./render";
@@ -45,7 +45,7 @@ export interface GiteaContainerArgs {
   /** Let an image with an older Gitea replace a newer one. */
   allowDowngrade?: pulumi.Input<boolean>;
   /** HTTPS (components/tls): Gitea's own TLS settings and the certificate volume's mount. */
-  tls: TlsMode;
+  tls: GiteaTlsSettings;
   /** Where the health wait reaches Gitea: https to the public host, sent to this host's loopback. */
   health: pulumi.Input<HealthTarget>;
 }
@@ -93,7 +93,7 @@ export class GiteaContainer extends pulumi.ComponentResource {
           { host: httpPort, container: GITEA_HTTP_PORT },
           { host: sshPort, container: GITEA_SSH_PORT },
         ],
-        volumes: [...volumes, ...[tlsVolumeMount(args.tls)].filter((m) => m !== undefined)],
+        volumes: [...volumes, ...[tlsVolumeMount(args.tls.mode)].filter((m) => m !== undefined)],
         // Relative to the home: systemd units say %h/, OpenRC's service runs in the home.
         envFiles: [unitPaths("quadlet", cname).envFile, KEYS_FILE],
         environment,

@@ -8,7 +8,7 @@ import { HostCheck } from "../host/checkedCommand";
 import { Facts, ProbeBody } from "../host/probeSession";
 import { fileDigest, sh } from "../render/shell";
 import { RENEW_BEFORE_DAYS } from "./certificate";
-import { CA_DIR, CERTIFICATE_FUNCTIONS, renderRenewalPeriodicScript, renderRenewalServiceUnit, renderRenewalTimerUnit, renderTlsTool, renewalUnits, servedPaths, TlsSpec, tlsToolPath } from "./render";
+import { ACME_CA_ROOT_FILE, AcmeSpec, CA_DIR, CERTIFICATE_FUNCTIONS, renderRenewalPeriodicScript, renderRenewalServiceUnit, renderRenewalTimerUnit, renderTlsTool, renewalUnits, SERVED_CERTIFICATE_FUNCTIONS, servedPaths, TlsSpec, tlsToolPath } from "./render";
 
 export function renderTlsProbe(s: Pick<TlsSpec, "user" | "publicHost">): ProbeBody {
   const units = renewalUnits(s.user);
@@ -121,4 +121,76 @@ export function ownCaCheck(s: TlsSpec): HostCheck {
 
 export function givenCheck(s: TlsSpec, chainDigest: string): HostCheck {
   return { probe: renderTlsProbe(s), compare: (facts) => givenDrift(s, chainDigest, facts) };
+}
+
+/** acme, before Gitea starts: the ACME CA's root in the volume, and no own-ca tool. */
+export function renderAcmeSetupProbe(s: Pick<TlsSpec, "user">): ProbeBody {
+  return {
+    vars: { user: s.user, served_dir: servedPaths().dir, ca_root_file: ACME_CA_ROOT_FILE, tool: tlsToolPath(s.user) },
+    body: sh`
+if ! user_info "$user"; then
+  echo tls_user=missing
+  return 0
+fi
+echo "acme_ca_root=$(file_digest "$user_home/$served_dir/$ca_root_file")"
+echo "tool=$(file_digest "$tool")"
+`,
+  };
+}
+
+/** The digest the setup probe prints for the ACME CA's root as configured ("missing" when unset). */
+export function acmeCaRootDigest(caRoot: string | undefined): string {
+  return caRoot === undefined ? "missing" : createHash("sha256").update(caRoot).digest("hex");
+}
+
+export function acmeSetupDrift(s: Pick<TlsSpec, "user">, caRootDigest: string, facts: Facts | undefined): string[] {
+  if (facts === undefined || (facts.tls_user === undefined && facts.tool === undefined)) return ["certificate volume: state unknown (probe output unreadable)"];
+  if (facts.tls_user === "missing") return [`certificate volume: user ${s.user} missing`];
+  const drift: string[] = [];
+  if (facts.acme_ca_root !== caRootDigest) {
+    drift.push(caRootDigest === "missing" ? `ACME CA root ${ACME_CA_ROOT_FILE}: present, expected none` : `ACME CA root ${ACME_CA_ROOT_FILE}: ${facts.acme_ca_root === "missing" ? "missing" : "differs from gitea-homelab:acmeCaRoot"}`);
+  }
+  if (facts.tool !== "missing") drift.push(`certificate tool ${tlsToolPath(s.user)}: present, expected none (tls is acme)`);
+  return drift;
+}
+
+export function acmeSetupCheck(s: Pick<TlsSpec, "user">, caRootDigest: string): HostCheck {
+  return { probe: renderAcmeSetupProbe(s), compare: (facts) => acmeSetupDrift(s, caRootDigest, facts) };
+}
+
+/** acme, after Gitea started: the certificate it serves (read over TLS on the published port). */
+export function renderAcmeServedProbe(s: Pick<AcmeSpec, "publicHost" | "httpPort">): ProbeBody {
+  return {
+    vars: { public_host: s.publicHost, http_port: s.httpPort, renew_seconds: RENEW_BEFORE_DAYS * 86400 },
+    functions: sh`${CERTIFICATE_FUNCTIONS}
+${SERVED_CERTIFICATE_FUNCTIONS}`,
+    body: sh`
+if ! command -v openssl >/dev/null; then
+  echo served=unknown
+  return 0
+fi
+served=$(mktemp)
+served_certificate "$http_port" "$public_host" >"$served"
+if [[ ! -s $served ]]; then
+  echo served=missing
+else
+  echo served=yes
+  echo "served_ends=$(openssl x509 -in "$served" -noout -enddate | cut -d= -f2)"
+  echo "served_problem=$(served_problem "$served" "$public_host" "$renew_seconds")"
+fi
+rm -f "$served"
+`,
+  };
+}
+
+/** What preview says of the certificate Gitea got by ACME; up restarts Gitea to renew it. */
+export function acmeServedDrift(facts: Facts | undefined): string[] {
+  if (facts === undefined || facts.served === "unknown") return ["served certificate: state unknown (no openssl on the host, or probe output unreadable)"];
+  if (facts.served === "missing") return ["served certificate: Gitea serves none (not running, or ACME failed); up restarts it"];
+  if (facts.served_problem) return [`served certificate: ${facts.served_problem}; up restarts Gitea to renew it`];
+  return [];
+}
+
+export function acmeServedCheck(s: Pick<AcmeSpec, "publicHost" | "httpPort">): HostCheck {
+  return { probe: renderAcmeServedProbe(s), compare: acmeServedDrift };
 }

@@ -1,6 +1,7 @@
 /**
  * GiteaTls: Gitea's HTTPS certificate on the host (see render.ts): its volume, and the command
- * that makes the CA and issues the certificate (own-ca) or installs the owner's (given). The CA
+ * that makes the CA and issues the certificate (own-ca), installs the owner's (given), or readies
+ * the volume for ACME (acme: Gitea obtains the certificate itself; see acmeCertificate.ts). The CA
  * is kept on destroy like Gitea's keys, removed with the data when the stack sets destroyData.
  */
 import * as pulumi from "@pulumi/pulumi";
@@ -9,18 +10,20 @@ import { unitPaths } from "../giteaService/render";
 import { Host } from "../host/host";
 import { PodmanVolume } from "../volume/podmanVolume";
 import { firstCertificate } from "./certificate";
-import { givenChainDigest, givenCheck, ownCaCheck, renderTlsProbe } from "./drift";
-import { renderGivenCertificateScript, renderOwnCaInstallScript, renderTlsDeleteScript, TLS_VOLUME, TlsSpec } from "./render";
+import { acmeCaRootDigest, acmeSetupCheck, givenChainDigest, renderAcmeSetupProbe, givenCheck, ownCaCheck, renderTlsProbe } from "./drift";
+import { renderAcmeSetupScript, renderGivenCertificateScript, renderOwnCaInstallScript, renderTlsDeleteScript, TLS_VOLUME, TlsSpec } from "./render";
 
 export interface GiteaTlsArgs {
   host: Host;
   user: pulumi.Input<string>;
-  /** own-ca or given (off makes no GiteaTls); plain, since it decides which commands exist. */
-  mode: "own-ca" | "given";
+  /** own-ca, given or acme (off makes no GiteaTls); plain, since it decides which commands exist. */
+  mode: "own-ca" | "given" | "acme";
   publicHost: pulumi.Input<string>;
   containerName: string;
   /** given: the chain (server's certificate first) and its key (secret). */
   given?: { chain: pulumi.Input<string>; key: pulumi.Input<string> };
+  /** acme: the root the ACME CA's own HTTPS chains to (PEM), when it is a private CA. */
+  acmeCaRoot?: string;
   destroyData: boolean;
 }
 
@@ -47,6 +50,19 @@ export class GiteaTls extends pulumi.ComponentResource {
         { parent: this, dependsOn: [volume] },
       );
       this.caCertificate = this.ready.stdout.apply((out) => firstCertificate(out));
+    } else if (args.mode === "acme") {
+      this.ready = args.host.converge(
+        `${name}-certificate`,
+        {
+          create: spec.apply(renderAcmeSetupScript),
+          delete: del,
+          stdin: args.acmeCaRoot ?? "",
+          check: spec.apply((s) => acmeSetupCheck(s, acmeCaRootDigest(args.acmeCaRoot))),
+          probe: user.apply((u) => renderAcmeSetupProbe({ user: u })),
+        },
+        { parent: this, dependsOn: [volume] },
+      );
+      this.caCertificate = pulumi.output(undefined);
     } else {
       const given = args.given!;
       const chain = pulumi.output(given.chain);

@@ -4,7 +4,9 @@
  * and handed to the container's user at every start (Podman's U option). The certificate is
  *   - own-ca: issued by a small CA made once on the server and kept beside Gitea's keys (in every
  *     backup, never made again while it exists), renewed by a daily timer well before it ends;
- *   - given: the owner's certificate and key (secret config), installed as given.
+ *   - given: the owner's certificate and key (secret config), installed as given;
+ *   - acme: obtained and renewed by Gitea itself (its certmagic) from an ACME CA, Let's Encrypt
+ *     by default, by the TLS-ALPN-01 challenge on the same port; kept in the data volume.
  * How the host's own checks reach it (the health wait, the backup tool's rollback) is here too.
  */
 import { installContent, renderScript, sh, shq } from "../render/shell";
@@ -12,7 +14,21 @@ import { IniEntries, renderIni, unit } from "../render/unitFile";
 import { RENEW_BEFORE_DAYS } from "./certificate";
 
 /** `tls` as the stack resolved it (config `auto` decides between own-ca and off). */
-export type TlsMode = "off" | "own-ca" | "given";
+export type TlsMode = "off" | "own-ca" | "given" | "acme";
+
+/** tls acme: the account's e-mail, the CA's directory, and the root its own HTTPS chains to (a private CA). */
+export interface AcmeSettings {
+  email: string;
+  directory: string;
+  /** PEM; undefined: the container's system roots verify the directory's HTTPS. */
+  caRoot?: string;
+}
+
+/** `tls` as Gitea's container and the certificate commands need it. */
+export interface GiteaTlsSettings {
+  mode: TlsMode;
+  acme?: AcmeSettings;
+}
 
 /** The volume holding the served certificate and key; regenerated, so not part of backups. */
 export const TLS_VOLUME = "gitea-tls";
@@ -41,11 +57,41 @@ export function renewalUnits(user: string): { service: string; timer: string; di
   return { service: `${name}.service`, timer: `${name}.timer`, dir: "/etc/systemd/system", periodic: `/etc/periodic/daily/${name}` };
 }
 
-/** Gitea's own settings for the mode. PROTOCOL is always set: Gitea's image never removes a key. */
-export function giteaTlsEnvironment(mode: TlsMode): Record<string, string> {
-  if (mode === "off") return { GITEA__server__PROTOCOL: "http" };
+/** ACME's store in the container: the data volume, so in every backup and kept by destroy like the data. */
+export const ACME_STORE_IN_CONTAINER = "/var/lib/gitea/https";
+/** The ACME CA's root (acmeCaRoot) in the certificate volume. */
+export const ACME_CA_ROOT_FILE = "acme-ca-root.pem";
+/**
+ * Gitea with ACME always starts an HTTP-01 challenge listener on PORT_TO_REDIRECT (80 by default,
+ * which its unprivileged user cannot bind: Gitea would exit). A high port inside the container,
+ * never published: the challenge used is TLS-ALPN-01, on the HTTPS port.
+ */
+export const ACME_HTTP_CHALLENGE_PORT = 3080;
+export const LETS_ENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory";
+
+/**
+ * Gitea's own settings for the mode. PROTOCOL and ENABLE_ACME are always set: Gitea's image never
+ * removes a key from app.ini, and a stale ENABLE_ACME would keep ACME on (or stop an http Gitea).
+ */
+export function giteaTlsEnvironment(tls: GiteaTlsSettings): Record<string, string> {
+  if (tls.mode === "off") return { GITEA__server__PROTOCOL: "http", GITEA__server__ENABLE_ACME: "false" };
+  if (tls.mode === "acme") {
+    const acme = tls.acme!;
+    return {
+      GITEA__server__PROTOCOL: "https",
+      GITEA__server__ENABLE_ACME: "true",
+      // The owner agreed to the CA's terms in config (acmeAcceptTerms), which refuses anything else.
+      GITEA__server__ACME_ACCEPTTOS: "true",
+      GITEA__server__ACME_URL: acme.directory,
+      GITEA__server__ACME_EMAIL: acme.email,
+      GITEA__server__ACME_DIRECTORY: ACME_STORE_IN_CONTAINER,
+      GITEA__server__ACME_CA_ROOT: acme.caRoot === undefined ? "" : `${TLS_IN_CONTAINER}/${ACME_CA_ROOT_FILE}`,
+      GITEA__server__PORT_TO_REDIRECT: String(ACME_HTTP_CHALLENGE_PORT),
+    };
+  }
   return {
     GITEA__server__PROTOCOL: "https",
+    GITEA__server__ENABLE_ACME: "false",
     GITEA__server__CERT_FILE: `${TLS_IN_CONTAINER}/cert.pem`,
     GITEA__server__KEY_FILE: `${TLS_IN_CONTAINER}/key.pem`,
   };
@@ -60,7 +106,7 @@ export function tlsVolumeMount(mode: TlsMode): { name: string; path: string; opt
  * How the host reaches Gitea's /api/healthz: over https it is the URL people use, sent to this
  * host's loopback (the published port; a host's connection to its own LAN address does not reach
  * a rootless container) and verified against `caFile` (relative to the rootless user's home): the
- * CA, or the certificate as given. Never unverified.
+ * CA, or the certificate as given; for ACME, the host's own roots. Never unverified.
  */
 export interface HealthTarget {
   url: string;
@@ -69,14 +115,16 @@ export interface HealthTarget {
 
 export function healthTarget(mode: TlsMode, publicHostInUrl: string, httpPort: number): HealthTarget {
   if (mode === "off") return { url: `http://127.0.0.1:${httpPort}/api/healthz`, caFile: "" };
-  return { url: `https://${publicHostInUrl}:${httpPort}/api/healthz`, caFile: mode === "own-ca" ? `${CA_DIR}/ca.crt` : servedPaths().cert };
+  const caFile = mode === "own-ca" ? `${CA_DIR}/ca.crt` : mode === "given" ? servedPaths().cert : "";
+  return { url: `https://${publicHostInUrl}:${httpPort}/api/healthz`, caFile };
 }
 
 /** Bash: `healthy` answers whether Gitea says 200 at $health_url (vars health_url, health_ca and health_home). */
 export const HEALTHY_FUNCTION = sh`
 healthy() {
   local -a tls=()
-  if [[ -n $health_ca ]]; then tls=(--cacert "$health_home/$health_ca" --connect-to ::127.0.0.1:); fi
+  if [[ $health_url == https://* ]]; then tls=(--connect-to ::127.0.0.1:); fi
+  if [[ -n $health_ca ]]; then tls+=(--cacert "$health_home/$health_ca"); fi
   [[ $(curl --silent --output /dev/null --max-time 5 --write-out '%{http_code}' "\${tls[@]}" "$health_url") == 200 ]]
 }`;
 
@@ -320,6 +368,132 @@ if [[ $remove_ca == true ]] && home=$(home_of "$user"); then
   echo "CA removed with the data"
 fi
 echo "certificate tool removed"
+`,
+  );
+}
+
+/** Bash for tls acme: the certificate Gitea serves, and whether Gitea should have renewed it by now. */
+export const SERVED_CERTIFICATE_FUNCTIONS = sh`
+# The certificate Gitea serves for HOST on this host's PORT (PEM; nothing when none). Usage: served_certificate PORT HOST
+served_certificate() {
+  timeout 15 openssl s_client -connect "127.0.0.1:$1" -servername "$2" </dev/null 2>/dev/null | openssl x509 2>/dev/null || true
+}
+# Is the PEM certificate FILE past the point where Gitea renews it (a third of its lifetime left,
+# as certmagic does), and within RENEW seconds of its end? Usage: renewal_overdue FILE RENEW
+renewal_overdue() {
+  local from to now window
+  from=$(openssl x509 -in "$1" -noout -startdate -dateopt iso_8601 | cut -d= -f2)
+  to=$(openssl x509 -in "$1" -noout -enddate -dateopt iso_8601 | cut -d= -f2)
+  from=$(date -u -d "\${from%Z}" +%s) && to=$(date -u -d "\${to%Z}" +%s) || return 0
+  now=$(date -u +%s)
+  window=$(((to - from) / 3))
+  if ((window > $2)); then window=$2; fi
+  ((to - now < window))
+}
+# Why the served certificate FILE needs Gitea to renew it (nothing when it is fine). Usage: served_problem FILE HOST RENEW
+served_problem() {
+  if [[ ! -s $1 ]]; then
+    echo "Gitea serves no certificate"
+  elif ! names_host "$1" "$2"; then
+    echo "the certificate Gitea serves does not name $2"
+  elif renewal_overdue "$1" "$3"; then
+    echo "the certificate Gitea serves ends $(openssl x509 -in "$1" -noout -enddate | cut -d= -f2) and was not renewed"
+  fi
+}`;
+
+export interface AcmeSpec extends TlsSpec {
+  httpPort: number;
+  /** OpenRC: the service's log (Gitea's ACME lines are there). */
+  logFile: string;
+  timeoutSeconds: number;
+}
+
+/**
+ * acme, before Gitea starts: the ACME CA's root (stdin, may be empty) in the certificate volume,
+ * no certificate or key of an earlier mode left there, no own-ca tool. Restarts Gitea when the
+ * root changed (Gitea reads it at start).
+ */
+export function renderAcmeSetupScript(s: TlsSpec): string {
+  return renderScript(
+    {
+      purpose: "Prepare Gitea's certificate volume for ACME: the ACME CA's root when one is configured, nothing of an earlier mode.",
+      vars: { ...renewalVars(s), user: s.user, service: s.service, served_dir: servedPaths().dir, ca_root_file: ACME_CA_ROOT_FILE },
+    },
+    sh`
+${RESTART_IF_ACTIVE}
+${REMOVE_RENEWAL}
+${CERTIFICATE_SCRIPT_START}
+cat >"$tmp/ca-root"
+if [[ -s $tmp/ca-root ]]; then
+  if ! cmp -s "$tmp/ca-root" "$served/$ca_root_file"; then
+    install -m 644 -o "$user" -g "$group" "$tmp/ca-root" "$served/$ca_root_file"
+    echo "ACME CA root installed (gitea-homelab:acmeCaRoot)"
+    restart_gitea_if_active
+  fi
+elif [[ -e $served/$ca_root_file ]]; then
+  rm -f "$served/$ca_root_file"
+  echo "ACME CA root removed (gitea-homelab:acmeCaRoot is unset)"
+fi
+# Gitea keeps ACME's certificates in its data volume; a key of an earlier mode is not left here.
+rm -f "$served/cert.pem" "$served/key.pem"
+remove_renewal
+echo "certificate volume ready for ACME"
+`,
+  );
+}
+
+/**
+ * acme, after the health wait: Gitea serves a certificate that names the host and is not past its
+ * renewal. Otherwise (a renewal that failed while the host was off, say) Gitea restarts, which
+ * renews it as it starts, and this waits for the new one; it fails with Gitea's ACME lines.
+ */
+export function renderAcmeCheckScript(s: AcmeSpec): string {
+  return renderScript(
+    {
+      purpose: "Check the certificate Gitea got by ACME; restart Gitea to renew one it did not renew in time.",
+      vars: {
+        init: s.init,
+        user: s.user,
+        service: s.service,
+        log_file: s.logFile,
+        public_host: s.publicHost,
+        http_port: s.httpPort,
+        renew_seconds: RENEW_BEFORE_DAYS * 86400,
+        timeout: s.timeoutSeconds,
+      },
+    },
+    sh`
+${CERTIFICATE_FUNCTIONS}
+${SERVED_CERTIFICATE_FUNCTIONS}
+command -v openssl >/dev/null || die "openssl is missing on this host; run pulumi up (its preflight installs it)"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+check() {
+  served_certificate "$http_port" "$public_host" >"$tmp/served.pem"
+  reason=$(served_problem "$tmp/served.pem" "$public_host" "$renew_seconds")
+  [[ -z $reason ]]
+}
+if check; then
+  echo "certificate for $public_host from $(openssl x509 -in "$tmp/served.pem" -noout -issuer | cut -d= -f2-), valid until $(openssl x509 -in "$tmp/served.pem" -noout -enddate | cut -d= -f2)"
+  exit 0
+fi
+echo "$reason: restarting Gitea, which renews it from the ACME CA as it starts"
+started=$(date +%s)
+if [[ $init == systemd ]]; then userctl "$user" restart "$service"; else rc-service "$service" restart >/dev/null; fi
+# Counted in tries of 3 seconds (each try waits at most 15 s for a TLS answer).
+tries=$(((timeout + 2) / 3))
+until check; do
+  if (((tries -= 1) <= 0)); then
+    if [[ $init == systemd ]]; then
+      journalctl --no-pager --output=cat --since="@$started" _UID="$(id -u "$user")" _SYSTEMD_USER_UNIT="$service" 2>/dev/null | grep -i -e acme -e certificate -e challenge | tail -n 8 >&2 || true
+    else
+      grep -i -e acme -e certificate -e challenge "$log_file" 2>/dev/null | tail -n 8 >&2 || true
+    fi
+    die "$reason, and Gitea did not get a new certificate within $timeout seconds (gitea-homelab:healthTimeoutSeconds); its ACME lines are above: check that the ACME CA reaches $public_host on port 443 (forwarded to $http_port here) and gitea-homelab:acmeDirectory"
+  fi
+  sleep 3
+done
+echo "certificate for $public_host renewed, valid until $(openssl x509 -in "$tmp/served.pem" -noout -enddate | cut -d= -f2)"
 `,
   );
 }

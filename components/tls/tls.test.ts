@@ -82,8 +82,13 @@ describe("a certificate the owner gives, checked before any SSH session", () => 
 
 describe("Gitea's TLS settings and its health check", () => {
   it("always sets PROTOCOL (Gitea's image never removes a key), and mounts the certificate only with TLS", () => {
-    expect(giteaTlsEnvironment("off")).toEqual({ GITEA__server__PROTOCOL: "http" });
-    expect(giteaTlsEnvironment("own-ca")).toEqual({ GITEA__server__PROTOCOL: "https", GITEA__server__CERT_FILE: "/etc/gitea-homelab/tls/cert.pem", GITEA__server__KEY_FILE: "/etc/gitea-homelab/tls/key.pem" });
+    expect(giteaTlsEnvironment({ mode: "off" })).toEqual({ GITEA__server__PROTOCOL: "http", GITEA__server__ENABLE_ACME: "false" });
+    expect(giteaTlsEnvironment({ mode: "own-ca" })).toEqual({
+      GITEA__server__PROTOCOL: "https",
+      GITEA__server__ENABLE_ACME: "false",
+      GITEA__server__CERT_FILE: "/etc/gitea-homelab/tls/cert.pem",
+      GITEA__server__KEY_FILE: "/etc/gitea-homelab/tls/key.pem",
+    });
     expect(tlsVolumeMount("off")).toBeUndefined();
     expect(tlsVolumeMount("given")).toEqual({ name: "gitea-tls", path: "/etc/gitea-homelab/tls", options: "ro,Z,U" });
   });

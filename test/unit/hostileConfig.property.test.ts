@@ -67,10 +67,16 @@ const SERVER_BASE: RawConfig = {
   restoreFrom: "/var/backups/gitea-homelab/gitea-backup-20261127T030000Z-scheduled",
   allowDowngrade: "false",
   tls: "auto",
+  // Used by the acme variant (only warned about under auto).
+  acmeEmail: "certs@example.com",
+  acmeAcceptTerms: "false",
+  acmeDirectory: "https://acme.example.com/directory",
   // Gitea settings (the \`gitea\` object): each path a value of its own here.
   "gitea.APP_NAME": "Home forge",
   "gitea.ui.meta.DESCRIPTION": "A forge at home",
 };
+/** The acme variant: Gitea gets its certificate by ACME, so the acme keys reach its unit. */
+const ACME_BASE: RawConfig = { ...SERVER_BASE, tls: "acme", acmeAcceptTerms: "true" };
 const SERVER_SECRETS: Partial<Record<SecretKey, string>> = { adminPassword: "correct horse battery", privateKey: PRIVATE_KEY };
 
 const WSL_BASE: RawConfig = {
@@ -393,22 +399,24 @@ describe("hostile values in every string config key", () => {
     const plain: Record<string, Record<string, string>> = {};
     for (const platform of ["fedora", "alpine"] as const) plain[platform] = exercise(await renderServer(SERVER_BASE, SERVER_SECRETS, platform), `plain ${platform}`);
     plain.service = exercise(await renderServer({ ...SERVER_BASE, unitStyle: "service" }, SERVER_SECRETS, "debian"), "plain service");
+    plain.acme = exercise(await renderServer(ACME_BASE, SERVER_SECRETS, "fedora"), "plain acme");
     await fc.assert(
-      fc.asyncProperty(hostileConfig(SERVER_BASE, SERVER_SECRETS, canary()), fc.constantFrom("fedora", "alpine", "service"), async (hostile, variant) => {
-        // The unit style is a choice of the variant, not a hostile value here.
+      fc.asyncProperty(hostileConfig(SERVER_BASE, SERVER_SECRETS, canary()), fc.constantFrom("fedora", "alpine", "service", "acme"), async (hostile, variant) => {
+        // The unit style and the tls mode are choices of the variant, not hostile values here.
         delete hostile.unitStyle;
-        const { raw, secrets } = keepAccepted(SERVER_BASE, SERVER_SECRETS, hostile, validateServer);
+        if (variant === "acme") delete hostile.tls;
+        const { raw, secrets } = keepAccepted(variant === "acme" ? ACME_BASE : SERVER_BASE, SERVER_SECRETS, hostile, validateServer);
         if (variant === "service") raw.unitStyle = "service";
         // On OpenRC the schedule is one of cron's periodic names, checked at preview (alpineStack.test.ts).
         if (variant === "alpine" && !["hourly", "daily", "weekly", "monthly", "off"].includes(raw.backupSchedule ?? "")) raw.backupSchedule = "weekly";
         expect(validateServer(raw, secrets), "values accepted one by one are accepted together").toEqual([]);
-        const rendered = await renderServer(raw, secrets, variant === "service" ? "debian" : variant);
+        const rendered = await renderServer(raw, secrets, variant === "service" ? "debian" : variant === "acme" ? "fedora" : variant);
         const installed = exercise(rendered, `server ${variant} ${JSON.stringify(hostile)}`);
         expectFilesKeepShape(installed, plain[variant]);
         const { settings } = validateServerRaw(raw);
         expectExactEnvironment(installed, {
           ...giteaEnvironment({ publicHost: settings.publicHost, rootUrl: settings.rootUrl, sshPort: settings.sshPort, database: settings.database }),
-          ...giteaTlsEnvironment(settings.tls.mode),
+          ...giteaTlsEnvironment(settings.tls),
           ...settingsEnvironment(defaultsNotOverridden(settings.gitea.settings)),
           ...settingsEnvironment([recordSetting([...DEFAULT_SETTINGS, ...settings.gitea.settings])]),
           ...settingsEnvironment(settings.gitea.settings),
@@ -419,12 +427,14 @@ describe("hostile values in every string config key", () => {
         numRuns: RUNS,
         endOnFailure: true,
         // Values that pass validation, so every run exercises the accepted path on each unit style.
-        examples: (["fedora", "alpine", "service"] as const).map((variant): [Record<string, string>, typeof variant] => [
+        examples: (["fedora", "alpine", "service", "acme"] as const).map((variant): [Record<string, string>, typeof variant] => [
           {
             ...(SERVER_BASE as Record<string, string>),
             ...(SERVER_SECRETS as Record<string, string>),
             rootUrl: "https://git.example.com/$(gh_canary)/;gh_canary;/%h/$HOME/${PATH}/'q'/",
             adminEmail: "ops`gh_canary`$USER'x&y|z@example.com",
+            acmeEmail: "certs`gh_canary`${HOME}'x%h@example.com",
+            acmeDirectory: "https://acme.example.com/$(gh_canary)/;gh_canary;/%h/$HOME/directory",
             adminPassword: `p4ss'$(gh_canary)"\`gh_canary\`;`,
             "gitea.ui.meta.DESCRIPTION": "$(gh_canary) `gh_canary` ;gh_canary; %h %% $HOME ${PATH} 'q' \"q\" # ; \\",
           },

@@ -145,3 +145,50 @@ describe("the wsl stack trusts the server's CA", () => {
     expect(error?.message).toContain("gitea-homelab:caCertificate: must be a PEM certificate");
   });
 });
+
+describe("tls acme: Gitea gets its certificate from an ACME CA", () => {
+  const ACME = { publicHost: "git.example.com", tls: "acme", acmeEmail: "certs@example.com", acmeAcceptTerms: "true" };
+  let run: ProgramRun;
+  beforeAll(async () => {
+    run = await server(ACME);
+  }, 60_000);
+
+  it("turns on Gitea's ACME with the account, the directory and an unprivileged challenge port, and no certificate files", () => {
+    const unit = run.byName("gitea-service-unit").inputs.create as string;
+    expect(unit).toContain('Environment="GITEA__server__PROTOCOL=https"');
+    expect(unit).toContain('Environment="GITEA__server__ENABLE_ACME=true"');
+    expect(unit).toContain('Environment="GITEA__server__ACME_EMAIL=certs@example.com"');
+    expect(unit).toContain('Environment="GITEA__server__ACME_URL=https://acme-v02.api.letsencrypt.org/directory"');
+    expect(unit).toContain('Environment="GITEA__server__PORT_TO_REDIRECT=3080"');
+    expect(unit).not.toContain("CERT_FILE");
+    expect(unit).not.toContain("3080:");
+  });
+
+  it("opens the firewall before Gitea starts, waits for health over https with the host's roots, and checks the served certificate after", () => {
+    // The firewall's port before Gitea's image is even loaded (the default opens it once Gitea runs).
+    const firewall = run.byName("gitea-http");
+    expect(run.byName("gitea-image").dependencies.some((urn) => urn.endsWith("::gitea-http") || urn.includes("gitea-http-"))).toBe(true);
+    const health = run.byName("gitea-health").inputs.create as string;
+    expect(health).toMatch(/health_url='\\''https:\/\/git\.example\.com:4111\/api\/healthz'/);
+    expect(health).toMatch(/health_ca='\\'''\\''/);
+    const check = run.byName("gitea-acme-certificate");
+    expect(check.inputs.create).toMatch(/served_certificate/);
+    expect(firewall).toBeDefined();
+    expect(run.resources.map((r) => r.name)).not.toContain("gitea-https-certificate-tool");
+  });
+
+  it("exports the mode and no CA of its own", async () => {
+    expect(await run.value(run.outputs.tls)).toBe("acme");
+    expect(Object.keys(run.outputs)).not.toContain("caCertificate");
+  });
+
+  it("refuses an IP publicHost, a missing e-mail, terms not agreed to and an http directory, naming each key, before anything runs", async () => {
+    const { run: refused, error } = await runExpectingError({ ...BASE, port: String(sshd.port), tls: "acme", acmeDirectory: "http://acme.example.com/dir" }, program);
+    expect(refused.resources).toEqual([]);
+    const err = error?.message ?? "";
+    expect(err).toMatch(/gitea-homelab:publicHost: is the IP address 127\.0\.0\.1, but tls acme needs a DNS name/);
+    expect(err).toMatch(/gitea-homelab:acmeEmail: /);
+    expect(err).toMatch(/gitea-homelab:acmeAcceptTerms: must be true for tls acme/);
+    expect(err).toMatch(/gitea-homelab:acmeDirectory: must be an https:\/\/ URL/);
+  });
+});
