@@ -68,6 +68,11 @@ build_pulumi() { # the CLI and, beside it where the CLI looks, its Node.js langu
 	echo "$version" >"$out/pulumi.version"
 }
 
+build_pebble() { # Let's Encrypt's ACME test server, for the tls acme end-to-end test (not in the default set)
+	cd "$here/pebble"
+	CGO_ENABLED=0 go build -trimpath -o "$out/pebble" -ldflags "-s -w" github.com/letsencrypt/pebble/v2/cmd/pebble
+}
+
 names=("$@")
 ((${#names[@]} > 0)) || names=(gitea gitea-runner gitea-previous pulumi)
 mkdir -p "$out"
@@ -78,8 +83,9 @@ for name in "${names[@]}"; do
 		gitea | gitea-previous) build_gitea "$name" ;;
 		gitea-runner) build_gitea_runner ;;
 		pulumi) build_pulumi ;;
+		pebble) build_pebble ;;
 		*)
-			log "unknown tool '$name' (known: gitea gitea-runner gitea-previous pulumi)"
+			log "unknown tool '$name' (known: gitea gitea-runner gitea-previous pulumi pebble)"
 			exit 2
 			;;
 	esac

@@ -23,7 +23,7 @@ const COMMAND = "command:remote:Command";
 /** Config keys whose values are secrets: set with --secret, through stdin. */
 const SECRET_KEYS = new Set(["privateKey", "adminPassword", "registrationToken", "tlsKey"]);
 /** PEM files the README sets through stdin (`pulumi config set KEY < file`), in plain text. */
-const FILE_KEYS = new Set(["tlsCertificate", "caCertificate"]);
+const FILE_KEYS = new Set(["tlsCertificate", "caCertificate", "acmeCaRoot"]);
 /** Gitea settings that hold a password (`gitea.mailer.PASSWD`) are set with --secret too. */
 const isSecretKey = (key: string) => SECRET_KEYS.has(key) || /^gitea\..*\.PASSWD$/.test(key);
 
