@@ -12,7 +12,7 @@ import { ScriptSandbox } from "../helpers/scriptSandbox";
 import { renderRootlessUserDeleteScript, renderRootlessUserScript } from "../../components/rootlessUser/render";
 import { renderUnitInstallScript, renderUnitRemoveScript } from "../../components/giteaService/render";
 import { renderKeysDeleteScript, renderKeysScript } from "../../components/keys/render";
-import { healthTarget, renderGivenCertificateScript, renderOwnCaInstallScript, renderTlsDeleteScript, renderTlsTool, TlsSpec } from "../../components/tls/render";
+import { healthTarget, renderAcmeCheckScript, renderAcmeSetupScript, renderGivenCertificateScript, renderOwnCaInstallScript, renderTlsDeleteScript, renderTlsTool, TlsSpec } from "../../components/tls/render";
 import {
   BackupInstallSpec,
   backupToolPath,
@@ -61,6 +61,10 @@ const SCRIPTS: Record<string, string> = {
   tlsGivenOpenrc: renderGivenCertificateScript(TLS_OPENRC),
   tlsDelete: renderTlsDeleteScript(TLS, true),
   tlsDeleteOpenrc: renderTlsDeleteScript(TLS_OPENRC, false),
+  tlsAcmeSetup: renderAcmeSetupScript(TLS),
+  tlsAcmeSetupOpenrc: renderAcmeSetupScript(TLS_OPENRC),
+  tlsAcmeCheck: renderAcmeCheckScript({ ...TLS, httpPort: 4111, logFile: "/var/log/gitea-homelab/gitea.log", timeoutSeconds: 600 }),
+  tlsAcmeCheckOpenrc: renderAcmeCheckScript({ ...TLS_OPENRC, publicHost: "git.example.com", httpPort: 443, logFile: "/var/log/gitea-homelab/gitea.log", timeoutSeconds: 600 }),
   portOpen: renderOpenPortScript({ port: 4111, protocol: "tcp" }),
   portClose: renderClosePortScript({ port: 4111, protocol: "tcp", zone: "FedoraServer" }),
 };

@@ -1,7 +1,7 @@
 import { readFileSync } from "fs";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { SERVER_DEFAULTS, SERVER_KEYS, validateServerConfig } from "../../stacks/serverConfig";
+import { RawTls, SERVER_DEFAULTS, SERVER_KEYS, validateServerConfig } from "../../stacks/serverConfig";
 import { resolveRole } from "../../program";
 import { validateWslConfig } from "../../stacks/wslConfig";
 
@@ -124,6 +124,32 @@ describe("tls: HTTPS by default, off behind a reverse proxy or by choice", () =>
     expect(garbage.problems).toEqual([expect.stringMatching(/^gitea-homelab:tlsCertificate: must be a PEM certificate/)]);
     // Set while another mode is chosen: ignored, and said.
     expect(validateServerConfig(MINIMAL, undefined, { certificate: "x" }).warnings).toEqual(expect.arrayContaining([expect.stringMatching(/^gitea-homelab:tls: is own-ca: gitea-homelab:tlsCertificate and tlsKey are used only when tls is given/)]));
+  });
+});
+
+describe("tls acme: an ACME CA that checks publicHost on port 443, forwarded to httpPort", () => {
+  const ACME = { tls: "acme", publicHost: "git.example.com", acmeEmail: "certs@example.com", acmeAcceptTerms: "true" };
+  const check = (raw: Record<string, string>, tls: RawTls = {}) => validateServerConfig({ ...MINIMAL, ...ACME, ...raw }, undefined, tls);
+
+  it("takes Let's Encrypt by default, and a rootUrl on 443 of publicHost as a forward, not a proxy", () => {
+    const { settings, problems } = check({ rootUrl: "https://git.example.com/" });
+    expect(problems).toEqual([]);
+    expect(settings.tls).toEqual({ mode: "acme", givenChain: undefined, acme: { email: "certs@example.com", directory: "https://acme-v02.api.letsencrypt.org/directory", caRoot: undefined } });
+    expect(settings.rootUrl).toBe("https://git.example.com/");
+    expect(settings.rootUrlNote).toBe("ROOT_URL https://git.example.com/: the router or firewall is expected to forward its port to 4111 on this host");
+    expect(check({}).settings.rootUrl).toBe("https://git.example.com:4111/");
+  });
+
+  it("refuses a rootUrl naming another host, and an acmeCaRoot that is not PEM, naming the keys", () => {
+    expect(check({ rootUrl: "https://proxy.example.com/" }).problems).toEqual([expect.stringMatching(/^gitea-homelab:rootUrl: names proxy\.example\.com over https, but tls acme gets Gitea a certificate for git\.example\.com/)]);
+    expect(check({}, { acmeCaRoot: "not a certificate" }).problems).toEqual([expect.stringMatching(/^gitea-homelab:acmeCaRoot: must be a PEM certificate .*the root the ACME CA's own HTTPS certificate chains to/)]);
+    expect(check({ acmeAcceptTerms: "yes" }).problems).toEqual(["gitea-homelab:acmeAcceptTerms: must be true or false, got \"yes\""]);
+  });
+
+  it("warns, naming them, when the acme keys are set under another mode", () => {
+    const { warnings, problems } = validateServerConfig({ ...MINIMAL, acmeEmail: "certs@example.com" }, undefined, { acmeCaRoot: "x" });
+    expect(problems).toEqual([]);
+    expect(warnings).toEqual(expect.arrayContaining(["gitea-homelab:tls: is own-ca: gitea-homelab:acmeEmail, acmeCaRoot are used only when tls is acme"]));
   });
 });
 
