@@ -5,11 +5,12 @@
  * is a stand-in, logged; `date` can be moved on to see a certificate later in its life.
  */
 import { ChildProcess, execFileSync, spawn, spawnSync } from "child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "fs";
 import { createServer } from "net";
 import { tmpdir } from "os";
 import { join } from "path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { rootStubs } from "../../test/helpers/rootStubs";
 import { acmeCaRootDigest, acmeServedDrift, acmeSetupDrift } from "./drift";
 import { AcmeSpec, giteaTlsEnvironment, healthTarget, renderAcmeCheckScript, renderAcmeSetupScript, servedPaths, tlsToolPath } from "./render";
 
@@ -58,21 +59,11 @@ describe("the acme scripts, run with the real openssl", () => {
     home = join(dir, "home");
     served = join(home, servedPaths().dir);
     mkdirSync(served, { recursive: true });
-    const bin = join(dir, "bin");
-    mkdirSync(bin);
-    const stub = (name: string, body: string) => {
-      writeFileSync(join(bin, name), `#!/bin/bash\necho "${name} $*" >>"${dir}/log"\n${body}\n`);
-      chmodSync(join(bin, name), 0o755);
-    };
-    stub("id", `case $1 in -gn) echo rootless ;; *) echo 1000 ;; esac`);
-    stub("getent", `echo "rootless:x:1000:1000::${home}:/bin/bash"`);
-    stub("runuser", `while [[ $1 != -- ]]; do shift; done; shift; exec "$@"`);
-    stub("systemctl", `exit 0`);
-    stub("journalctl", `echo "level=error msg=\\"could not get certificate from issuer\\" challenge_type=tls-alpn-01"`);
-    stub("install", `args=(); while (($#)); do case $1 in -o|-g) shift 2 ;; *) args+=("$1"); shift ;; esac; done; exec /usr/bin/install "\${args[@]}"`);
-    // The host's clock, moved on by GH_DAYS_ON days for "now" (dates the script converts stay real).
-    writeFileSync(join(bin, "date"), `#!/bin/bash\nif [[ $* == "-u +%s" || $* == "+%s" ]]; then echo $(( $(/usr/bin/date -u +%s) + \${GH_DAYS_ON:-0} * ${DAY_SECONDS} )); else exec /usr/bin/date "$@"; fi\n`);
-    chmodSync(join(bin, "date"), 0o755);
+    rootStubs(dir, home, {
+      journalctl: `echo "level=error msg=\\"could not get certificate from issuer\\" challenge_type=tls-alpn-01"`,
+      // The host's clock, moved on by GH_DAYS_ON days for "now" (dates the script converts stay real).
+      date: `if [[ $* == "-u +%s" || $* == "+%s" ]]; then echo $(( $(/usr/bin/date -u +%s) + \${GH_DAYS_ON:-0} * ${DAY_SECONDS} )); else exec /usr/bin/date "$@"; fi`,
+    });
     openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "3650", "-subj", "/CN=Test ACME CA", "-keyout", join(dir, "ca.key"), "-out", join(dir, "ca.crt"));
   });
   afterEach(() => {

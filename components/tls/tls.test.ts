@@ -1,8 +1,9 @@
 import { execFileSync, spawnSync } from "child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "fs";
 import { tmpdir } from "os";
 import { join } from "path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { rootStubs } from "../../test/helpers/rootStubs";
 import { checkGivenCertificate, firstCertificate } from "./certificate";
 import { givenChainDigest, givenDrift, ownCaDrift } from "./drift";
 import { CA_DIR, giteaTlsEnvironment, healthTarget, renderGivenCertificateScript, renderTlsTool, servedPaths, TlsSpec, tlsVolumeMount } from "./render";
@@ -116,18 +117,7 @@ describe("the certificate scripts, run with the real openssl", () => {
     home = join(dir, "home");
     served = join(home, servedPaths().dir);
     mkdirSync(served, { recursive: true });
-    const bin = join(dir, "bin");
-    mkdirSync(bin);
-    const stub = (name: string, body: string) => {
-      writeFileSync(join(bin, name), `#!/bin/bash\necho "${name} $*" >>"${dir}/log"\n${body}\n`);
-      chmodSync(join(bin, name), 0o755);
-    };
-    stub("id", `case $1 in -gn) echo rootless ;; *) echo 1000 ;; esac`);
-    stub("getent", `echo "rootless:x:1000:1000::${home}:/bin/bash"`);
-    stub("runuser", `while [[ $1 != -- ]]; do shift; done; shift; exec "$@"`);
-    stub("systemctl", `[[ " $* " == *" is-active "* ]] && exit 0; exit 0`);
-    // install without -o/-g (no root needed): the rest is the real one.
-    stub("install", `args=(); while (($#)); do case $1 in -o|-g) shift 2 ;; *) args+=("$1"); shift ;; esac; done; exec /usr/bin/install "\${args[@]}"`);
+    rootStubs(dir, home);
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
