@@ -81,4 +81,39 @@ describe("health wait", () => {
     expect(run.status).not.toBe(0);
     expect(run.stderr).toContain("Gitea did not become healthy within 2 seconds (gitea-homelab:healthTimeoutSeconds)");
   });
+
+  it("with ACME, quotes the certificate Gitea could not obtain, and counts those exits on OpenRC", () => {
+    // Seen on the VM: the ACME CA unreachable ends Gitea's web server with an [E] line, not [F].
+    const acmeFailure = `2026/12/06 13:53:40 cmd/web.go:378:listen() [E] Failed to start server: gitea.test: obtaining certificate: [gitea.test] Obtain: registering account [mailto:certs@gitea.test] with server: provisioning client: performing request: Get "https://host.containers.internal:14000/dir": dial tcp 169.254.1.2:14000: connect: network is unreachable`;
+    box.override("curl", "echo 000");
+    box.override("systemctl", `case "$*" in *is-failed*) exit 0 ;; esac`);
+    box.override("journalctl", `printf '%s\\n' ${JSON.stringify(acmeFailure)}`);
+    const systemd = box.runBash(renderHealthScript({ ...SYSTEMD, health: { url: "https://gitea.test:4111/api/healthz", caFile: "" } }));
+    expect(systemd.status).not.toBe(0);
+    expect(systemd.stderr).toMatch(/Gitea keeps exiting and being started again.*: .*Failed to start server: gitea\.test: obtaining certificate/);
+
+    const log = `${box.dir}/tmp/gitea-acme.log`;
+    box.override("curl", `printf '%s\\n' ${JSON.stringify(acmeFailure)} >>${JSON.stringify(log)}; echo 000`);
+    const openrc = box.runBash(renderHealthScript({ ...SYSTEMD, init: "openrc", logFile: log }));
+    expect(openrc.stderr).toContain("Gitea keeps exiting");
+    expect(openrc.stderr).not.toContain("did not become healthy within");
+  });
+
+  it("restarts a Gitea whose web server did not start (it goes on running without one), then stops with its line", () => {
+    const acmeFailure = "2026/12/06 13:53:40 cmd/web.go:378:listen() [E] Failed to start server: gitea.test: obtaining certificate: no route";
+    // The first failure comes once the wait has begun (its first request).
+    box.override("curl", ': >"$GH_SANDBOX/tmp/begun"; echo 000');
+    // Runs on (never failed, never restarted by systemd); each restart logs one more failure.
+    box.override("systemctl", `case "$*" in
+  *is-failed*) exit 1 ;;
+  *NRestarts*) echo 0 ;;
+  *" restart "*) n=$(cat "$GH_SANDBOX/tmp/restarted" 2>/dev/null || echo 0); echo $((n + 1)) >"$GH_SANDBOX/tmp/restarted" ;;
+esac`);
+    box.override("journalctl", `[[ -e $GH_SANDBOX/tmp/begun ]] || exit 0; n=$(cat "$GH_SANDBOX/tmp/restarted" 2>/dev/null || echo 0); for ((i = 0; i <= n; i++)); do printf '%s\\n' ${JSON.stringify(acmeFailure)}; done`);
+    const run = box.runBash(renderHealthScript({ ...SYSTEMD, health: { url: "https://gitea.test:4111/api/healthz", caFile: "" } }));
+    expect(run.status).not.toBe(0);
+    expect(run.stderr).toContain("Gitea's web server did not start; restarting Gitea");
+    expect(run.stderr).toMatch(/Gitea keeps exiting and being started again.*Failed to start server: gitea\.test: obtaining certificate/);
+    expect(box.runBash('cat "$GH_SANDBOX/tmp/restarted"').stdout.trim()).toBe(String(HEALTH_MAX_RESTARTS - 1));
+  });
 });

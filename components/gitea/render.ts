@@ -118,6 +118,9 @@ export function renderHealthScript(s: HealthSpec): string {
     sh`
 health_home=$(home_of "$user") || die "user $user does not exist"
 ${HEALTHY_FUNCTION}
+# Gitea whose web server failed to start (with ACME: no certificate) goes on running without
+# it, so nothing starts it again: this wait restarts it, and counts those failures as restarts.
+web_failures() { new_log_lines | grep -c 'Failed to start server' || true; }
 # How often the service was started again after it exited. systemd counts it; on OpenRC,
 # supervise-daemon does not say, so Gitea's fatal lines in the service's log count instead.
 restarts() {
@@ -125,10 +128,18 @@ restarts() {
   if [[ $init == systemd ]]; then
     count=$(userctl "$user" show --property=NRestarts --value "$service" 2>/dev/null) || count=0
     [[ $count =~ ^[0-9]+$ ]] || count=0
-    echo "$count"
+    echo "$((count + $(web_failures)))"
   else
-    new_log_lines | grep -c -e '\[F\]' -e 'level=fatal' || true
+    new_log_lines | grep -c -e '\[F\]' -e 'level=fatal' -e 'Failed to start server' || true
   fi
+}
+restart_after_web_failure() {
+  local seen
+  seen=$(web_failures)
+  ((seen > web_failures_seen)) || return 0
+  web_failures_seen=$seen
+  echo "Gitea's web server did not start; restarting Gitea" >&2
+  if [[ $init == systemd ]]; then userctl "$user" restart "$service" || true; else rc-service "$service" restart >/dev/null 2>&1 || true; fi
 }
 log_size() { if [[ -f $log_file ]]; then stat -c %s "$log_file"; else echo 0; fi; }
 # What the service logged since the wait began.
@@ -144,6 +155,7 @@ gave_up() { [[ $init == systemd ]] && userctl "$user" is-failed --quiet "$servic
 
 wait_started=$(date +%s)
 log_offset=$(log_size)
+web_failures_seen=0
 restarts_before=$(restarts)
 outcome=timeout
 deadline=$((SECONDS + timeout)) waited_from=$SECONDS
@@ -156,6 +168,7 @@ while :; do
     outcome=exiting
     break
   fi
+  restart_after_web_failure
   ((SECONDS < deadline)) || break
   sleep 2
 done
@@ -168,7 +181,8 @@ if [[ $outcome != healthy ]]; then
     tail -n 40 "$log_file" >&2 || true
   fi
   if [[ $outcome == exiting ]]; then
-    fatal=$(new_log_lines | grep -e '\[F\]' -e 'level=fatal' -e '^Error:' | tail -n 1) || true
+    # Gitea's fatal lines; with ACME, a certificate it could not obtain ends its web server with an [E] line.
+    fatal=$(new_log_lines | grep -e '\[F\]' -e 'level=fatal' -e '^Error:' -e 'Failed to start server' | tail -n 1) || true
     reason="Gitea keeps exiting and being started again, so it will not become healthy (stopped waiting after $((SECONDS - waited_from)) seconds): \${fatal:-see the journal lines above}"
   else
     reason="Gitea did not become healthy within $timeout seconds (gitea-homelab:healthTimeoutSeconds)"

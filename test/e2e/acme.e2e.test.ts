@@ -88,6 +88,9 @@ describe.runIf(rundir)("tls acme: a certificate Gitea gets from an ACME CA (pebb
       `systemd-run --quiet --unit=${PEBBLE_UNIT} --setenv=PEBBLE_VA_NOSLEEP=1 --setenv=PEBBLE_WFE_NONCEREJECT=0 ${PEBBLE} -config ${PEBBLE_DIR}/config.json && ` +
         `for i in $(seq 60); do curl -sf --cacert ${PEBBLE_DIR}/root.pem -o /dev/null https://localhost:14000/dir && break; sleep 1; done`,
     );
+    // The VM has no default route (it reaches nothing outside); a server an ACME CA reaches has
+    // one, and only through it does pasta route a container's host.containers.internal to the host.
+    await vm.root("ip route show default | grep -q . || ip route add default via 10.0.2.2 dev eth0");
     // The VM trusts pebble's issuing root, as a host trusts Let's Encrypt's: the health wait verifies with the system's roots.
     await vm.root(`curl -sf --cacert ${PEBBLE_DIR}/root.pem https://localhost:15000/roots/0 >/usr/local/share/ca-certificates/pebble-acme-test.crt && update-ca-certificates >/dev/null 2>&1`);
 
@@ -110,7 +113,7 @@ describe.runIf(rundir)("tls acme: a certificate Gitea gets from an ACME CA (pebb
     if (clockMoved) await vm?.root(`date -s '-${CLOCK_JUMP_DAYS} days' >/dev/null`).catch(() => undefined);
     await server?.destroy().catch(() => undefined);
     await vm
-      ?.root(`systemctl kill -s CONT ${PEBBLE_UNIT} 2>/dev/null; systemctl stop ${PEBBLE_UNIT} 2>/dev/null; rm -rf ${PEBBLE_DIR} ${PEBBLE} /usr/local/share/ca-certificates/pebble-acme-test.crt; update-ca-certificates --fresh >/dev/null 2>&1`)
+      ?.root(`ip route del default via 10.0.2.2 dev eth0 2>/dev/null; systemctl kill -s CONT ${PEBBLE_UNIT} 2>/dev/null; systemctl stop ${PEBBLE_UNIT} 2>/dev/null; rm -rf ${PEBBLE_DIR} ${PEBBLE} /usr/local/share/ca-certificates/pebble-acme-test.crt; update-ca-certificates --fresh >/dev/null 2>&1`)
       .catch(() => undefined);
     if (pkiDir) rmSync(pkiDir, { recursive: true, force: true });
   });
