@@ -153,6 +153,15 @@ export function defaultRootUrl(publicHost: string, httpPort: number, https = fal
   return `${https ? "https" : "http"}://${urlHost(publicHost)}:${httpPort}/`;
 }
 
+/** The host name of URL as URL parsers read it; undefined when it is no URL (a bad publicHost, said under its key). */
+function hostnameOf(url: string): string | undefined {
+  try {
+    return new URL(url).hostname;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Does URL name Gitea's own published address (whatever its scheme), rather than a reverse proxy? */
 function isPublishedAddress(url: URL, publicHost: string, httpPort: number): boolean {
   let published: URL;
@@ -192,7 +201,7 @@ function resolveTls(
   // Gitea compares ROOT_URL with what browsers use; a trailing slash keeps links consistent.
   const rootUrl = url === undefined ? derived : url.href.endsWith("/") ? url.href : `${url.href}/`;
   // acme: the certificate names publicHost, so people use it, often on 443 forwarded to httpPort.
-  const forwarded = mode === "acme" && url !== undefined && !direct && url.protocol === "https:" && url.hostname === new URL(derived).hostname;
+  const forwarded = mode === "acme" && url !== undefined && !direct && url.protocol === "https:" && url.hostname === hostnameOf(derived);
   const note =
     url === undefined || direct
       ? undefined

@@ -146,6 +146,12 @@ describe("tls acme: an ACME CA that checks publicHost on port 443, forwarded to 
     expect(check({ acmeAcceptTerms: "yes" }).problems).toEqual(["gitea-homelab:acmeAcceptTerms: must be true or false, got \"yes\""]);
   });
 
+  it("says a publicHost that is no host name under its key, with a rootUrl, never as a stack trace", () => {
+    // Found by the hostile-value property test: the forward check parsed the derived URL.
+    const { problems } = check({ publicHost: "`gh_canary`oEbDN%u,2Z", rootUrl: "https://git.example.com/" });
+    expect(problems).toEqual(expect.arrayContaining([expect.stringMatching(/^gitea-homelab:publicHost: must be a hostname or IP address/)]));
+  });
+
   it("warns, naming them, when the acme keys are set under another mode", () => {
     const { warnings, problems } = validateServerConfig({ ...MINIMAL, acmeEmail: "certs@example.com" }, undefined, { acmeCaRoot: "x" });
     expect(problems).toEqual([]);
