@@ -138,13 +138,14 @@ export function buildServerStack(settings: ServerSettings, secrets: ServerSecret
     },
     { dependsOn: [keys, backup, ...(tls ? [tls] : []), ...firewallFirst] },
   );
-  if (tlsMode !== "acme") openFirewall([gitea.service]);
   if (tlsMode === "acme") {
     new AcmeCertificate(
       "gitea-acme",
       { host, user: user.username, publicHost: settings.publicHost, httpPort: settings.httpPort, containerName: GITEA_CONTAINER, timeoutSeconds: settings.healthTimeoutSeconds },
       { dependsOn: [gitea] },
     );
+  } else {
+    openFirewall([gitea.service]);
   }
 
   return {

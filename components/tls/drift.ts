@@ -3,7 +3,6 @@
  * RENEW_BEFORE_DAYS, names the host, is the CA's or the one given, matches its key), the CA, and
  * the own-ca tool and its schedule. Never a key's content: only whether it matches.
  */
-import { createHash } from "crypto";
 import { HostCheck } from "../host/checkedCommand";
 import { Facts, ProbeBody } from "../host/probeSession";
 import { fileDigest, sh } from "../render/shell";
@@ -60,9 +59,9 @@ fi
   };
 }
 
-/** The digest the probe prints for the chain as the given script installs it. */
+/** The digest the probe prints for the chain as the given script installs it (it ends in a newline). */
 export function givenChainDigest(chain: string): string {
-  return createHash("sha256").update(chain).digest("hex");
+  return fileDigest(chain);
 }
 
 function certificateDrift(s: TlsSpec, f: Facts): string[] {
@@ -140,7 +139,7 @@ echo "tool=$(file_digest "$tool")"
 
 /** The digest the setup probe prints for the ACME CA's root as configured ("missing" when unset). */
 export function acmeCaRootDigest(caRoot: string | undefined): string {
-  return caRoot === undefined ? "missing" : createHash("sha256").update(caRoot).digest("hex");
+  return caRoot === undefined ? "missing" : fileDigest(caRoot);
 }
 
 export function acmeSetupDrift(s: Pick<TlsSpec, "user">, caRootDigest: string, facts: Facts | undefined): string[] {
@@ -175,7 +174,6 @@ if [[ ! -s $served ]]; then
   echo served=missing
 else
   echo served=yes
-  echo "served_ends=$(openssl x509 -in "$served" -noout -enddate | cut -d= -f2)"
   echo "served_problem=$(served_problem "$served" "$public_host" "$renew_seconds")"
 fi
 rm -f "$served"
