@@ -51,6 +51,16 @@ export class ConfigReader {
     return v === undefined || v === "" ? undefined : v;
   }
 
+  /**
+   * Whether the stack chose KEY's value. The CLI hands a program every `default:` of Pulumi.yaml
+   * as if the stack had set it, so a value equal to the declared default is no choice of the
+   * owner's: a warning about a key "being set" must ask this, never `optional`.
+   */
+  chosen(key: string, declaredDefault: string | number | boolean): boolean {
+    const v = this.optional(key);
+    return v !== undefined && v !== String(declaredDefault);
+  }
+
   problem(key: string, message: string): void {
     this.problems.push(`${PROJECT}:${key}: ${message}`);
   }

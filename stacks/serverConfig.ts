@@ -213,8 +213,10 @@ function resolveTls(
   }
   const acme = mode === "acme" ? readAcme(r, raw, publicHost) : undefined;
   if (mode !== "acme") {
-    const set = ACME_KEYS.filter((k) => r.optional(k) !== undefined);
-    if (set.length > 0 || (raw.acmeCaRoot ?? "").trim() !== "") r.warn("tls", `is ${mode}: gitea-homelab:${[...set, ...((raw.acmeCaRoot ?? "").trim() !== "" ? ["acmeCaRoot"] : [])].join(", ")} are used only when tls is acme`);
+    const declared: Record<(typeof ACME_KEYS)[number], string | boolean> = { acmeEmail: "", acmeAcceptTerms: SERVER_DEFAULTS.acmeAcceptTerms, acmeDirectory: SERVER_DEFAULTS.acmeDirectory };
+    const set = ACME_KEYS.filter((k) => r.chosen(k, declared[k]));
+    const named = [...set, ...((raw.acmeCaRoot ?? "").trim() !== "" ? ["acmeCaRoot"] : [])];
+    if (named.length > 0) r.warn("tls", `is ${mode}: gitea-homelab:${named.join(", ")} ${named.length === 1 ? "is" : "are"} used only when tls is acme`);
   }
 
   let givenChain: string | undefined;

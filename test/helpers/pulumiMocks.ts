@@ -3,7 +3,10 @@
  * engine would see: parent, dependencies, resource options and which inputs are secret. The SDK's
  * `newResource` mock hook gets none of those, so the recorder subclasses its MockMonitor.
  */
+import { readFileSync } from "fs";
+import { join } from "path";
 import * as pulumi from "@pulumi/pulumi";
+import { parse } from "yaml";
 // Internal modules of the SDK, the same ones `setMocks` uses.
 import { MockMonitor } from "@pulumi/pulumi/runtime/mocks";
 // eslint-disable-next-line @typescript-eslint/no-require-imports -- @internal functions, absent from the typings
@@ -109,6 +112,8 @@ export interface RecordedInvoke {
 
 export interface ProgramRun {
   resources: RecordedResource[];
+  /** What the program logged with pulumi.log.warn, in order (the CLI shows each as a warning). */
+  warnings: string[];
   invokes: RecordedInvoke[];
   outputs: Record<string, unknown>;
   /** Resolves an output (or plain value) of the program. */
@@ -116,6 +121,22 @@ export interface ProgramRun {
   isSecret(o: unknown): Promise<boolean>;
   byName(name: string): RecordedResource;
   ofType(type: string): RecordedResource[];
+}
+
+/**
+ * The config the real CLI hands a program before any stack setting: every `default:` of
+ * Pulumi.yaml, as a string (numbers and booleans as text, objects as JSON), exactly as if the
+ * stack had set it (DESIGN.md, seen with CLI 3.276). The SDK's mocks alone apply none of them.
+ */
+export function projectDefaults(): Record<string, string> {
+  const project = parse(readFileSync(join(__dirname, "..", "..", "Pulumi.yaml"), "utf8")) as { config: Record<string, { default?: unknown }> };
+  const defaults: Record<string, string> = {};
+  for (const [key, declared] of Object.entries(project.config)) {
+    if (!("default" in declared)) continue;
+    const value = declared.default;
+    defaults[key] = typeof value === "object" ? JSON.stringify(value) : String(value);
+  }
+  return defaults;
 }
 
 /**
@@ -138,6 +159,8 @@ export async function runWithMocks(
     unknownComputedOutputs?: boolean;
     /** stdout of the drift probe's `command:local:run` (default: a session that found nothing). */
     probeStdout?: (inputs: Record<string, any>) => string;
+    /** false: only `config`, as the SDK's mocks do; default: Pulumi.yaml's defaults under it, as the real CLI does. */
+    projectDefaults?: boolean;
   } = {},
 ): Promise<ProgramRun> {
   const resources: RecordedResource[] = [];
@@ -164,17 +187,32 @@ export async function runWithMocks(
   await pulumi.runtime.setMocks(mocks, "gitea-homelab", stack, opts.preview ?? false);
   // Swap in the recorder without resetting what setMocks enabled (secrets, resource references).
   state.getStore().settings.monitor = new RecordingMonitor(mocks, resources);
-  const prefixed = Object.fromEntries(Object.entries(config).map(([k, v]) => [k.includes(":") ? k : `gitea-homelab:${k}`, v]));
+  const withDefaults = opts.projectDefaults === false ? config : { ...projectDefaults(), ...config };
+  const prefixed = Object.fromEntries(Object.entries(withDefaults).map(([k, v]) => [k.includes(":") ? k : `gitea-homelab:${k}`, v]));
   pulumi.runtime.setAllConfig(prefixed, (opts.secretKeys ?? []).map((k) => (k.includes(":") ? k : `gitea-homelab:${k}`)));
 
-  const outputs = await load();
+  // The SDK's log functions are looked up at each call, so the program's warnings can be kept.
+  const warnings: string[] = [];
+  const log = pulumi.log as { warn: typeof pulumi.log.warn };
+  const warn = log.warn;
+  log.warn = (message: string) => {
+    warnings.push(message);
+    return Promise.resolve();
+  };
+  let outputs: Record<string, unknown>;
+  try {
+    outputs = await load();
+    // `promise(true)` (internal) also resolves an output that is unknown in a preview.
+    await Promise.all(Object.values(outputs).map((o) => (pulumi.output(o as any) as any).promise(true)));
+    await settings.waitForRPCs();
+  } finally {
+    log.warn = warn;
+  }
   const value = <T>(o: unknown) => new Promise<T>((resolve) => pulumi.output(o as any).apply((v: any) => resolve(v as T)));
-  // `promise(true)` (internal) also resolves an output that is unknown in a preview.
-  await Promise.all(Object.values(outputs).map((o) => (pulumi.output(o as any) as any).promise(true)));
-  await settings.waitForRPCs();
 
   return {
     resources,
+    warnings,
     invokes,
     outputs,
     value,
