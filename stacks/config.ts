@@ -297,7 +297,7 @@ export function readConnection(r: ConfigReader): ConnectionSettings {
 /** An e-mail address as Gitea accepts it: RFC 5322 dot-atom characters before the @, a host name after. */
 export const EMAIL = /^(?!.*\.\.)(?!.*\.@)[A-Za-z0-9][A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{0,63}@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
-/** A release version like 0.2.13, v1.0.0 or 1.0.0-rc.1 (it becomes part of a download URL). */
+/** A release version like 1.0.8, v1.0.8 or 1.0.0-rc.1 (it becomes part of a download URL). */
 export const VERSION = /^v?\d+\.\d+\.\d+(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$/;
 
 export interface ImageReference {

@@ -62,7 +62,10 @@ export function buildWslStack(settings: WslSettings, secrets: WslSecrets) {
   const runnerSettings = pulumi.all([instanceUrl, caCertificate]).apply(
     ([url, ca]): RunnerSettings => ({
       binaryPath: settings.binaryPath,
+      ...(settings.replacedBinaryPath === undefined ? {} : { replacedBinaryPath: settings.replacedBinaryPath }),
       source: settings.source,
+      // Fixed names, whatever runnerBinaryName says: a stack that changes the binary (as the
+      // default did, act_runner to gitea-runner) keeps its unit, config and registration.
       configDir: "/etc/act_runner",
       stateDir: "/var/lib/act_runner",
       name: settings.runnerName,

@@ -23,14 +23,18 @@ import {
 } from "./config";
 import { checkCaCertificate } from "../components/tls/certificate";
 
+/**
+ * The runner the defaults name: the one CI builds and runs (gitea.com/gitea/runner, pinned in
+ * tools/gitea-runner/go.mod and built as `gitea-runner` by tools/build.sh).
+ */
 export const WSL_DEFAULTS = {
   serverStack: "organization/gitea-homelab/server",
   runnerName: "wsl-runner",
   runnerLabels: "ubuntu-latest:docker://docker.gitea.com/runner-images:ubuntu-latest",
   runnerCapacity: 1,
   runnerTimeout: "3h",
-  runnerBinaryName: "act_runner",
-  runnerVersion: "0.2.13",
+  runnerBinaryName: "gitea-runner",
+  runnerVersion: "1.0.8",
   runnerInstallDir: "/usr/local/bin",
   registerTimeoutSeconds: 120,
   runnerNetwork: "",
@@ -53,6 +57,13 @@ export const WSL_KEYS = [
   "registerTimeoutSeconds",
   "runnerNetwork",
 ] as const;
+
+/**
+ * The defaults before the runner's rename (gitea.com/gitea/act_runner, 0.x): a stack that set
+ * them keeps that runner; one that took them gets the new defaults, and its install removes the
+ * `act_runner` binary the unit ran (RunnerSettings.replacedBinaryPath).
+ */
+export const RUNNER_BEFORE_RENAME = { binaryName: "act_runner", version: "0.2.13" } as const;
 
 /** What to do when systemd is not PID 1 inside WSL: nothing inside the VM can fix that. */
 export const WSL_SYSTEMD_ADVICE =
@@ -80,8 +91,35 @@ function sha256Hint(raw: string): string {
     : "";
 }
 
+/**
+ * Where Gitea publishes a runner release: the runner's release config (.goreleaser.yaml of
+ * gitea.com/gitea/runner v1.0.8) uploads `gitea-runner/VERSION/gitea-runner-VERSION-linux-amd64`
+ * (and a `.sha256` beside it) to dl.gitea.com, the layout act_runner's releases had under
+ * `act_runner/`. VERSION is the tag without its `v` (goreleaser's .Version).
+ */
 export function defaultRunnerUrl(binaryName: string, version: string): string {
-  return `https://dl.gitea.com/${binaryName}/${version}/${binaryName}-${version}-linux-amd64`;
+  const v = version.replace(/^v/, "");
+  return `https://dl.gitea.com/${binaryName}/${v}/${binaryName}-${v}-linux-amd64`;
+}
+
+/**
+ * The default URL of a name and version that were never released together: gitea-runner's
+ * releases are 1.x (the rename came with 1.0.0), act_runner's are 0.x. A stack that set only
+ * runnerVersion 0.2.13 (as Pulumi.wsl.yaml once showed) while runnerBinaryName's default became
+ * gitea-runner meets this; so does one that set only runnerBinaryName act_runner. A warning at
+ * preview, before the download fails: not a problem, since each key's value is valid alone.
+ */
+function runnerReleaseMismatch(binaryName: string, version: string): string | undefined {
+  const major = Number(/^v?(\d+)\./.exec(version)?.[1]);
+  const renamed = WSL_DEFAULTS.runnerBinaryName;
+  const old = RUNNER_BEFORE_RENAME.binaryName;
+  if (binaryName === renamed && major === 0) {
+    return `${shown(version)} is a release of ${old}, from before the runner's rename to ${renamed} (whose releases are 1.x): the default URL ${defaultRunnerUrl(binaryName, version)} names no release, and the download will fail; to keep that runner set gitea-homelab:runnerBinaryName to ${old}, for the current one runnerVersion to ${WSL_DEFAULTS.runnerVersion} with its runnerSha256`;
+  }
+  if (binaryName === old && major >= 1) {
+    return `${shown(version)} is a release of ${renamed} (the runner's name since 1.0.0), not of ${old} (0.x): the default URL ${defaultRunnerUrl(binaryName, version)} names no release, and the download will fail; set gitea-homelab:runnerBinaryName to ${renamed}, or runnerVersion to ${RUNNER_BEFORE_RENAME.version} to keep ${old}`;
+  }
+  return undefined;
 }
 
 export interface WslSettings {
@@ -95,9 +133,11 @@ export interface WslSettings {
   binaryName: string;
   version: string;
   binaryPath: string;
+  /** The binary the old default name put beside it (RUNNER_BEFORE_RENAME), when binaryPath is another. */
+  replacedBinaryPath?: string;
   source: { url: string; sha256: string } | { sourcePath: string };
   registerTimeoutSeconds: number;
-  /** act_runner's container.network: "" (Podman's default), host, or a network's name. */
+  /** The runner's container.network: "" (Podman's default), host, or a network's name. */
   network: string;
   /** config caCertificate: the CA of Gitea's certificate; with a server stack, its caCertificate output otherwise. */
   caCertificate?: string;
@@ -136,7 +176,7 @@ export function validateWslConfig(raw: RawConfig, rawCaCertificate?: string): { 
   const capacity = r.int("runnerCapacity", d.runnerCapacity, 1, 64);
   const timeout = r.matching("runnerTimeout", r.string("runnerTimeout", d.runnerTimeout), /^(\d+h)?(\d+m)?(\d+s)?$/, 'a duration like "3h" or "90m"');
   const binaryName = r.matching("runnerBinaryName", r.string("runnerBinaryName", d.runnerBinaryName), /^[A-Za-z0-9][A-Za-z0-9._-]*$/, "a file name (letters, digits, . _ -, not starting with . or -)");
-  const version = r.matching("runnerVersion", r.string("runnerVersion", d.runnerVersion), VERSION, "a release version like 0.2.13 or v1.0.0");
+  const version = r.matching("runnerVersion", r.string("runnerVersion", d.runnerVersion), VERSION, "a release version like 1.0.8 or v1.0.8");
   const installDir = r.absolutePath("runnerInstallDir", r.string("runnerInstallDir", d.runnerInstallDir), "the directory the runner binary is installed to");
 
   const sourcePath = r.optional("runnerSourcePath");
@@ -149,6 +189,8 @@ export function validateWslConfig(raw: RawConfig, rawCaCertificate?: string): { 
     // Normalised (spaces percent-encoded, host lower-cased) so curl gets a well-formed URL.
     const parsed = explicitUrl === undefined ? undefined : r.httpUrl("runnerUrl", explicitUrl, { base: false, example: defaultRunnerUrl(d.runnerBinaryName, d.runnerVersion) });
     const url = parsed?.href ?? explicitUrl ?? defaultRunnerUrl(binaryName, version);
+    const mismatch = explicitUrl === undefined ? runnerReleaseMismatch(binaryName, version) : undefined;
+    if (mismatch) r.warn("runnerVersion", mismatch);
     const rawSha256 = r.optional("runnerSha256") ?? "";
     const sha256 = rawSha256.toLowerCase();
     if (!/^[0-9a-f]{64}$/.test(sha256)) {
@@ -168,8 +210,26 @@ export function validateWslConfig(raw: RawConfig, rawCaCertificate?: string): { 
     else caCertificate = checked.certificate;
   }
 
+  const binaryDir = installDir.replace(/\/$/, "");
+  const binaryPath = `${binaryDir}/${binaryName}`;
+  const oldBinaryPath = `${binaryDir}/${RUNNER_BEFORE_RENAME.binaryName}`;
   return {
-    settings: { connection, instance, runnerName, labels, capacity, timeout, binaryName, version, binaryPath: `${installDir.replace(/\/$/, "")}/${binaryName}`, source, registerTimeoutSeconds, network, caCertificate },
+    settings: {
+      connection,
+      instance,
+      runnerName,
+      labels,
+      capacity,
+      timeout,
+      binaryName,
+      version,
+      binaryPath,
+      ...(binaryPath === oldBinaryPath ? {} : { replacedBinaryPath: oldBinaryPath }),
+      source,
+      registerTimeoutSeconds,
+      network,
+      caCertificate,
+    },
     problems: r.problems,
     warnings: r.warnings,
   };

@@ -1,9 +1,11 @@
 /** The backup tool and its schedule, their probe and comparison; the probe also reads when the last backup was made. */
 import { HostCheck } from "../host/checkedCommand";
+import { PROJECT } from "../host/configError";
+import type { HostVerification } from "../host/host";
 import { Platform } from "../host/platform";
 import { Facts, ProbeBody } from "../host/probeSession";
 import { fileDigest, sh } from "../render/shell";
-import { BACKUP_UNIT, backupToolPath, BackupInstallSpec, INSTANCE_STATE_DIR, periodicScriptPath, renderBackupServiceUnit, renderBackupTimerUnit, renderBackupTool, renderPeriodicScript, upgradeStatePath } from "./render";
+import { BACKUP_FORMAT, BACKUP_UNIT, backupToolPath, BackupInstallSpec, INSTANCE_STATE_DIR, periodicScriptPath, renderBackupServiceUnit, renderBackupTimerUnit, renderBackupTool, renderPeriodicScript, upgradeStatePath } from "./render";
 
 export function renderBackupProbe(user: string, backupDir: string): ProbeBody {
   return {
@@ -101,4 +103,36 @@ export function deployedDrift(image: string, facts: Facts | undefined): string[]
 
 export function deployedCheck(user: string, image: string): HostCheck {
   return { probe: renderDeployedProbe(user), compare: (facts) => deployedDrift(image, facts) };
+}
+
+/**
+ * restoreFrom, checked in the preview's look at the host: a directory holding a gitea-homelab
+ * backup manifest, unless a restore already ran on this instance (the tool's record), when
+ * nothing more is restored and the directory may have gone with the backups' rotation.
+ */
+export function restoreSourceCheck(user: string, from: string): HostVerification {
+  return {
+    probe: {
+      vars: { from, restored_record: `${INSTANCE_STATE_DIR}/${user}/restored-from` },
+      body: sh`
+if [[ -e $restored_record ]]; then echo restored=yes; else echo restored=no; fi
+if [[ ! -d $from ]]; then
+  echo source=missing
+elif [[ ! -f $from/manifest || -L $from/manifest ]]; then
+  echo source=no-manifest
+else
+  echo "source_format=$(sed -n 's/^format=//p' "$from/manifest" | head -n 1)"
+fi
+`,
+    },
+    problems: (facts) => {
+      if (facts === undefined || facts.restored !== "no") return [];
+      const key = `${PROJECT}:restoreFrom`;
+      const what = "a gitea-backup-* directory in backupDir, made by gitea-homelab";
+      if (facts.source === "missing") return [`${key}: ${from} is not a directory on the host; name ${what}`];
+      if (facts.source === "no-manifest") return [`${key}: ${from} has no manifest, so it is no backup; name ${what}`];
+      if (facts.source_format !== BACKUP_FORMAT) return [`${key}: ${from}/manifest is not a gitea-homelab backup manifest (format ${JSON.stringify(facts.source_format ?? "")}, expected ${BACKUP_FORMAT})`];
+      return [];
+    },
+  };
 }

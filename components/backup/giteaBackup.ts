@@ -8,7 +8,7 @@ import * as command from "@pulumi/command";
 import { HealthTarget } from "../tls/render";
 import { Host } from "../host/host";
 import { Platform } from "../host/platform";
-import { backupCheck, lastBackupOf } from "./drift";
+import { backupCheck, lastBackupOf, restoreSourceCheck } from "./drift";
 import { backupToolPath, BackupInstallSpec, checkScheduleFor, renderBackupInstallScript, renderBackupRemoveScript, renderRestoreScript } from "./render";
 
 export interface GiteaBackupArgs {
@@ -69,6 +69,8 @@ export class GiteaBackup extends pulumi.ComponentResource {
     );
     this.lastBackup = args.host.probed(scheduleName).apply(lastBackupOf);
     if (args.restoreFrom !== undefined) {
+      // A restoreFrom that names no backup fails the preview, before anything on the host changes.
+      args.host.verify(`${name}-restore-source`, user.apply((u) => restoreSourceCheck(u, args.restoreFrom!)));
       this.restored = args.host.run(`${name}-restore`, { create: user.apply((u) => renderRestoreScript(u, args.restoreFrom!)) }, { parent: this, dependsOn: [this.installed] });
     }
     this.registerOutputs({ backupDir: this.backupDir, lastBackup: this.lastBackup });

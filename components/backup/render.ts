@@ -21,6 +21,9 @@ import { IniEntries, renderIni, unit } from "../render/unitFile";
 /** Root-owned per-instance state: the deployed image and version, the restore and upgrade records. */
 export const INSTANCE_STATE_DIR = "/var/lib/gitea-homelab/instance";
 
+/** The `format=` line of every backup's manifest. */
+export const BACKUP_FORMAT = "gitea-homelab-backup-1";
+
 /** Where the tool keeps an upgrade in progress: its backup's name and the files it replaced (root only). */
 export function upgradeStatePath(user: string): string {
   return `${INSTANCE_STATE_DIR}/${user}/pre-upgrade/state`;

@@ -5,6 +5,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ScriptSandbox } from "../../test/helpers/scriptSandbox";
+import { healthTarget } from "../tls/render";
 import { HEALTH_MAX_RESTARTS, HealthSpec, renderHealthScript } from "./render";
 
 const FATAL = `2026/12/05 12:00:00 modules/setting/server.go:208:loadServerFrom() [F] Invalid ROOT_URL "http://gitea.test:4111/g$HOME%h;id": parse "http://gitea.test:4111/g$HOME%h;id": invalid URL escape "%h;"`;
@@ -40,6 +41,28 @@ describe("health wait", () => {
     expect(run.stderr).toBe("");
     expect(run.status).toBe(0);
     expect(run.stdout).toContain("Gitea healthy at http://127.0.0.1:4111/api/healthz");
+  });
+
+  it("over https, verifies Gitea's certificate: against the CA (own-ca), the chain as given, or the host's roots (acme)", () => {
+    const expectedCa = { "own-ca": ".config/gitea-homelab/tls/ca.crt", given: ".local/share/containers/storage/volumes/gitea-tls/_data/cert.pem", acme: undefined };
+    for (const mode of ["own-ca", "given", "acme"] as const) {
+      host({ code: "200", crashing: false });
+      const before = box.curlCalls().length;
+      // The sandbox's curl refuses -k/--insecure: an unverified wait would time out here.
+      const run = box.runBash(renderHealthScript({ ...SYSTEMD, health: healthTarget(mode, "gitea.test", 4111), timeoutSeconds: 2 }));
+      expect(run.stderr, mode).toBe("");
+      expect(run.status, mode).toBe(0);
+      const calls = box.curlCalls().slice(before);
+      expect(calls.length, mode).toBeGreaterThan(0);
+      for (const args of calls) {
+        // The name people use, sent to this host's published port, so the name is what is verified.
+        expect(args.at(-1), mode).toBe("https://gitea.test:4111/api/healthz");
+        expect(args.join(" "), mode).toContain("--connect-to ::127.0.0.1:");
+        const ca = expectedCa[mode];
+        if (ca === undefined) expect(args.filter((a) => a.startsWith("--ca")), mode).toEqual([]);
+        else expect(args.join(" "), mode).toContain(`--cacert ${box.dir}/home/${ca}`);
+      }
+    }
   });
 
   it("stops early, with Gitea's fatal line, when systemd keeps starting it again", () => {
@@ -79,7 +102,10 @@ describe("health wait", () => {
     host({ code: "000", crashing: false });
     const run = box.runBash(renderHealthScript({ ...SYSTEMD, timeoutSeconds: 2 }));
     expect(run.status).not.toBe(0);
-    expect(run.stderr).toContain("Gitea did not become healthy within 2 seconds (gitea-homelab:healthTimeoutSeconds)");
+    // Its own line first, right under the command line the provider quotes; the journal after it, once.
+    expect(run.stderr.split("\n")[0]).toBe("gitea-homelab: Gitea did not become healthy within 2 seconds (gitea-homelab:healthTimeoutSeconds)");
+    expect(run.stderr.split("\n")[1]).toBe("last journal lines of gitea.service:");
+    expect(run.stderr.split("did not become healthy").length - 1).toBe(1);
   });
 
   it("with ACME, quotes the certificate Gitea could not obtain, and counts those exits on OpenRC", () => {

@@ -174,18 +174,20 @@ while :; do
 done
 
 if [[ $outcome != healthy ]]; then
+  if [[ $outcome == exiting ]]; then
+    # Gitea's fatal lines; with ACME, a certificate it could not obtain ends its web server with an [E] line.
+    fatal=$(new_log_lines | grep -e '\[F\]' -e 'level=fatal' -e '^Error:' -e 'Failed to start server' | tail -n 1) || true
+    reason="Gitea keeps exiting and being started again, so it will not become healthy (stopped waiting after $((SECONDS - waited_from)) seconds): \${fatal:-see the journal lines below}"
+  else
+    reason="Gitea did not become healthy within $timeout seconds (gitea-homelab:healthTimeoutSeconds)"
+  fi
+  # What went wrong first, right under the command line the provider quotes; the detail after.
+  echo "gitea-homelab: $reason" >&2
   echo "last journal lines of $service:" >&2
   if [[ $init == systemd ]]; then
     journalctl --no-pager --lines=40 _UID="$(id -u "$user")" _SYSTEMD_USER_UNIT="$service" >&2 || true
   else
     tail -n 40 "$log_file" >&2 || true
-  fi
-  if [[ $outcome == exiting ]]; then
-    # Gitea's fatal lines; with ACME, a certificate it could not obtain ends its web server with an [E] line.
-    fatal=$(new_log_lines | grep -e '\[F\]' -e 'level=fatal' -e '^Error:' -e 'Failed to start server' | tail -n 1) || true
-    reason="Gitea keeps exiting and being started again, so it will not become healthy (stopped waiting after $((SECONDS - waited_from)) seconds): \${fatal:-see the journal lines above}"
-  else
-    reason="Gitea did not become healthy within $timeout seconds (gitea-homelab:healthTimeoutSeconds)"
   fi
   if [[ -n $tool && -f $upgrade_state ]]; then
     echo "rolling back the upgrade to $image:" >&2
@@ -193,7 +195,7 @@ if [[ $outcome != healthy ]]; then
       die "$reason; on $image, and the rollback failed too (see above); the backup made before the upgrade is in the backup directory"
     die "$reason; on $image: ROLLED BACK to the previous image and the data backed up before the upgrade; the journal lines above say why. Fix gitea-homelab:image, or set it back"
   fi
-  die "$reason"
+  exit 1
 fi
 echo "Gitea healthy at $health_url"
 if [[ -n $tool ]]; then "$tool" deployed "$image"; fi

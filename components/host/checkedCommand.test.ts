@@ -4,7 +4,7 @@ import { tmpdir } from "os";
 import { join } from "path";
 import { describe, expect, it } from "vitest";
 import { renderHostCleanupScript } from "./preflight";
-import { appliedDigest, foldDrift, foldedMarker, parseRecord, renderStateRecordScript } from "./checkedCommand";
+import { appliedDigest, foldDrift, foldedMarker, markerLabel, parseRecord, renderStateRecordScript } from "./checkedCommand";
 import { asRootCommand, sh } from "../render/shell";
 import { expectCleanScript } from "../../test/helpers/scripts";
 
@@ -60,7 +60,7 @@ describe("folding drift into a checked command", () => {
     expectCleanScript(script);
     // The marker holds config values: a quoted variable, never a comment.
     expect(script).toContain("host_state_before_this_converge='2 it'\\''s $(rm -rf /) `x`'");
-    expect(foldedMarker(asRootCommand(sh`true`, script))).toEqual(marker);
+    expect(foldedMarker(asRootCommand(sh`true`, { after: script, label: markerLabel(marker) }).command)).toEqual(marker);
     expect(spawnSync("bash", ["-c", script]).status).toBe(0);
     expect(parseRecord(readFileSync(`${dir}/state/server/gitea-http-port`, "utf8").trimEnd())).toEqual({ ...marker, applied: DIGEST });
     expect(statSync(`${dir}/state/server`).mode & 0o777).toBe(0o700);
@@ -75,9 +75,17 @@ describe("folding drift into a checked command", () => {
   it("runs the record script only after the converge script succeeded", () => {
     const dir = mkdtempSync(join(tmpdir(), "gh-after-"));
     const after = `touch ${dir}/recorded`;
-    expect(spawnSync("bash", ["-c", asRootCommand("exit 3", after)]).status).toBe(3);
+    const run = (script: string, payload?: string) => {
+      const invocation = asRootCommand(script, { after, payload });
+      return spawnSync("sh", ["-c", invocation.command], { input: invocation.stdin, encoding: "utf8" });
+    };
+    expect(run("exit 3").status).toBe(3);
     expect(spawnSync("test", ["-e", `${dir}/recorded`]).status).toBe(1);
-    const ok = spawnSync("bash", ["-c", asRootCommand("read -r secret; echo \"got $secret\"", after)], { input: "s3cret\n", encoding: "utf8" });
+    // set -e stops the script at the failing command, and nothing is recorded.
+    expect(run(`set -e\nfalse\ntouch ${dir}/went-on`).status).toBe(1);
+    expect(spawnSync("test", ["-e", `${dir}/went-on`]).status).toBe(1);
+    expect(spawnSync("test", ["-e", `${dir}/recorded`]).status).toBe(1);
+    const ok = run('read -r secret; echo "got $secret"', "s3cret\n");
     expect(ok.status).toBe(0);
     expect(ok.stdout).toBe("got s3cret\n");
     expect(spawnSync("test", ["-e", `${dir}/recorded`]).status).toBe(0);

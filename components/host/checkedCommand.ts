@@ -113,12 +113,16 @@ function splitQuotedWords(text: string): string[] {
   return words;
 }
 
-/** The marker folded into a command line by `asRootCommand(script, renderStateRecordScript(…))`. */
+/** The word a checked command's command line carries, so `pulumi preview --diff` shows its drift marker. */
+export function markerLabel(marker: DriftMarker): string {
+  return `${MARKER_VAR}=${formatMarker({ check: marker.check, text: oneLine(marker.text) })}`;
+}
+
+/** The marker a command line carries (`asRootCommand(script, { label: markerLabel(…) })`). */
 export function foldedMarker(commandLine: string): DriftMarker | undefined {
-  // sh -c LAUNCHER gitea-homelab SCRIPT RECORD
-  const record = splitQuotedWords(commandLine)[5];
-  const line = record?.split("\n").find((l) => l.startsWith(`${MARKER_VAR}=`));
-  return line === undefined ? undefined : parseMarker(splitQuotedWords(line.slice(MARKER_VAR.length + 1))[0]);
+  // sh -c LAUNCHER gitea-homelab LABEL
+  const label = splitQuotedWords(commandLine)[4];
+  return label?.startsWith(`${MARKER_VAR}=`) ? parseMarker(label.slice(MARKER_VAR.length + 1)) : undefined;
 }
 
 /**

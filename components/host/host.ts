@@ -8,8 +8,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { createHash } from "crypto";
-import { asRootCommand } from "../render/shell";
-import { appliedDigest, foldDrift, HostCheck, parseRecord, renderStateRecordScript } from "./checkedCommand";
+import { asRootCommand, asRootDeleteCommand, RootInvocation } from "../render/shell";
+import { appliedDigest, foldDrift, HostCheck, markerLabel, parseRecord, renderStateRecordScript } from "./checkedCommand";
 import { ConfigError } from "./configError";
 import { ConfiguredUnitStyle, decidePlatform, FirewallChoice, HOST_FACTS_KEY, HOST_FACTS_SH, Platform } from "./platform";
 import { renderHostCleanupScript, renderHostPreflightScript } from "./preflight";
@@ -60,6 +60,15 @@ export interface HostConvergeSpec extends HostCommandSpec {
   probe?: pulumi.Input<ProbeBody>;
 }
 
+/**
+ * A setting whose value must hold on the host before anything runs (restoreFrom names a backup):
+ * a read-only probe in the one session, and the problems its facts show, each naming the key.
+ */
+export interface HostVerification {
+  probe: ProbeBody;
+  problems: (facts: Facts | undefined) => string[];
+}
+
 export interface HostCommandOptions {
   parent: pulumi.Resource;
   /** Usually the owning component's own `dependsOn`, passed down. */
@@ -102,6 +111,7 @@ export class Host extends pulumi.ComponentResource {
   /** The probe session's result; every command waits for it. */
   private readonly session: pulumi.Output<ProbeSession>;
   private readonly probes: Array<pulumi.Output<NamedProbe>> = [];
+  private readonly verifications: Array<pulumi.Output<{ name: string; problems: HostVerification["problems"] }>> = [];
   private sessionStarted = false;
   /** Where this stack's commands record their drift markers on the host. */
   private readonly records = recordDir(pulumi.getStack());
@@ -125,12 +135,22 @@ export class Host extends pulumi.ComponentResource {
     // Components declare their checks while the stack is built, in the same turn of the event
     // loop as this constructor; the one probe session starts right after.
     setImmediate(() => start(this.startSession()));
+    // Every command waits for the platform: a verification that fails stops them all.
     this.platform = pulumi
-      .all([this.session, this.systemdUnitStyle, args.firewall, args.systemdAdvice])
-      .apply(([session, unitStyle, firewall, systemdAdvice]) =>
-        decidePlatform(session.sections[HOST_FACTS_KEY], { unitStyle, firewall, systemdAdvice, requireSystemd: args.requireSystemd }),
-      );
-    this.preflight = this.command(`${name}-preflight`, { create: this.platform.apply(renderHostPreflightScript), delete: renderHostCleanupScript(this.records) }, { parent: this }, false);
+      .all([this.session, this.systemdUnitStyle, args.firewall, args.systemdAdvice, pulumi.output(this.session.apply(() => pulumi.all(this.verifications)))])
+      .apply(([session, unitStyle, firewall, systemdAdvice, verifications]) => {
+        const platform = decidePlatform(session.sections[HOST_FACTS_KEY], { unitStyle, firewall, systemdAdvice, requireSystemd: args.requireSystemd });
+        const problems = verifications.flatMap((v) => v.problems(session.sections[v.name]));
+        if (problems.length > 0) throw new ConfigError(problems);
+        return platform;
+      });
+    this.preflight = this.command(
+      `${name}-preflight`,
+      { delete: renderHostCleanupScript(this.records) },
+      this.platform.apply((p) => asRootCommand(renderHostPreflightScript(p))),
+      { parent: this },
+      false,
+    );
     this.registerOutputs({ connection: this.connection });
   }
 
@@ -175,11 +195,22 @@ export class Host extends pulumi.ComponentResource {
         foldDrift(c.compare(session.sections[name], platform), parseRecord(session.records[name]), digest),
       ),
     );
-    const create = pulumi.all([spec.create, fold, applied]).apply(([script, f, digest]) => {
+    const invocation = pulumi.all([spec.create, spec.stdin, fold, applied]).apply(([script, payload, f, digest]) => {
       if (f.hostDrifted) pulumi.log.warn(`${name}: drift on the host: ${f.marker.text}; pulumi up converges it`, this);
-      return asRootCommand(script, renderStateRecordScript(this.records, name, f.marker, digest));
+      return asRootCommand(script, { after: renderStateRecordScript(this.records, name, f.marker, digest), payload, label: markerLabel(f.marker) });
     });
-    return this.command(name, { ...spec, create }, opts, true);
+    return this.command(name, spec, invocation, opts, true);
+  }
+
+  /**
+   * Checks a setting on the host in the probe session: its problems fail every preview and up
+   * before anything runs there (a ConfigError naming the key), rather than a command midway.
+   */
+  verify(name: string, verification: pulumi.Input<HostVerification>): void {
+    if (this.sessionStarted) throw new Error(`Host.verify(${name}) after the probe session started: declare components while the stack is built, never inside apply()`);
+    const v = pulumi.output(verification);
+    this.probes.push(v.apply((x) => ({ name, probe: x.probe })));
+    this.verifications.push(v.apply((x) => ({ name, problems: x.problems })));
   }
 
   /** What the probe of the checked command NAME printed in this run's session (undefined when nothing). */
@@ -190,20 +221,25 @@ export class Host extends pulumi.ComponentResource {
   /** Runs a script on this host as root, after the preflight; nothing of it is checked for drift. */
   run(name: string, spec: HostCommandSpec, opts: HostCommandOptions): command.remote.Command {
     // Nothing runs on the host before the probe session succeeded and the platform is decided.
-    const create = pulumi.all([spec.create, this.platform]).apply(([s]) => asRootCommand(s));
-    return this.command(name, { ...spec, create }, opts, true);
+    const invocation = pulumi.all([spec.create, spec.stdin, this.platform]).apply(([script, payload]) => asRootCommand(script, { payload }));
+    return this.command(name, spec, invocation, opts, true);
   }
 
-  private command(name: string, spec: HostCommandSpec & { create: pulumi.Output<string> | string }, opts: HostCommandOptions, afterPreflight: boolean): command.remote.Command {
-    const wrap = (script: pulumi.Input<string>) => pulumi.output(script).apply((s) => asRootCommand(s));
-    const create = afterPreflight ? spec.create : pulumi.output(spec.create).apply((s) => asRootCommand(s));
+  /**
+   * The command resource: the short command line, and stdin carrying the script (then the
+   * payload), secret whenever the payload is. Its delete gets the script as an argument: the
+   * provider runs it with the stored stdin, the create's.
+   */
+  private command(name: string, spec: Omit<HostCommandSpec, "create" | "stdin">, invocation: pulumi.Output<RootInvocation>, opts: HostCommandOptions, afterPreflight: boolean): command.remote.Command {
+    const stdin = invocation.apply((i) => i.stdin);
     return new command.remote.Command(
       name,
       {
         connection: this.connection,
-        create,
-        delete: spec.delete === undefined ? undefined : wrap(spec.delete),
-        stdin: spec.stdin === undefined ? undefined : spec.secret ? pulumi.secret(spec.stdin) : spec.stdin,
+        // The launcher and the drift marker: never a secret, even when the payload is.
+        create: pulumi.unsecret(invocation.apply((i) => i.command)),
+        delete: spec.delete === undefined ? undefined : pulumi.output(spec.delete).apply(asRootDeleteCommand),
+        stdin: spec.secret ? pulumi.secret(stdin) : stdin,
         triggers: spec.triggers === undefined ? undefined : plainTriggers(spec.triggers),
         logging: spec.secret ? "none" : undefined,
         // No script reads its previous output, and sshd refuses the variables by default

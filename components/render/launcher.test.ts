@@ -15,14 +15,16 @@ describe("the POSIX launcher every command goes through", () => {
     const real = spawnSync("sh", ["-c", "command -v bash"], { encoding: "utf8" }).stdout.trim();
     const log = join(mkdtempSync(join(tmpdir(), "gh-apk-")), "apk.log");
     const path = busyboxPath({ apk: `echo "apk $*" >>${log}\nln -s ${real} "$(dirname "$0")/bash"` });
-    const run = spawnSync(BUSYBOX, ["ash", "-c", asRootCommand('echo "ran with bash $BASH_VERSION"')], { env: { PATH: path }, encoding: "utf8" });
+    const invocation = asRootCommand('echo "ran with bash $BASH_VERSION"');
+    const run = spawnSync(BUSYBOX, ["ash", "-c", invocation.command], { env: { PATH: path }, input: invocation.stdin, encoding: "utf8" });
     expect(run.stderr).toBe("");
     expect(run.stdout).toMatch(/^ran with bash \d+\.\d+/);
     expect(readFileSync(log, "utf8")).toBe("apk add --update-cache --quiet --no-progress bash\n");
   });
 
   it.runIf(process.getuid?.() === 0)("fails clearly on a host with neither bash nor apk", () => {
-    const run = spawnSync(BUSYBOX, ["ash", "-c", asRootCommand("echo unreachable")], { env: { PATH: busyboxPath() }, encoding: "utf8" });
+    const invocation = asRootCommand("echo unreachable");
+    const run = spawnSync(BUSYBOX, ["ash", "-c", invocation.command], { env: { PATH: busyboxPath() }, input: invocation.stdin, encoding: "utf8" });
     expect(run.status).toBe(65);
     expect(run.stderr).toMatch(/this host has no bash/);
   });

@@ -1,7 +1,10 @@
 import { execFileSync, spawnSync } from "child_process";
+import { mkdtempSync, readdirSync } from "fs";
+import { tmpdir } from "os";
+import { join } from "path";
 import { describe, expect, it } from "vitest";
 import { expectCleanScript } from "../../test/helpers/scripts";
-import { asRootCommand, heredoc, renderScript, sh, shellVars, shq } from "./shell";
+import { asRootCommand, asRootDeleteCommand, Bash, heredoc, parseRootDeleteCommand, parseRootInvocation, renderScript, sh, shellVars, shq } from "./shell";
 
 describe("shell helpers", () => {
   it("quotes any value into one word", () => {
@@ -40,9 +43,58 @@ describe("shell helpers", () => {
 
   it("runs a script as root with stdin left for secrets", () => {
     const script = renderScript({ purpose: "test", vars: { greeting: "hello world" } }, sh`read -r secret; echo "$greeting $(id -u) $secret"`);
-    const res = spawnSync("bash", ["-c", asRootCommand(script)], { input: "s3cret\n" });
+    const invocation = asRootCommand(script, { payload: "s3cret\n" });
+    const res = spawnSync("sh", ["-c", invocation.command], { input: invocation.stdin });
     expect(res.stderr.toString()).toBe("");
     // CI and developers run as root here, so the script runs directly; sudo is exercised on the VM.
     expect(res.stdout.toString()).toBe(`hello world ${process.getuid!()} s3cret\n`);
+  });
+
+  it("keeps the command line the provider quotes on failure one short line, whatever the script", () => {
+    const big = renderScript({ purpose: "test" }, sh`echo "${"x".repeat(20000) as Bash}" >/dev/null; echo "gitea-homelab: restoreFrom is not a backup" >&2; exit 1`);
+    const invocation = asRootCommand(big, { label: "host_state_before_this_converge=0 in sync" });
+    expect(invocation.command).not.toContain("\n");
+    expect(invocation.command.length).toBeLessThan(400);
+    const res = spawnSync("sh", ["-c", invocation.command], { input: invocation.stdin, encoding: "utf8" });
+    expect([res.status, res.stderr]).toEqual([1, "gitea-homelab: restoreFrom is not a backup\n"]);
+  });
+
+  it("reads back what it put in stdin", () => {
+    const invocation = asRootCommand("echo a\n(echo b)\n", { after: "echo c\n", payload: "p\n)\nexit\n}\n" });
+    expect(parseRootInvocation(invocation.stdin)).toEqual({ script: "echo a\n(echo b)\n", after: "echo c\n", payload: "p\n)\nexit\n}\n" });
+    expect(parseRootInvocation(asRootCommand("true").stdin)).toEqual({ script: "true\n", after: undefined, payload: "" });
+    expect(parseRootInvocation("echo not ours")).toBeUndefined();
+    for (const script of ["echo it's $(x)\n", "plain"]) expect(parseRootDeleteCommand(asRootDeleteCommand(script))).toBe(script);
+  });
+
+  it("never runs the payload as code, read whole, in part or not at all", () => {
+    const dir = mkdtempSync(join(tmpdir(), "gh-payload-"));
+    const payload = `touch ${dir}/ran-1\n$(touch ${dir}/ran-2)\n}\n)\nexit 0\ntouch ${dir}/ran-3\n`;
+    for (const script of ["true", 'read -r first; echo "$first" >/dev/null', "cat >/dev/null", "exit 0", "(exit 0)"]) {
+      const invocation = asRootCommand(script, { payload, after: "true" });
+      const res = spawnSync("sh", ["-c", invocation.command], { input: invocation.stdin, encoding: "utf8" });
+      expect([script, res.status, res.stderr]).toEqual([script, 0, ""]);
+    }
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it("runs what scripts hold inside its braces: case patterns, heredocs, parentheses, an early exit", () => {
+    const script = renderScript(
+      { purpose: "test" },
+      sh`
+case "a)" in
+  "a)") echo "case ok" ;;
+  *) echo no ;;
+esac
+cat <<'END'
+) } exit 9
+END
+(echo "subshell ok")
+exit 0
+echo unreachable`,
+    );
+    const invocation = asRootCommand(script, { after: "echo recorded" });
+    const res = spawnSync("sh", ["-c", invocation.command], { input: invocation.stdin, encoding: "utf8" });
+    expect([res.status, res.stdout, res.stderr]).toEqual([0, "case ok\n) } exit 9\nsubshell ok\nrecorded\n", ""]);
   });
 });

@@ -265,24 +265,69 @@ export const ROOT_PRELUDE = [
 ].join("\n");
 
 /**
- * The command line sent over SSH: runs `script` (bash) as root. Alpine has no bash until it is
- * installed: the POSIX launcher installs it with apk first. The script travels as an argument
- * so that stdin stays free for secrets. `after`, when given, runs as root only when `script`
- * succeeded (it records drift state).
+ * The one-line POSIX launcher every command line is (`sh -c LAUNCHER gitea-homelab ARG...`):
+ * root's bash reads the program from stdin. It is short on purpose: the command provider quotes
+ * the whole command line it ran above the script's own output when a command fails, so a
+ * failed script's `gitea-homelab: …` line comes right after it. The probe session has checked
+ * passwordless sudo (with a message naming the setting) before any command runs; Alpine has
+ * no bash until the first command (the preflight) installs it with apk.
  */
-export function asRootCommand(script: string, after?: string): string {
-  const launcher = [
-    ROOT_PRELUDE,
-    "if ! command -v bash >/dev/null 2>&1; then",
-    "  if command -v apk >/dev/null 2>&1; then",
-    '    as_root apk add --update-cache --quiet --no-progress bash >&2 || { echo "gitea-homelab: installing bash with apk failed" >&2; exit 65; }',
-    "  else",
-    '    echo "gitea-homelab: this host has no bash, which gitea-homelab needs; install it" >&2',
-    "    exit 65",
-    "  fi",
-    "fi",
-    'as_root bash -c "$1" gitea-homelab || exit',
-    'if [ -n "${2:-}" ]; then as_root bash -c "$2" gitea-homelab </dev/null; fi',
+export const STDIN_LAUNCHER =
+  'if [ "$(id -u)" -eq 0 ]; then r() { "$@"; }; else r() { sudo -n "$@"; }; fi; ' +
+  'command -v bash >/dev/null || r apk add --update-cache --quiet --no-progress bash >&2 || { echo "gitea-homelab: this host has no bash, which gitea-homelab needs; install it" >&2; exit 65; }; ' +
+  'r bash -s "$@"';
+
+/** The launcher for a delete, whose stdin is the create's (the provider keeps it): the script is its argument. */
+const ARGUMENT_LAUNCHER = 'if [ "$(id -u)" -eq 0 ]; then r() { "$@"; }; else r() { sudo -n "$@"; }; fi; r bash -c "$1" gitea-homelab </dev/null';
+
+/** A bash program's text run as one subshell, so bash has read all of it before it runs. */
+function subshell(code: string): string {
+  return `(\n${code.endsWith("\n") ? code : `${code}\n`})`;
+}
+
+/** What a command sends: the short command line the provider runs and quotes, and its stdin. */
+export interface RootInvocation {
+  command: string;
+  stdin: string;
+}
+
+/**
+ * Runs `script` (bash) as root: the command line is the one-line launcher (with `label`, a word
+ * the command line carries for `pulumi preview --diff`, e.g. the drift marker); stdin holds the
+ * script, then `after` (run as root only when the script succeeded, with no stdin: it records
+ * drift state), then `payload` (secrets), which the script reads from its own stdin. Bash reads
+ * a program from a pipe a byte at a time and runs the braced block only once it has read all of
+ * it, so the script's reads start exactly at the payload, which is never run as code.
+ */
+export function asRootCommand(script: string, opts: { after?: string; payload?: string; label?: string } = {}): RootInvocation {
+  const program = [
+    "{",
+    subshell(script),
+    "gitea_homelab_status=$?",
+    '[ "$gitea_homelab_status" -eq 0 ] || exit "$gitea_homelab_status"',
+    ...(opts.after === undefined ? [] : [`${subshell(opts.after)} </dev/null`]),
+    "exit",
+    "}",
+    "",
   ].join("\n");
-  return `sh -c ${shq(launcher)} gitea-homelab ${shq(script)}${after === undefined ? "" : ` ${shq(after)}`}`;
+  return { command: `sh -c ${shq(STDIN_LAUNCHER)} gitea-homelab${opts.label === undefined ? "" : ` ${shq(opts.label)}`}`, stdin: program + (opts.payload ?? "") };
+}
+
+/** The parts `asRootCommand` put in a command's stdin (for tests and the e2e harness); undefined for other text. */
+export function parseRootInvocation(stdin: string): { script: string; after?: string; payload: string } | undefined {
+  const m = /^\{\n\(\n([\s\S]*?)\)\ngitea_homelab_status=\$\?\n.*\n(?:\(\n([\s\S]*?)\) <\/dev\/null\n)?exit\n\}\n/.exec(stdin);
+  return m ? { script: m[1], after: m[2], payload: stdin.slice(m[0].length) } : undefined;
+}
+
+/** A delete's command line: the script as its argument (stdin is the create's), read from no stdin. */
+export function asRootDeleteCommand(script: string): string {
+  return `sh -c ${shq(ARGUMENT_LAUNCHER)} gitea-homelab ${shq(script)}`;
+}
+
+/** The script of a delete's command line (for tests); undefined for other text. */
+export function parseRootDeleteCommand(line: string): string | undefined {
+  const prefix = `sh -c ${shq(ARGUMENT_LAUNCHER)} gitea-homelab `;
+  if (!line.startsWith(prefix)) return undefined;
+  const word = line.slice(prefix.length);
+  return /^'.*'$/s.test(word) ? word.slice(1, -1).replace(/'\\''/g, "'") : word;
 }

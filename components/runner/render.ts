@@ -5,7 +5,7 @@
  */
 import { createHash } from "crypto";
 import { stringify } from "yaml";
-import { installContent, MANAGED_HEADER, renderScript, sh } from "../render/shell";
+import { Bash, installContent, MANAGED_HEADER, renderScript, sh, ShellVars, trimBash } from "../render/shell";
 import { IniEntries, renderIni, unit, UnitValue } from "../render/unitFile";
 
 export const PODMAN_SOCKET = "unix:///run/podman/podman.sock";
@@ -22,6 +22,12 @@ export const SYSTEM_CA_BUNDLES = ["/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/
 export interface RunnerSettings {
   /** Where the binary is installed; the unit runs exactly this. */
   binaryPath: string;
+  /**
+   * A binary an earlier install may have left, whose unit ran it (the runner's name before its
+   * rename): removed when the unit being replaced, or removed, runs exactly it. Unset: nothing of
+   * it is rendered.
+   */
+  replacedBinaryPath?: string;
   /** Download URL and its sha256, or a file already on the host (`sourcePath`). */
   source: { url: string; sha256: string } | { sourcePath: string };
   configDir: string;
@@ -34,7 +40,7 @@ export interface RunnerSettings {
   serviceName: string;
   /** The CA that signed Gitea's certificate (a server's own CA, or one given), PEM; unset: the system's roots suffice. */
   caCertificate?: string;
-  /** act_runner's container.network for job containers: "" is Podman's default network. */
+  /** The runner's container.network for job containers: "" is Podman's default network. */
   network: string;
 }
 
@@ -49,7 +55,7 @@ export function runnerPaths(s: Pick<RunnerSettings, "configDir" | "stateDir">) {
   };
 }
 
-/** config.yaml, from the keys `act_runner generate-config` writes. */
+/** config.yaml, from the keys `gitea-runner generate-config` (act_runner's before the rename) writes. */
 export function renderRunnerConfig(s: RunnerSettings): string {
   const doc = {
     log: { level: "info" },
@@ -109,6 +115,42 @@ export function renderRunnerUnit(s: RunnerSettings): string {
   ]);
 }
 
+/** The unit's ExecStart= line, as renderRunnerUnit writes it for this binary. */
+export function runnerExecStartLine(s: RunnerSettings): string {
+  const line = renderRunnerUnit(s)
+    .split("\n")
+    .find((l) => l.startsWith("ExecStart="));
+  if (line === undefined) throw new Error("the runner's unit has no ExecStart=");
+  return line;
+}
+
+/**
+ * Vars and bash for replacedBinaryPath: `check`, before the unit file is replaced or removed,
+ * sets runs_replaced when that file runs exactly $replaced_binary (the ExecStart= line this
+ * program wrote for it); `remove`, after, deletes that binary. All empty without a replaced
+ * binary, so the scripts of such a stack are the same text as before replacedBinaryPath existed.
+ */
+function replacedBinary(s: RunnerSettings): { vars: ShellVars; check: Bash; remove: Bash } {
+  if (s.replacedBinaryPath === undefined || s.replacedBinaryPath === s.binaryPath) return { vars: {}, check: sh``, remove: sh`` };
+  const check = sh`
+# The unit an earlier install wrote may run $replaced_binary (the runner's name before its
+# rename): that binary goes once the unit runs $binary instead, or is removed.
+runs_replaced=
+if grep -qxF -- "$replaced_exec_start" "/etc/systemd/system/$service" 2>/dev/null; then runs_replaced=yes; fi
+`;
+  const remove = sh`
+if [[ -n $runs_replaced && -f $replaced_binary ]]; then
+  rm -f "$replaced_binary"
+  echo "removed $replaced_binary, which $service ran before"
+fi
+`;
+  return {
+    vars: { replaced_binary: s.replacedBinaryPath, replaced_exec_start: runnerExecStartLine({ ...s, binaryPath: s.replacedBinaryPath }) },
+    check: `${trimBash(check)}\n` as Bash,
+    remove: `${trimBash(remove)}\n` as Bash,
+  };
+}
+
 /** What a registration depends on: a change of any of these registers again. */
 export function registrationFingerprint(s: Pick<RunnerSettings, "instanceUrl" | "name" | "labels">): string {
   return createHash("sha256").update(JSON.stringify([s.instanceUrl, s.name, s.labels])).digest("hex");
@@ -138,6 +180,7 @@ export function reportedRunnerVersion(installStdout: string | undefined, probedV
 }
 
 export function renderRunnerInstallScript(s: RunnerSettings): string {
+  const replaced = replacedBinary(s);
   const source = "url" in s.source ? { url: s.source.url, sha256: s.source.sha256, source_path: "" } : { url: "", sha256: "", source_path: s.source.sourcePath };
   return renderScript(
     {
@@ -152,6 +195,7 @@ export function renderRunnerInstallScript(s: RunnerSettings): string {
         ca_bundle: runnerPaths(s).caBundle,
         ...(s.caCertificate ? { system_bundles: SYSTEM_CA_BUNDLES.join(" "), ca_certificate: s.caCertificate } : {}),
         ...source,
+        ...replaced.vars,
       },
     },
     sh`
@@ -187,8 +231,8 @@ install_file "$tmp" "$ca_bundle" 644 root root`
 
 ${installContent(renderRunnerConfig(s), sh`"$config_dir/config.yaml"`, sh`644`, sh`root`, sh`root`)}
 
-${installContent(renderRunnerUnit(s), sh`"/etc/systemd/system/$service"`, sh`644`, sh`root`, sh`root`)}
-
+${replaced.check}${installContent(renderRunnerUnit(s), sh`"/etc/systemd/system/$service"`, sh`644`, sh`root`, sh`root`)}
+${replaced.remove}
 echo "runner binary version: $(${PRINT_RUNNER_VERSION})"
 
 systemctl daemon-reload
@@ -327,12 +371,17 @@ rm -f "$runner_file" "$fingerprint_file"
 }
 
 export function renderRunnerRemoveScript(s: RunnerSettings): string {
+  // An install that never ran since replacedBinaryPath appeared leaves a unit running that binary.
+  const replaced = replacedBinary(s);
   return renderScript(
-    { purpose: "Remove the Gitea Actions runner: unit, config, registration, binary.", vars: { binary: s.binaryPath, service: s.serviceName, config_dir: s.configDir, state_dir: s.stateDir } },
+    {
+      purpose: "Remove the Gitea Actions runner: unit, config, registration, binary.",
+      vars: { binary: s.binaryPath, service: s.serviceName, config_dir: s.configDir, state_dir: s.stateDir, ...replaced.vars },
+    },
     sh`
 systemctl disable --now --quiet "$service" 2>/dev/null || true
-rm -f "/etc/systemd/system/$service"
-systemctl daemon-reload
+${replaced.check}rm -f "/etc/systemd/system/$service"
+${replaced.remove}systemctl daemon-reload
 rm -rf "$config_dir" "$state_dir"
 rm -f "$binary"
 echo "runner removed from this host"

@@ -110,7 +110,7 @@ describe("the acme scripts, run with the real openssl", () => {
     expect(r.log).not.toMatch(/restart/);
   });
 
-  it("restarts Gitea to renew a certificate past a third of its life or 30 days, and fails with its ACME lines when none comes", async () => {
+  it("restarts Gitea to renew a certificate past a third of its life and within 30 days of its end, and fails with its ACME lines when none comes", async () => {
     const port = await serve(issue("aging", "gitea.test", 90));
     // 65 days on, 25 of 90 are left: Gitea should have renewed it (at 30).
     const r = run(renderAcmeCheckScript(spec(port)), { daysOn: 65 });
@@ -127,6 +127,16 @@ describe("the acme scripts, run with the real openssl", () => {
     const port = await serve(issue("short", "gitea.test", 20));
     expect(run(renderAcmeCheckScript(spec(port))).status).toBe(0);
     expect(run(renderAcmeCheckScript(spec(port)), { daysOn: 14 }).out).toMatch(/was not renewed: restarting Gitea/);
+  });
+
+  it("follows a long lifetime only to 30 days: a 365-day certificate is due 30 days before its end, not at a third of it", async () => {
+    const port = await serve(issue("long", "gitea.test", 365));
+    // 305 days on, 60 of 365 are left: past a third (121 days), not yet within 30.
+    const early = run(renderAcmeCheckScript(spec(port)), { daysOn: 305 });
+    expect(early.status, early.err).toBe(0);
+    expect(early.log).not.toMatch(/restart/);
+    // 336 days on, 29 are left.
+    expect(run(renderAcmeCheckScript(spec(port)), { daysOn: 336 }).out).toMatch(/was not renewed: restarting Gitea/);
   });
 
   it("restarts Gitea when its certificate does not name the host, or when it serves none", async () => {

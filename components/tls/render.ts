@@ -213,6 +213,10 @@ if [[ ! -s $ca/ca.key && ! -s $ca/ca.crt ]]; then
 elif [[ ! -s $ca/ca.key || ! -s $ca/ca.crt ]]; then
   die "half of the CA is missing in ~$user/$ca_dir (ca.key and ca.crt go together): put the file back or restore a backup (gitea-homelab:restoreFrom); a new CA would not be trusted where the old one is"
 fi
+# The CA for the caCertificate output; before the status lines, as the CLI's progress line shows
+# a command's last line of output.
+echo "CA certificate (trust it in browsers, git and runners):"
+cat "$ca/ca.crt"
 
 reason=
 if [[ ! -s $served/cert.pem || ! -s $served/key.pem ]]; then
@@ -244,8 +248,6 @@ if [[ -n $reason ]]; then
 else
   echo "certificate for $public_host valid until $(openssl x509 -in "$served/cert.pem" -noout -enddate | cut -d= -f2)"
 fi
-echo "CA certificate (trust it in browsers, git and runners):"
-cat "$ca/ca.crt"
 `,
   );
 }

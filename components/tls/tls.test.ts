@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { rootStubs } from "../../test/helpers/rootStubs";
 import { checkGivenCertificate, firstCertificate } from "./certificate";
 import { givenChainDigest, givenDrift, ownCaDrift } from "./drift";
-import { CA_DIR, giteaTlsEnvironment, healthTarget, renderGivenCertificateScript, renderTlsTool, servedPaths, TlsSpec, tlsVolumeMount } from "./render";
+import { fileDigest } from "../render/shell";
+import { CA_DIR, giteaTlsEnvironment, healthTarget, renderGivenCertificateScript, renderRenewalPeriodicScript, renderRenewalServiceUnit, renderRenewalTimerUnit, renderTlsTool, servedPaths, TlsSpec, tlsVolumeMount } from "./render";
 
 /** Certificates made with the openssl CLI, as an owner would bring them. */
 class Pki {
@@ -63,8 +64,22 @@ describe("a certificate the owner gives, checked before any SSH session", () => 
     expect(messages(checkGivenCertificate(caFirst, readFileSync(pki.path("ca.key"), "utf8"), "git.example.test"))).toEqual(
       expect.arrayContaining([expect.stringMatching(/^tlsCertificate: its first certificate is a CA/)]),
     );
-    // Nothing of the key in any message.
-    for (const m of messages(checkGivenCertificate(good.chain, other.key, "git.example.test"))) expect(m).not.toContain("PRIVATE");
+    // Nothing of a key in any message, whichever refusal (the PEM header a message names as the form is no key).
+    const refused = [
+      checkGivenCertificate("hello", good.key, "git.example.test"),
+      checkGivenCertificate(good.chain, "not a key", "git.example.test"),
+      checkGivenCertificate(good.chain, encrypted, "git.example.test"),
+      checkGivenCertificate(good.chain, other.key, "git.example.test"),
+      checkGivenCertificate(caFirst, readFileSync(pki.path("ca.key"), "utf8"), "git.example.test"),
+    ].flatMap(messages);
+    expect(refused.length).toBeGreaterThanOrEqual(5);
+    const keyLines = [good.key, other.key, encrypted, readFileSync(pki.path("ca.key"), "utf8")].flatMap((k) => k.split("\n").filter((l) => l.length > 20 && !l.startsWith("-----")));
+    expect(keyLines.length).toBeGreaterThanOrEqual(8);
+    for (const m of refused) {
+      expect(m).not.toContain("PRIVATE KEY-----\n");
+      expect(m).not.toContain("-----END");
+      for (const line of keyLines) expect(m).not.toContain(line);
+    }
   });
 
   it("refuses an expired certificate and one that does not name publicHost, naming the key to fix", () => {
@@ -198,7 +213,9 @@ describe("the certificate scripts, run with the real openssl", () => {
       const same = run(script, `${given.key.trim()}\n${given.chain}`);
       expect(same.out).toMatch(/certificate unchanged/);
       expect(same.log).not.toMatch(/restart gitea/);
-      expect(existsSync(join(dir, "bin", "install"))).toBe(true);
+      // The key for the rootless user alone (its owner is the stand-in's to drop, its mode is real).
+      expect(installed.log).toMatch(/^install -m 600 -o rootless -g rootless \S+ \S+\/key\.pem$/m);
+      expect(statSync(join(served, "key.pem")).mode & 0o777).toBe(0o600);
     } finally {
       rmSync(pki.dir, { recursive: true, force: true });
     }
@@ -208,6 +225,16 @@ describe("the certificate scripts, run with the real openssl", () => {
 describe("drift of the certificate", () => {
   const spec: TlsSpec = { init: "systemd", user: "rootless", service: "gitea.service", publicHost: "gitea.test" };
   const healthy = { ca_key: "600 rootless", ca_cert: "abc", cert: "d1", cert_ending: "no", cert_names_host: "yes", cert_from_ca: "yes", key_matches: "yes", key_mode: "600" };
+
+  it("finds nothing on a healthy own-ca host: CA, certificate, the tool and its schedule as rendered", () => {
+    const tool = fileDigest(renderTlsTool(spec));
+    const systemd = { ...healthy, tool, renewal_service: fileDigest(renderRenewalServiceUnit("rootless")), renewal_timer: fileDigest(renderRenewalTimerUnit()), renewal_active: "active", renewal_enabled: "enabled" };
+    expect(ownCaDrift(spec, systemd)).toEqual([]);
+    const openrc: TlsSpec = { ...spec, init: "openrc", service: "gitea" };
+    expect(ownCaDrift(openrc, { ...healthy, tool: fileDigest(renderTlsTool(openrc)), renewal_periodic: fileDigest(renderRenewalPeriodicScript("rootless")) })).toEqual([]);
+    // The same facts but one: drift, so the healthy answer is the comparison's, not a default.
+    expect(ownCaDrift(spec, { ...systemd, renewal_enabled: "disabled" })).toEqual(["timer gitea-homelab-tls-rootless.timer: disabled at boot, expected enabled"]);
+  });
 
   it("shows a certificate near its end, or not naming the host, as drift up repairs (own-ca)", () => {
     const drift = ownCaDrift(spec, { ...healthy, cert_ending: "yes", cert_ends: "Jan  1 00:00:00 2027 GMT", cert_names_host: "no", tool: "missing", renewal_service: "missing", renewal_timer: "missing", renewal_active: "inactive", renewal_enabled: "disabled" });

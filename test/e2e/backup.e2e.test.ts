@@ -22,7 +22,7 @@ const rundir = process.env.GITEA_HOMELAB_VM_RUNDIR;
 const USER = "keeper";
 const BACKUPS = "/var/backups/gitea-e2e";
 const REPO = "vault";
-describe.runIf(rundir)("backups, restore and a failed upgrade: the data and its keys survive", () => {
+describe.runIf(rundir)("backups, their timer and a restore: the data and its keys survive", () => {
   let vm: TestVm;
   let ws: Workspace;
   let server: CliStack;

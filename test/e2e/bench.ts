@@ -18,11 +18,16 @@
  * The CLI does not time its invokes, so the drift probe's own session has no column any more;
  * and the engine runs independent commands in parallel, so their times may add up to more
  * than the wall time.
+ *
+ * Also the wall time of previews the program refuses before anything runs (a stack of their
+ * own, "bench-refused"): credentials the host does not take, and a given certificate that does
+ * not name publicHost. The suites check what these say; how long they take is a figure here.
  */
+import { execFileSync } from "child_process";
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "fs";
 import { join } from "path";
 import { GITEA_START_MS } from "./harness/gitea";
-import { CliStack, CliWorkspace, openWorkspace, RunReport, Workspace } from "./harness/pulumiCli";
+import { CliStack, CliWorkspace, DeploymentError, openWorkspace, RunReport, Workspace } from "./harness/pulumiCli";
 import { sshRun } from "./harness/ssh";
 import { acceptedSshSessions, resolveGiteaTestLocally, serverConfig, TestVm, testVm, waitForStatus, wslConfig } from "./harness/vm";
 
@@ -174,6 +179,40 @@ async function floor(ws: Workspace, rundir: string, runs = 3): Promise<{ preview
   return { preview, up };
 }
 
+/** A preview the program should refuse: its wall time, and whether the refusal named `key`. */
+async function refusedPreview(stack: CliStack, name: string, config: Record<string, string>, env: Record<string, string | undefined>, key: string): Promise<string> {
+  stack.envOverrides = env;
+  const outcome = await stack.preview(config).then(
+    (report) => ({ ms: report.wallMs, note: " (the preview passed)" }),
+    (e: unknown) => {
+      if (!(e instanceof DeploymentError)) throw e;
+      return { ms: e.report.wallMs, note: e.message.includes(`gitea-homelab:${key}`) ? "" : ` (refused without naming ${key})` };
+    },
+  );
+  stack.envOverrides = {};
+  console.log(`bench: refused preview, ${name}: ${secs(outcome.ms)} s${outcome.note}`);
+  return `${name} ${secs(outcome.ms)} s${outcome.note}`;
+}
+
+/** Previews refused before anything runs: credentials the host does not take, a certificate not naming publicHost. */
+async function refusedPreviews(ws: CliWorkspace, vm: TestVm, rundir: string, log: string[]): Promise<string[]> {
+  const stack = await new CliStack(ws, "bench-refused", log).init();
+  const stranger = join(rundir, "bench-stranger-key");
+  rmSync(stranger, { force: true });
+  rmSync(`${stranger}.pub`, { force: true });
+  execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", stranger]);
+  const other = join(rundir, "bench-other-certificate");
+  execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "30", "-subj", "/O=bench", "-addext", "subjectAltName=DNS:other.test", "-keyout", `${other}.key`, "-out", `${other}.crt`], { stdio: "ignore" });
+  const config: Record<string, string> = { ...serverConfig(vm), role: "server" };
+  const { privateKey: _key, ...keyless } = config;
+  const noAgent = { SSH_AUTH_SOCK: undefined };
+  return [
+    await refusedPreview(stack, "no key and no ssh-agent", keyless, noAgent, "privateKey"),
+    await refusedPreview(stack, "a key the host refuses", { ...config, privateKey: readFileSync(stranger, "utf8") }, noAgent, "privateKey"),
+    await refusedPreview(stack, "a certificate not naming publicHost", { ...serverConfig(vm, { tls: "given" }), role: "server", tlsCertificate: readFileSync(`${other}.crt`, "utf8"), tlsKey: readFileSync(`${other}.key`, "utf8") }, {}, "tlsCertificate"),
+  ];
+}
+
 interface Replay {
   /** Client wall time of the one SSH session, upload included. */
   wallMs: number;
@@ -285,6 +324,7 @@ async function main(): Promise<void> {
   const floors = await floor(ws, rundir);
   console.log(`bench: floor preview ms ${floors.preview.join(", ")}; up ms ${floors.up.join(", ")}`);
   const floorMs = { preview: median(floors.preview), up: median(floors.up) };
+  const refused = await refusedPreviews(ws, vm, rundir, log);
 
   const rows: Row[] = [];
   rows.push(await measured(ws, server, "server 1 fresh up", "up", () => server.up(config)));
@@ -334,6 +374,7 @@ async function main(): Promise<void> {
 
   console.log(`\nDebian 13 test VM (accel ${vm.env.VM_ACCEL}); the real Pulumi CLI, command plugin: ${ws.plugins.command}, random plugin: ${ws.plugins.random}`);
   console.log(`floor: median of 3 of an empty program, this CLI: preview ${(floorMs.preview / 1000).toFixed(3)} s (${floors.preview.join(", ")} ms), up ${(floorMs.up / 1000).toFixed(3)} s (${floors.up.join(", ")} ms)`);
+  console.log(`refused previews (wall, nothing runs on the host): ${refused.join("; ")}`);
   const header = [
     "scenario".padEnd(30),
     "wall s".padStart(7),

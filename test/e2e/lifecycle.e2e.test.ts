@@ -97,6 +97,8 @@ describe.runIf(rundir)("the core lifecycle with the real Pulumi CLI", () => {
 
   /** Pushes a commit and returns the secret's hash the workflow printed for it (its log in lastRunLog). */
   let lastRunLog = "";
+  /** The pushed history when the upgrade's backup was made (the newest backup the restore brings back). */
+  let historyBeforeUpgrade: string[] = [];
   async function secretHashAfterPush(message: string): Promise<string> {
     const { sha, hash, log } = await forge.vaultHashAfterPush(REPO, message);
     history = [sha, ...history];
@@ -132,33 +134,40 @@ describe.runIf(rundir)("the core lifecycle with the real Pulumi CLI", () => {
     const failure = async (name: string, cfg: Record<string, string>, env: Record<string, string | undefined>) => {
       server.envOverrides = env;
       const outcome = await timings.time(`preview refused: ${name}`, () => server.preview(cfg)).then(
-        (report) => ({ error: "(the preview passed)", ms: report.wallMs }),
-        (e: DeploymentError) => ({ error: e.message, ms: e.report.wallMs }),
+        (report) => ({ error: "(the preview passed)", ms: report.wallMs, diagnostics: report.diagnostics }),
+        (e: DeploymentError) => ({ error: e.message, ms: e.report.wallMs, diagnostics: e.report.diagnostics }),
       );
       server.envOverrides = {};
       // The preview's own time, without the config commands before it.
-      return { error: outcome.error, seconds: outcome.ms / 1000 };
+      return { error: outcome.error, seconds: outcome.ms / 1000, diagnostics: outcome.diagnostics };
     };
     const agent = spawnSync("ssh-agent", ["-a", join(dir, "agent.sock"), "-s"], { encoding: "utf8" });
     const agentPid = /SSH_AGENT_PID=(\d+)/.exec(agent.stdout)?.[1];
     try {
       spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(dir, "stranger")]);
+      spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "a passphrase", "-f", join(dir, "locked")]);
       expect(spawnSync("ssh-add", [join(dir, "stranger")], { env: { ...process.env, SSH_AUTH_SOCK: join(dir, "agent.sock") } }).status).toBe(0);
       const cases = {
         "no key, no agent": await failure("no key, no agent", keyless, { SSH_AUTH_SOCK: undefined }),
         "agent socket with no agent": await failure("dead agent", config, { SSH_AUTH_SOCK: join(dir, "gone.sock") }),
         "an agent with a key the host refuses": await failure("agent refused", keyless, { SSH_AUTH_SOCK: join(dir, "agent.sock") }),
         "a key the host refuses": await failure("key refused", { ...config, privateKey: readFileSync(join(dir, "stranger"), "utf8") }, { SSH_AUTH_SOCK: undefined }),
+        // Refused before any SSH session, as the program starts: the error Node printed a warning above.
+        "a key with a passphrase": await failure("passphrase key", { ...config, privateKey: readFileSync(join(dir, "locked"), "utf8") }, { SSH_AUTH_SOCK: undefined }),
       };
       console.log(Object.entries(cases).map(([what, c]) => `  ${what}: failed after ${c.seconds.toFixed(1)} s`).join("\n"));
       expect(cases["no key, no agent"].error).toContain("gitea-homelab:privateKey: is unset and no ssh-agent runs (SSH_AUTH_SOCK is unset)");
       expect(cases["agent socket with no agent"].error).toContain("gitea-homelab:privateKey: SSH_AUTH_SOCK is set but no ssh-agent answers there");
       expect(cases["an agent with a key the host refuses"].error).toContain("refused every key of the ssh-agent at SSH_AUTH_SOCK");
       expect(cases["a key the host refuses"].error).toContain("refused the key in gitea-homelab:privateKey");
+      expect(cases["a key with a passphrase"].error).toContain("gitea-homelab:privateKey: is protected by a passphrase");
       for (const [what, c] of Object.entries(cases)) {
         // One message, as Pulumi prints a RunError: no stack trace, no serialization chain.
         expect(c.error, what).toContain("invalid stack config (1 problem):");
         expect(c.error, what).not.toMatch(/error serializing property|unhandled exception|<ref \*1>|\n\s+at /);
+        // Errors only: nothing from Node (PromiseRejectionHandledWarning and its hint) around them.
+        expect(c.diagnostics.filter((d) => !d.startsWith("error: ")), what).toEqual([]);
+        expect(c.diagnostics.join("\n"), what).not.toMatch(/Warning|--trace-warnings/);
       }
       expect(await vm.root(`id -u ${USER} >/dev/null 2>&1 && echo yes || echo no`)).toBe("no");
     } finally {
@@ -170,6 +179,8 @@ describe.runIf(rundir)("the core lifecycle with the real Pulumi CLI", () => {
   it("a fresh preview plans the whole server and changes nothing", async () => {
     const preview = await timings.time("fresh preview", () => server.preview(config));
     expect(preview.steps.filter((s) => s.operation === "create").length).toBe(15);
+    // A clean run says nothing: no warning (Pulumi.yaml's defaults reach the program as if set), nothing from Node.
+    expect(preview.diagnostics).toEqual([]);
     expect(await vm.root(`id -u ${USER} >/dev/null 2>&1 && echo yes || echo no`)).toBe("no");
   });
 
@@ -180,6 +191,10 @@ describe.runIf(rundir)("the core lifecycle with the real Pulumi CLI", () => {
         .map((n) => `create ${n}`)
         .sort(),
     );
+    expect(first.diagnostics).toEqual([]);
+    // The progress line shows what a command did, never a file's content (a PEM line).
+    expect(Object.entries(first.progress).filter(([, line]) => /^-----|^[A-Za-z0-9+/=]{40,}$/.test(line))).toEqual([]);
+    expect(first.progress["gitea-https-certificate"]).toMatch(/^certificate issued for gitea\.test/);
     expect(server.lastOutputs().tls).toBe("own-ca");
     expect(caCertificate()).toMatch(/^-----BEGIN CERTIFICATE-----\n[\s\S]+\n-----END CERTIFICATE-----\n$/);
     trustGiteaCa(caCertificate(), "gitea.test");
@@ -248,6 +263,8 @@ describe.runIf(rundir)("the core lifecycle with the real Pulumi CLI", () => {
   it("a second up changes nothing, and preview --expect-no-changes agrees", async () => {
     const second = await timings.time("no-change up", () => server.up(config));
     expect(second.commands).toEqual([]);
+    expect(second.diagnostics).toEqual([]);
+    expect((await server.preview(config)).diagnostics).toEqual([]);
     // `up` runs the program twice (its preview, then the update): two probe sessions, nothing else.
     expect(second.sshSessions).toBe(2);
     const strict = await timings.time("preview --expect-no-changes", () => server.cli(["preview", "--expect-no-changes", "--stack", server.name]));
@@ -323,6 +340,7 @@ describe.runIf(rundir)("the core lifecycle with the real Pulumi CLI", () => {
     const broken = vm.env.GITEA_IMAGE.replace(/-rootless$/, "-never-healthy");
     await vm.asUser(USER, `sh -c ${JSON.stringify(`printf 'FROM ${vm.env.GITEA_IMAGE}\\nENTRYPOINT ["/bin/sleep", "infinity"]\\n' | podman build --pull=never -q -t ${broken} -f - /tmp >/dev/null`)}`);
     const unitBefore = await vm.root(`cat /home/${USER}/.config/containers/systemd/gitea.container`);
+    historyBeforeUpgrade = [...history];
     const failing = { ...config, image: broken, healthTimeoutSeconds: "60" };
     const error = await timings.time("up to a never-healthy image, with the rollback", () => server.up(failing).then(() => undefined, (e: unknown) => e));
     expect(error).toBeInstanceOf(DeploymentError);
@@ -330,6 +348,11 @@ describe.runIf(rundir)("the core lifecycle with the real Pulumi CLI", () => {
     // image's name before it is only in what the script printed. gitea-health is the step that failed.
     expect(String((error as Error).message)).toMatch(new RegExp(`on ${broken.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: ROLLED BACK to the previous image and the data backed up before the upgrade`));
     expect((error as DeploymentError).report.commands.filter((c) => c.exitCode !== 0).map((c) => c.resource)).toEqual(["gitea-health"]);
+    // The provider quotes the command line it ran: one short line, then the script's own line.
+    const [quoted, own] = String((error as Error).message).split("\n");
+    expect(quoted).toMatch(/^gitea-health: Process exited with status 1: running "sh -c .* gitea-homelab":$/);
+    expect(quoted.length).toBeLessThan(500);
+    expect(own).toBe("gitea-homelab: Gitea did not become healthy within 60 seconds (gitea-homelab:healthTimeoutSeconds)");
     // The old image runs, on the old unit, with everything in place.
     expect(await waitForStatus(`${web()}/api/healthz`, 200, GITEA_START_MS)).toBe(200);
     expect(await vm.root(`cat /home/${USER}/.config/containers/systemd/gitea.container`)).toBe(unitBefore);
@@ -337,6 +360,8 @@ describe.runIf(rundir)("the core lifecycle with the real Pulumi CLI", () => {
     expect(await forge.cloneHistory(REPO, cloneUrl())).toEqual(history);
     expect((await giteaApi(web(), "/users/alice", { auth: admin() })).status).toBe(200);
     expect((await backups()).some((n) => n.endsWith("-pre-upgrade"))).toBe(true);
+    // The data came back with its keys: a workflow still decrypts the Actions secret.
+    expect(await secretHashAfterPush("after the rollback")).toBe(VAULT.hash);
     // The host runs another image than the config asks: preview says so, and up would try again.
     const preview = await server.preview(failing);
     expect(preview.steps.map((s) => s.resource)).toEqual(expect.arrayContaining(["gitea-upgrade"]));
@@ -425,12 +450,22 @@ describe.runIf(rundir)("the core lifecycle with the real Pulumi CLI", () => {
     expect(await vm.root(`test -e /home/${USER}/.config/gitea-homelab/tls && echo kept || echo gone`)).toBe("gone");
     expect(await backups()).toContain(latest);
     await server.forgetState();
+    // A restoreFrom that is no backup (the backup directory itself) fails the preview from its
+    // look at the host, naming the key; nothing ran (the account is still there, no volume made).
+    const notABackup = await server.preview({ ...config, restoreFrom: BACKUPS }).then(
+      () => undefined,
+      (e: DeploymentError) => e,
+    );
+    expect(notABackup?.message).toContain(`gitea-homelab:restoreFrom: ${BACKUPS} has no manifest, so it is no backup`);
+    expect(notABackup?.report.diagnostics.filter((d) => !d.startsWith("error: "))).toEqual([]);
+    expect(await vm.asUser(USER, "podman volume ls -q")).toBe("");
     const restoring = { ...config, restoreFrom: `${BACKUPS}/${latest}` };
     const report = await timings.time("up with restoreFrom", () => server.up(restoring));
     expect(ran(report)).toContain("create gitea-backup-restore");
     await healthy();
-    // The backup was made before the last push: the history as it was then, the user, the keys.
-    expect(await forge.cloneHistory(REPO, cloneUrl())).toEqual(history.slice(1));
+    // The newest backup is the upgrade's: the history as it was then, the user, the keys.
+    expect(latest).toMatch(/-pre-upgrade$/);
+    expect(await forge.cloneHistory(REPO, cloneUrl())).toEqual(historyBeforeUpgrade);
     expect((await giteaApi(web(), "/users/alice", { auth: admin() })).status).toBe(200);
     expect(await keysDigest()).toBe(digest);
     // The backup held the CA: the same one is back, and Gitea's certificate is its.

@@ -69,7 +69,9 @@ describe.runIf(rundir)("server and wsl stacks: a pushed workflow runs on the rea
   });
 
   it("a fresh up installs and registers the runner from the server stack's outputs; Gitea lists it online", async () => {
-    const report = await wsl.up(config);
+    // As a stack made before the runner's rename took the binary's default name, act_runner;
+    // the next test moves it to the defaults.
+    const report = await wsl.up({ ...config, runnerBinaryName: "act_runner" });
     expect(report.commands.map((c) => `${c.operation} ${c.resource}`).sort()).toEqual(["create runner-install", "create runner-register", "create wsl-preflight"]);
     expect(await serviceState()).toBe("active enabled");
     expect(await vm.root("systemctl is-active podman.socket")).toBe("active");
@@ -81,6 +83,21 @@ describe.runIf(rundir)("server and wsl stacks: a pushed workflow runs on the rea
     const visible = [await vm.root("cat /etc/act_runner/config.yaml /etc/systemd/system/act_runner.service /var/lib/act_runner/.runner"), await vm.root("ps -eo args"), await vm.root("journalctl --no-pager -n 3000"), log.join("\n")].join("\n");
     expect(visible).not.toContain(server.lastOutputs().runnerRegistrationToken as string);
     expect(visible).not.toContain(admin().password);
+  });
+
+  it("the next up with the default binary name runs gitea-runner under the same unit and registration; act_runner goes", async () => {
+    const before = await onlineRunner();
+    const report = await wsl.up(config);
+    expect(report.commands.map((c) => `${c.operation} ${c.resource}`).sort()).toEqual(["update runner-install", "update runner-register"]);
+    expect(await vm.root("grep '^ExecStart=' /etc/systemd/system/act_runner.service")).toBe("ExecStart=/usr/local/bin/gitea-runner daemon --config /etc/act_runner/config.yaml");
+    expect(await vm.root("ls /usr/local/bin/act_runner /usr/local/bin/gitea-runner 2>/dev/null || true")).toBe("/usr/local/bin/gitea-runner");
+    expect(await serviceState()).toBe("active enabled");
+    // Restarted: the service's process is the new binary.
+    expect(await vm.root("readlink /proc/$(systemctl show -p MainPID --value act_runner.service)/exe")).toBe("/usr/local/bin/gitea-runner");
+    // Not registered again: the same record, the only one.
+    expect((await onlineRunner()).id).toBe(before.id);
+    expect((await runners()).map((r) => r.id)).toEqual([before.id]);
+    expect((await wsl.preview(config)).steps).toEqual([]);
   });
 
   it("a workflow pushed over SSH to sshCloneBase runs to success in a Podman container", async () => {
@@ -184,7 +201,7 @@ describe.runIf(rundir)("server and wsl stacks: a pushed workflow runs on the rea
     expect(before.length).toBeGreaterThan(0);
     await wsl.destroy();
     expect(await serviceState()).toMatch(/^inactive( not-found)?$/);
-    expect(await vm.root("ls -d /etc/act_runner /var/lib/act_runner /usr/local/bin/act_runner /etc/systemd/system/act_runner.service 2>/dev/null | wc -l")).toBe("0");
+    expect(await vm.root("ls -d /etc/act_runner /var/lib/act_runner /usr/local/bin/gitea-runner /usr/local/bin/act_runner /etc/systemd/system/act_runner.service 2>/dev/null | wc -l")).toBe("0");
     // The record .runner named is gone; one orphaned by the hand-removed .runner above stays (offline).
     const after = await runners();
     expect(after.map((r) => r.id)).not.toContain(before.find((r) => r.status === "online")!.id);

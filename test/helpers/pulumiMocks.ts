@@ -7,6 +7,7 @@ import { readFileSync } from "fs";
 import { join } from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { parse } from "yaml";
+import { parseRootDeleteCommand, parseRootInvocation } from "../../components/render/shell";
 // Internal modules of the SDK, the same ones `setMocks` uses.
 import { MockMonitor } from "@pulumi/pulumi/runtime/mocks";
 // eslint-disable-next-line @typescript-eslint/no-require-imports -- @internal functions, absent from the typings
@@ -29,6 +30,10 @@ export interface RecordedResource {
   wireInputs: Record<string, any>;
   /** Inputs that are secret or hold a secret somewhere inside. */
   secretInputs: string[];
+  /** A remote command's script, payload and delete script, read back from its stdin and delete command line. */
+  script?: string;
+  payload?: string;
+  deleteScript?: string;
   retainOnDelete: boolean;
   deleteBeforeReplace: boolean;
   additionalSecretOutputs: string[];
@@ -168,7 +173,13 @@ export async function runWithMocks(
   const mocks: pulumi.runtime.Mocks = {
     newResource: (args) => {
       const resource = resources.find((r) => r.type === args.type && r.name === args.name && Object.keys(r.inputs).length === 0);
-      if (resource) resource.inputs = unwrapSecrets(args.inputs);
+      if (resource) {
+        resource.inputs = unwrapSecrets(args.inputs);
+        const sent = typeof resource.inputs.stdin === "string" ? parseRootInvocation(resource.inputs.stdin) : undefined;
+        resource.script = sent?.script;
+        resource.payload = sent?.payload;
+        resource.deleteScript = typeof resource.inputs.delete === "string" ? parseRootDeleteCommand(resource.inputs.delete) : undefined;
+      }
       if (args.type === "pulumi:pulumi:StackReference") {
         const ref = opts.stackReferences?.[args.inputs.name];
         if (!ref) throw new Error(`no mocked stack ${args.inputs.name}`);

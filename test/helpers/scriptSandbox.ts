@@ -22,6 +22,11 @@ import { join } from "path";
 
 /** Commands run for real: they only read, or write inside the sandbox's temp dir. */
 const REAL_TOOLS = ["bash", "cat", "grep", "sed", "awk", "sort", "cut", "head", "tail", "tr", "wc", "cmp", "stat", "sha256sum", "dirname", "basename", "mktemp", "true", "false", "printf", "env", "date", "uniq", "base64", "od", "comm"];
+/**
+ * Read-only tools a test may make real (realTool): absent otherwise, since a script that finds
+ * one may run much longer (the ACME check asks openssl for Gitea's certificate until it times out).
+ */
+const OPTIONAL_REAL_TOOLS = ["openssl"];
 
 /** Commands that change a host: logged, never run. */
 const STUBBED = [
@@ -30,9 +35,42 @@ const STUBBED = [
   "curl", "timeout", "sleep", "modprobe", "rc-service", "rc-update", "apk", "dnf", "apt-get", "openrc-run", "ssh", "sh", "dash",
 ];
 
+/**
+ * Runs first in every curl, the stub and a test's own (override): records the call's arguments
+ * (curlCalls) and, like a curl that cannot verify the server, fails a request told not to verify
+ * (-k, --insecure, on the command line or in a config read from stdin). Scripts must never turn
+ * verification off, and a test that only answers a status code would not see it.
+ */
+const CURL_GUARD = `if [[ \${0##*/} == curl ]]; then
+  calls=("$GH_SANDBOX"/curl-calls/*)
+  [[ -e \${calls[0]} ]] || calls=()
+  printf '%s\\0' "$@" >"$GH_SANDBOX/curl-calls/$(printf '%06d' "\${#calls[@]}")"
+  unverified=
+  prev=
+  for arg; do
+    case $arg in
+      --insecure | --proxy-insecure | --doh-insecure) unverified=$arg ;;
+      --*) ;;
+      -*k*) unverified=$arg ;;
+    esac
+    if [[ ($prev == --config || $prev == -K) && $arg == - ]]; then
+      config=$(cat)
+      if grep -Eq '^[[:space:]]*-{0,2}(insecure|proxy-insecure|k)([[:space:]=:]|$)' <<<"$config"; then unverified="insecure in its config"; fi
+      exec < <(printf '%s\\n' "$config")
+    fi
+    prev=$arg
+  done
+  if [[ -n $unverified ]]; then
+    echo "curl: (60) the sandbox refuses a request that does not verify the server ($unverified)" >&2
+    printf 000
+    exit 60
+  fi
+fi`;
+
 /** The stub: logs `name args`, answers what the scripts ask so they run on to their end. */
 const STUB = `#!/bin/bash
 name=\${0##*/}
+${CURL_GUARD}
 printf '%s\\0' "$name" "$@" >>"$GH_SANDBOX/log"
 printf '\\n' >>"$GH_SANDBOX/log"
 # Commands that run a command: run it (only a bare name, which resolves to a stub or a read-only tool).
@@ -124,7 +162,7 @@ export class ScriptSandbox {
     this.dir = mkdtempSync(join(tmpdir(), "gh-sandbox-"));
     this.bin = join(this.dir, "bin");
     this.canary = join(this.dir, "canary", "CANARY");
-    for (const d of ["bin", "canary", "installed", "home", "tmp", "volume"]) mkdirSync(join(this.dir, d));
+    for (const d of ["bin", "canary", "installed", "home", "tmp", "volume", "curl-calls"]) mkdirSync(join(this.dir, d));
     writeFileSync(join(this.bin, ".stub"), STUB, { mode: 0o755 });
     for (const name of STUBBED) symlinkSync(".stub", join(this.bin, name));
     for (const name of REAL_TOOLS) {
@@ -133,7 +171,7 @@ export class ScriptSandbox {
     }
     writeFileSync(join(this.bin, "gh_canary"), `#!/bin/bash\n: >${JSON.stringify(this.canary)}\n`, { mode: 0o755 });
     // nobody must be able to use the sandbox (and only it).
-    for (const d of [this.dir, join(this.dir, "canary"), join(this.dir, "installed"), join(this.dir, "home"), join(this.dir, "tmp"), join(this.dir, "volume")]) chmodSync(d, 0o777);
+    for (const d of [this.dir, join(this.dir, "canary"), join(this.dir, "installed"), join(this.dir, "home"), join(this.dir, "tmp"), join(this.dir, "volume"), join(this.dir, "curl-calls")]) chmodSync(d, 0o777);
     writeFileSync(join(this.dir, "log"), "");
     chmodSync(join(this.dir, "log"), 0o666);
   }
@@ -174,7 +212,26 @@ export class ScriptSandbox {
     if (!STUBBED.includes(name)) throw new Error(`${name} is not a stubbed command`);
     const path = join(this.bin, name);
     rmSync(path);
-    writeFileSync(path, `#!/bin/bash\n${script}\n`, { mode: 0o755 });
+    writeFileSync(path, `#!/bin/bash\n${name === "curl" ? `${CURL_GUARD}\n` : ""}${script}\n`, { mode: 0o755 });
+  }
+
+  /** Makes an optional read-only tool (OPTIONAL_REAL_TOOLS) real for the runs that follow, or absent again. */
+  realTool(name: string, real: boolean): void {
+    if (!OPTIONAL_REAL_TOOLS.includes(name)) throw new Error(`${name} is not an optional real tool`);
+    const link = join(this.bin, name);
+    rmSync(link, { force: true });
+    if (!real) return;
+    const path = ["/usr/bin", "/bin"].map((d) => join(d, name)).find((p) => existsSync(p));
+    if (!path) throw new Error(`${name} is not installed on this machine`);
+    symlinkSync(path, link);
+  }
+
+  /** The arguments of each curl the scripts ran, in order (the stub's or an override's). */
+  curlCalls(): string[][] {
+    const dir = join(this.dir, "curl-calls");
+    return readdirSync(dir)
+      .sort()
+      .map((name) => readFileSync(join(dir, name), "utf8").split("\0").slice(0, -1));
   }
 
   /** Runs a bash script with the stubs in one of the two worlds, with ARGS as its arguments. */

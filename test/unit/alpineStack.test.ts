@@ -30,8 +30,8 @@ describe("server stack on an Alpine host (found by the probe session)", () => {
   });
 
   it("runs Gitea as an OpenRC service instead of a Quadlet unit, with keep-id", () => {
-    const create = run.byName("gitea-service-unit").inputs.create as string;
-    expect(create).toContain("unit_file='\\''/etc/init.d/gitea'\\''");
+    const create = run.byName("gitea-service-unit").script as string;
+    expect(create).toContain("unit_file='/etc/init.d/gitea'");
     expect(create).toContain("supervisor=supervise-daemon");
     expect(create).toContain("--userns=keep-id:uid=1000,gid=1000");
     expect(create).not.toContain("[Container]");
@@ -40,8 +40,8 @@ describe("server stack on an Alpine host (found by the probe session)", () => {
 
   it("leaves the firewall alone under firewall: auto, and says so", () => {
     for (const name of ["gitea-http-port", "gitea-ssh-port"]) {
-      expect(run.byName(name).inputs.create).toContain("(gitea-homelab:firewall auto): $port not managed");
-      expect(run.byName(name).inputs.create).not.toContain("firewall-cmd");
+      expect(run.byName(name).script).toContain("(gitea-homelab:firewall auto): $port not managed");
+      expect(run.byName(name).script).not.toContain("firewall-cmd");
     }
   });
 });

@@ -35,18 +35,18 @@ describe("Gitea settings in the unit file (plain config)", () => {
   });
 
   it("sets the defaults and the owner's settings as the unit's GITEA__ variables, an override replacing its default", () => {
-    const script = run.byName("gitea-service-unit").inputs.create as string;
+    const script = run.byName("gitea-service-unit").script as string;
     expect(script).toContain('Environment="GITEA__SERVICE__DISABLE_REGISTRATION=true"');
     expect(script).toContain('Environment="GITEA__OTHER__SHOW_FOOTER_VERSION=false"');
     expect(script).toContain('Environment="GITEA____APP_NAME=Home forge"');
     expect(script).toContain('Environment="GITEA__REPOSITORY_0X2E_SIGNING__DEFAULT_TRUST_MODEL=committer"');
     expect(script.match(/Environment="GITEA__SERVICE__REQUIRE_SIGNIN_VIEW=[a-z]*"/g)).toEqual(['Environment="GITEA__SERVICE__REQUIRE_SIGNIN_VIEW=false"']);
     // The environment file keeps only the runner token.
-    expect(run.byName("gitea-service-unit").inputs.stdin).not.toContain("GITEA__");
+    expect(run.byName("gitea-service-unit").payload).not.toContain("GITEA__");
   });
 
   it("records what it manages on the host, so a setting later dropped is removed from app.ini", () => {
-    const script = run.byName("gitea-service-unit").inputs.create as string;
+    const script = run.byName("gitea-service-unit").script as string;
     expect(script).toContain("forget_dropped_settings");
     const recorded = "[]APP_NAME,[other]SHOW_FOOTER_VERSION,[repository.signing]DEFAULT_TRUST_MODEL,[service]DEFAULT_KEEP_EMAIL_PRIVATE,[service]DISABLE_REGISTRATION,[service]REQUIRE_SIGNIN_VIEW";
     // In the unit, so Gitea's image writes it into app.ini at each start; and in the script that compares.
@@ -65,13 +65,13 @@ describe("Gitea settings set with --secret", () => {
   it("go only into the 0600 environment file, delivered as a secret stdin; the unit file names none of their values", () => {
     const unit = run.byName("gitea-service-unit");
     expect(isSecretValue(unit.wireInputs.stdin)).toBe(true);
-    expect(unit.inputs.stdin).toContain(`GITEA__MAILER__PASSWD=${PASSWORD}\n`);
-    expect(unit.inputs.stdin).toContain("GITEA____APP_NAME=Home forge\n");
-    expect(unit.inputs.create).not.toContain("smtp.example.com");
-    expect(unit.inputs.create).not.toContain("Home forge");
+    expect(unit.payload).toContain(`GITEA__MAILER__PASSWD=${PASSWORD}\n`);
+    expect(unit.payload).toContain("GITEA____APP_NAME=Home forge\n");
+    expect(unit.script).not.toContain("smtp.example.com");
+    expect(unit.script).not.toContain("Home forge");
     // The names are recorded (no secret), and the program's defaults stay in the unit.
-    expect(unit.inputs.create).toContain("[mailer]PASSWD");
-    expect(unit.inputs.create).toContain('Environment="GITEA__SERVICE__DISABLE_REGISTRATION=true"');
+    expect(unit.script).toContain("[mailer]PASSWD");
+    expect(unit.script).toContain('Environment="GITEA__SERVICE__DISABLE_REGISTRATION=true"');
     expect(unit.secretInputs).not.toContain("create");
     expect(unit.additionalSecretOutputs).toEqual(expect.arrayContaining(["stdout", "stderr"]));
     expect(unit.inputs.logging).toBe("none");

@@ -14,19 +14,20 @@
  *     the lines that carry a value, line for line.
  * GITEA_HOMELAB_PROPERTY_RUNS sets the number of samples (default 10 per stack).
  */
-import { execFileSync } from "child_process";
-import { giteaTlsEnvironment } from "../../components/tls/render";
 import fc from "fast-check";
 import * as pulumi from "@pulumi/pulumi";
-import { spawnSync } from "child_process";
-import { writeFileSync } from "fs";
+import { execFileSync, spawnSync } from "child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "fs";
+import { tmpdir } from "os";
 import { join } from "path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { giteaEnvironment } from "../../components/gitea/render";
+import { parseRootInvocation } from "../../components/render/shell";
+import { giteaTlsEnvironment, servedPaths } from "../../components/tls/render";
 import { DEFAULT_SETTINGS, defaultsNotOverridden, recordSetting, settingsEnvironment } from "../../components/gitea/settings";
 import { RawConfig, secretProblems, SecretKey } from "../../stacks/config";
-import { SERVER_KEYS, validateServerConfig } from "../../stacks/serverConfig";
+import { RawTls, SERVER_KEYS, validateServerConfig } from "../../stacks/serverConfig";
 import { validateWslConfig, WSL_KEYS } from "../../stacks/wslConfig";
 import { openrcArgs } from "../helpers/openrc";
 import { runWithMocks } from "../helpers/pulumiMocks";
@@ -77,6 +78,17 @@ const SERVER_BASE: RawConfig = {
 };
 /** The acme variant: Gitea gets its certificate by ACME, so the acme keys reach its unit. */
 const ACME_BASE: RawConfig = { ...SERVER_BASE, tls: "acme", acmeAcceptTerms: "true" };
+/**
+ * The default mode, which the base's rootUrl (a reverse proxy) turns off under auto: the
+ * server's own CA, whose scripts and tool take publicHost.
+ */
+const OWN_CA_BASE: RawConfig = { ...SERVER_BASE, tls: "own-ca" };
+/** The owner's certificate, for git.example.com: in the given variant publicHost stays that name. */
+const GIVEN_BASE: RawConfig = { ...SERVER_BASE, tls: "given" };
+const GIVEN_DIR = mkdtempSync(join(tmpdir(), "gh-hostile-given-"));
+execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "90", "-subj", "/O=Hostile test", "-addext", "subjectAltName=DNS:git.example.com", "-keyout", join(GIVEN_DIR, "key.pem"), "-out", join(GIVEN_DIR, "cert.pem")], { stdio: "ignore" });
+const GIVEN_TLS: RawTls = { certificate: readFileSync(join(GIVEN_DIR, "cert.pem"), "utf8"), key: readFileSync(join(GIVEN_DIR, "key.pem"), "utf8") };
+rmSync(GIVEN_DIR, { recursive: true, force: true });
 const SERVER_SECRETS: Partial<Record<SecretKey, string>> = { adminPassword: "correct horse battery", privateKey: PRIVATE_KEY };
 
 const WSL_BASE: RawConfig = {
@@ -108,6 +120,8 @@ let sandbox: ScriptSandbox;
 beforeAll(() => {
   requireTool("shellcheck", "shellcheck");
   sandbox = new ScriptSandbox();
+  // The certificate volume, which the certificate scripts look for before anything else.
+  mkdirSync(join(sandbox.dir, "home", servedPaths().dir), { recursive: true });
 });
 afterAll(() => sandbox.dispose());
 
@@ -164,6 +178,10 @@ function hostileValue(base: string, canary: string): fc.Arbitrary<string> {
   );
 }
 
+/** Each run renders the server stack for one: a platform and unit style, or a tls mode (on Fedora). */
+const SERVER_VARIANTS = ["fedora", "alpine", "service", "acme", "own-ca", "given"] as const;
+type ServerVariant = (typeof SERVER_VARIANTS)[number];
+
 function hostileConfig(base: RawConfig, secrets: Partial<Record<SecretKey, string>>, canary: string): fc.Arbitrary<Record<string, string>> {
   const all = { ...base, ...secrets } as Record<string, string>;
   return fc.record(Object.fromEntries(Object.entries(all).map(([k, v]) => [k, hostileValue(v ?? "", canary)])));
@@ -171,7 +189,7 @@ function hostileConfig(base: RawConfig, secrets: Partial<Record<SecretKey, strin
 
 type Validate = (raw: RawConfig, secrets: Partial<Record<SecretKey, string>>) => string[];
 /** The server config with its `gitea.…` paths put together into the `gitea` object, as Pulumi gives it. */
-function validateServerRaw(raw: RawConfig) {
+function validateServerRaw(raw: RawConfig, rawTls: RawTls = {}) {
   const gitea: Record<string, any> = {};
   const rest: RawConfig = {};
   for (const [key, value] of Object.entries(raw)) {
@@ -184,9 +202,10 @@ function validateServerRaw(raw: RawConfig) {
     for (const name of path.slice(0, -1)) node = node[name] ??= {};
     node[path[path.length - 1]] = value;
   }
-  return validateServerConfig(rest, { json: JSON.stringify(gitea), secret: false });
+  return validateServerConfig(rest, { json: JSON.stringify(gitea), secret: false }, rawTls);
 }
 const validateServer: Validate = (raw, secrets) => [...validateServerRaw(raw).problems, ...secretProblems(secrets)];
+const validateGiven: Validate = (raw, secrets) => [...validateServerRaw(raw, GIVEN_TLS).problems, ...secretProblems(secrets)];
 const validateWsl: Validate = (raw, secrets) => [...validateWslConfig(raw).problems, ...secretProblems(secrets)];
 
 /**
@@ -224,13 +243,14 @@ function session(platform: keyof typeof PLATFORMS): string {
 }
 
 /** Every command line the stack registers (create and delete) and the drift probe's local script. */
-async function renderServer(raw: RawConfig, secrets: Partial<Record<SecretKey, string>>, platform: keyof typeof PLATFORMS) {
+async function renderServer(raw: RawConfig, secrets: Partial<Record<SecretKey, string>>, platform: keyof typeof PLATFORMS, rawTls: RawTls = {}) {
   const run = await runWithMocks(
     {},
     async () => {
       const { buildServerStack } = await import("../../stacks/server");
-      const { settings } = validateServerRaw(raw);
-      return buildServerStack(settings, { privateKey: pulumi.secret(secrets.privateKey), adminPassword: pulumi.secret(secrets.adminPassword), tlsKey: pulumi.output(undefined) });
+      const { settings } = validateServerRaw(raw, rawTls);
+      const tlsKey = rawTls.key === undefined ? pulumi.output(undefined) : pulumi.secret(rawTls.key);
+      return buildServerStack(settings, { privateKey: pulumi.secret(secrets.privateKey), adminPassword: pulumi.secret(secrets.adminPassword), tlsKey });
     },
     { probeStdout: () => session(platform) },
   );
@@ -251,9 +271,11 @@ async function renderWsl(raw: RawConfig, secrets: Partial<Record<SecretKey, stri
 }
 
 function collect(run: Awaited<ReturnType<typeof runWithMocks>>) {
-  const commands = run.ofType("command:remote:Command").flatMap((r) =>
-    (["create", "delete"] as const).filter((f) => typeof r.inputs[f] === "string").map((f) => ({ name: `${r.name}.${f}`, line: r.inputs[f] as string, stdin: (r.inputs.stdin as string) ?? "" })),
-  );
+  // A create's script, record and payload come on its stdin; a delete's script is its command line's argument.
+  const commands = run.ofType("command:remote:Command").flatMap((r) => [
+    { name: `${r.name}.create`, line: r.inputs.create as string, stdin: (r.inputs.stdin as string) ?? "" },
+    ...(typeof r.inputs.delete === "string" ? [{ name: `${r.name}.delete`, line: r.inputs.delete as string, stdin: undefined }] : []),
+  ]);
   const probes = run.invokes.filter((i) => i.token === "command:local:run").map((i) => i.inputs.command as string);
   return { commands, probes, outputs: run.outputs };
 }
@@ -273,9 +295,17 @@ function exercise(rendered: Awaited<ReturnType<typeof collect>>, label: string):
   for (const c of rendered.commands) {
     const argv = sandbox.argv(c.line).map(toolsInSandbox);
     expect(argv.slice(0, 3), `${label} ${c.name}: launcher`).toEqual(["-c", argv[1], "gitea-homelab"]);
-    scripts.push({ name: c.name, script: argv[3], stdin: c.stdin });
-    if (argv[4] !== undefined) scripts.push({ name: `${c.name}.record`, script: argv[4], stdin: "" });
-    expect(argv.length, `${label} ${c.name}: one script and at most one record`).toBeLessThanOrEqual(5);
+    expect(argv.length, `${label} ${c.name}: the launcher and one word at most`).toBeLessThanOrEqual(4);
+    if (c.stdin === undefined) {
+      scripts.push({ name: c.name, script: argv[3], stdin: "" });
+      continue;
+    }
+    // The one word a create's command line carries is its drift marker, never code.
+    if (argv[3] !== undefined) expect(argv[3], `${label} ${c.name}: marker`).toMatch(/^host_state_before_this_converge=\d+ /);
+    const sent = parseRootInvocation(c.stdin);
+    expect(sent, `${label} ${c.name}: stdin as asRootCommand frames it`).toBeDefined();
+    scripts.push({ name: c.name, script: toolsInSandbox(sent!.script), stdin: sent!.payload });
+    if (sent!.after !== undefined) scripts.push({ name: `${c.name}.record`, script: toolsInSandbox(sent!.after), stdin: "" });
   }
   for (const local of rendered.probes) {
     const file = join(sandbox.dir, "tmp", `probe-local-${files.length}.sh`);
@@ -305,18 +335,37 @@ function exercise(rendered: Awaited<ReturnType<typeof collect>>, label: string):
     }
   }
   const installed = sandbox.takeInstalled();
-  // The backup tool a script installed runs later (timer, upgrade, restore): every subcommand too.
-  for (const [path, tool] of Object.entries(installed).filter(([p]) => p.startsWith(`${sandbox.standIn([])}/gitea-backup-`))) {
+  // The tools a script installed run later (timer, upgrade, restore): the backup tool's every
+  // subcommand, and the own-ca certificate tool.
+  const tools = Object.entries(installed).flatMap(([path, tool]) =>
+    path.startsWith(`${sandbox.standIn([])}/gitea-backup-`)
+      ? [["backup", "scheduled"], ["restore", "/var/backups/x"], ["prepare-upgrade", "docker.io/gitea/gitea:9.9.9", "false"], ["rollback"], ["deployed", "docker.io/gitea/gitea:9.9.9"]].map((args) => ({ path, tool, args }))
+      : path.startsWith(`${sandbox.standIn([])}/gitea-tls-`)
+        ? [{ path, tool, args: [] as string[] }]
+        : [],
+  );
+  for (const { path, tool, args } of tools) {
     for (const mode of ["absent", "present"] as const) {
-      for (const args of [["backup", "scheduled"], ["restore", "/var/backups/x"], ["prepare-upgrade", "docker.io/gitea/gitea:9.9.9", "false"], ["rollback"], ["deployed", "docker.io/gitea/gitea:9.9.9"]]) {
-        const run = sandbox.runBash(tool, "", mode, args);
-        expect(run.timedOut, `${label} ${path} ${args[0]} (${mode}) did not finish`).toBe(false);
-        expect(sandbox.canaryFired(), `${label} ${path} ${args[0]} (${mode}) ran injected code`).toBe(false);
-      }
+      const run = sandbox.runBash(tool, "", mode, args);
+      expect(run.timedOut, `${label} ${path} ${args[0] ?? ""} (${mode}) did not finish`).toBe(false);
+      expect(sandbox.canaryFired(), `${label} ${path} ${args[0] ?? ""} (${mode}) ran injected code`).toBe(false);
     }
     sandbox.takeInstalled();
   }
   return installed;
+}
+
+/**
+ * Runs F with openssl real in the sandbox when ON: the certificate scripts (own-ca, given) stop at
+ * their openssl check without it; with it, the acme check would wait out its whole timeout.
+ */
+function withOpenssl<T>(on: boolean, f: () => T): T {
+  sandbox.realTool("openssl", on);
+  try {
+    return f();
+  } finally {
+    sandbox.realTool("openssl", false);
+  }
 }
 
 /** Scripts run the backup tool from a root-owned directory; in the sandbox they run a logging stand-in. */
@@ -392,6 +441,37 @@ function expectFilesKeepShape(installed: Record<string, string>, plain: Record<s
   }
 }
 
+/**
+ * Hostile values that pass validation, so every run exercises the accepted path on each variant
+ * (a % in a URL must be a valid escape even once decoded: Gitea would refuse it).
+ */
+const SERVER_EXAMPLE_HOSTILE: Record<string, string> = {
+  rootUrl: "https://git.example.com/$(gh_canary)/;gh_canary;/%2525h/$HOME/${PATH}/'q'/",
+  adminEmail: "ops`gh_canary`$USER'x&y|z@example.com",
+  acmeEmail: "certs`gh_canary`${HOME}'x%h@example.com",
+  acmeDirectory: "https://acme.example.com/$(gh_canary)/;gh_canary;/%25h/$HOME/directory",
+  adminPassword: `p4ss'$(gh_canary)"\`gh_canary\`;`,
+  "gitea.ui.meta.DESCRIPTION": "$(gh_canary) `gh_canary` ;gh_canary; %h %% $HOME ${PATH} 'q' \"q\" # ; \\",
+};
+const SERVER_EXAMPLE: Record<string, string> = { ...(SERVER_BASE as Record<string, string>), ...(SERVER_SECRETS as Record<string, string>), ...SERVER_EXAMPLE_HOSTILE };
+
+/** The config a run renders: the hostile values its variant accepts, on that variant's base. */
+function prepareServer(hostile: Record<string, string>, variant: ServerVariant) {
+  // The unit style and the tls mode are choices of the variant, not hostile values here.
+  delete hostile.unitStyle;
+  if (variant === "acme" || variant === "own-ca" || variant === "given") delete hostile.tls;
+  // The given certificate names git.example.com: publicHost stays that name.
+  if (variant === "given") delete hostile.publicHost;
+  const base = variant === "acme" ? ACME_BASE : variant === "own-ca" ? OWN_CA_BASE : variant === "given" ? GIVEN_BASE : SERVER_BASE;
+  const rawTls = variant === "given" ? GIVEN_TLS : {};
+  const validate = variant === "given" ? validateGiven : validateServer;
+  const { raw, secrets, accepted } = keepAccepted(base, SERVER_SECRETS, hostile, validate);
+  if (variant === "service") raw.unitStyle = "service";
+  // On OpenRC the schedule is one of cron's periodic names, checked at preview (alpineStack.test.ts).
+  if (variant === "alpine" && !["hourly", "daily", "weekly", "monthly", "off"].includes(raw.backupSchedule ?? "")) raw.backupSchedule = "weekly";
+  return { raw, secrets, accepted, rawTls, validate };
+}
+
 describe("hostile values in every string config key", () => {
   const canary = () => sandbox.canary;
 
@@ -400,20 +480,21 @@ describe("hostile values in every string config key", () => {
     for (const platform of ["fedora", "alpine"] as const) plain[platform] = exercise(await renderServer(SERVER_BASE, SERVER_SECRETS, platform), `plain ${platform}`);
     plain.service = exercise(await renderServer({ ...SERVER_BASE, unitStyle: "service" }, SERVER_SECRETS, "debian"), "plain service");
     plain.acme = exercise(await renderServer(ACME_BASE, SERVER_SECRETS, "fedora"), "plain acme");
+    const plainOwnCa = await renderServer(OWN_CA_BASE, SERVER_SECRETS, "fedora");
+    plain["own-ca"] = withOpenssl(true, () => exercise(plainOwnCa, "plain own-ca"));
+    const plainGiven = await renderServer(GIVEN_BASE, SERVER_SECRETS, "fedora", GIVEN_TLS);
+    plain.given = withOpenssl(true, () => exercise(plainGiven, "plain given"));
+    // The examples are accepted whole: one that is refused runs only the base values.
+    for (const variant of SERVER_VARIANTS) expect(prepareServer({ ...SERVER_EXAMPLE }, variant).accepted, `${variant} example`).toEqual(expect.arrayContaining(Object.keys(SERVER_EXAMPLE_HOSTILE)));
     await fc.assert(
-      fc.asyncProperty(hostileConfig(SERVER_BASE, SERVER_SECRETS, canary()), fc.constantFrom("fedora", "alpine", "service", "acme"), async (hostile, variant) => {
-        // The unit style and the tls mode are choices of the variant, not hostile values here.
-        delete hostile.unitStyle;
-        if (variant === "acme") delete hostile.tls;
-        const { raw, secrets } = keepAccepted(variant === "acme" ? ACME_BASE : SERVER_BASE, SERVER_SECRETS, hostile, validateServer);
-        if (variant === "service") raw.unitStyle = "service";
-        // On OpenRC the schedule is one of cron's periodic names, checked at preview (alpineStack.test.ts).
-        if (variant === "alpine" && !["hourly", "daily", "weekly", "monthly", "off"].includes(raw.backupSchedule ?? "")) raw.backupSchedule = "weekly";
-        expect(validateServer(raw, secrets), "values accepted one by one are accepted together").toEqual([]);
-        const rendered = await renderServer(raw, secrets, variant === "service" ? "debian" : variant === "acme" ? "fedora" : variant);
-        const installed = exercise(rendered, `server ${variant} ${JSON.stringify(hostile)}`);
+      fc.asyncProperty(hostileConfig(SERVER_BASE, SERVER_SECRETS, canary()), fc.constantFrom(...SERVER_VARIANTS), async (hostile, variant) => {
+        const { raw, secrets, rawTls, validate } = prepareServer(hostile, variant);
+        expect(validate(raw, secrets), "values accepted one by one are accepted together").toEqual([]);
+        const rendered = await renderServer(raw, secrets, variant === "service" ? "debian" : variant === "alpine" ? "alpine" : "fedora", rawTls);
+        const installed = withOpenssl(variant === "own-ca" || variant === "given", () => exercise(rendered, `server ${variant} ${JSON.stringify(hostile)}`));
         expectFilesKeepShape(installed, plain[variant]);
-        const { settings } = validateServerRaw(raw);
+        const { settings } = validateServerRaw(raw, rawTls);
+        if (variant === "acme" || variant === "own-ca" || variant === "given") expect(settings.tls.mode, "the variant's tls mode").toBe(variant);
         expectExactEnvironment(installed, {
           ...giteaEnvironment({ publicHost: settings.publicHost, rootUrl: settings.rootUrl, sshPort: settings.sshPort, database: settings.database }),
           ...giteaTlsEnvironment(settings.tls),
@@ -427,25 +508,16 @@ describe("hostile values in every string config key", () => {
         numRuns: RUNS,
         endOnFailure: true,
         // Values that pass validation, so every run exercises the accepted path on each unit style.
-        examples: (["fedora", "alpine", "service", "acme"] as const).map((variant): [Record<string, string>, typeof variant] => [
-          {
-            ...(SERVER_BASE as Record<string, string>),
-            ...(SERVER_SECRETS as Record<string, string>),
-            rootUrl: "https://git.example.com/$(gh_canary)/;gh_canary;/%h/$HOME/${PATH}/'q'/",
-            adminEmail: "ops`gh_canary`$USER'x&y|z@example.com",
-            acmeEmail: "certs`gh_canary`${HOME}'x%h@example.com",
-            acmeDirectory: "https://acme.example.com/$(gh_canary)/;gh_canary;/%h/$HOME/directory",
-            adminPassword: `p4ss'$(gh_canary)"\`gh_canary\`;`,
-            "gitea.ui.meta.DESCRIPTION": "$(gh_canary) `gh_canary` ;gh_canary; %h %% $HOME ${PATH} 'q' \"q\" # ; \\",
-          },
-          variant,
-        ]),
+        examples: SERVER_VARIANTS.map((variant): [Record<string, string>, ServerVariant] => [{ ...SERVER_EXAMPLE }, variant]),
       },
     );
   }, 600_000);
 
   it("wsl stack: rejected naming the key, or rendered into scripts and units that stay intact and run nothing", async () => {
     const plain = exercise(await renderWsl(WSL_BASE, WSL_SECRETS), "plain wsl");
+    // The first example is accepted whole (see SERVER_EXAMPLE_HOSTILE).
+    const wslExample = { instanceUrl: "http://192.168.1.10:4111/$(gh_canary);gh_canary;'%2525h'/", runnerLabels: "other:docker://node:20,self:host", registrationToken: "$(gh_canary)`gh_canary`;gh_canary;'\"xxxxxxxxxxxxxxx" };
+    expect(keepAccepted(WSL_BASE, WSL_SECRETS, { ...wslExample }, validateWsl).accepted).toEqual(Object.keys(wslExample));
     await fc.assert(
       fc.asyncProperty(hostileConfig(WSL_BASE, WSL_SECRETS, canary()), async (hostile) => {
         const { raw, secrets } = keepAccepted(WSL_BASE, WSL_SECRETS, hostile, validateWsl);
@@ -458,13 +530,7 @@ describe("hostile values in every string config key", () => {
         endOnFailure: true,
         examples: [
           [
-            {
-              ...(WSL_BASE as Record<string, string>),
-              ...(WSL_SECRETS as Record<string, string>),
-              instanceUrl: "http://192.168.1.10:4111/$(gh_canary);gh_canary;'%h'/",
-              runnerLabels: "other:docker://node:20,self:host",
-              registrationToken: "$(gh_canary)`gh_canary`;gh_canary;'\"xxxxxxxxxxxxxxx",
-            },
+            { ...(WSL_BASE as Record<string, string>), ...(WSL_SECRETS as Record<string, string>), ...wslExample },
           ],
           // Seed 1605216019, path "2" (issue 27): a label that is a command's name, once rendered bare (SC2209).
           [{ ...(WSL_BASE as Record<string, string>), ...(WSL_SECRETS as Record<string, string>), runnerLabels: "pr" }],
@@ -478,9 +544,16 @@ describe("hostile values in every string config key", () => {
     expect(Object.keys(server).filter((p) => p.endsWith(".container"))).toHaveLength(1);
     const alpine = exercise(await renderServer(SERVER_BASE, SERVER_SECRETS, "alpine"), "plain alpine");
     expect(Object.keys(alpine)).toEqual(expect.arrayContaining(["/etc/init.d/gitea", "/etc/conf.d/gitea"]));
+    // The tls variants reach their certificate scripts' work: own-ca's tool and timer, the given chain.
+    const ownCaRendered = await renderServer(OWN_CA_BASE, SERVER_SECRETS, "fedora");
+    const ownCa = withOpenssl(true, () => exercise(ownCaRendered, "plain own-ca"));
+    expect(Object.keys(ownCa)).toEqual(expect.arrayContaining([`${sandbox.standIn([])}/gitea-tls-rootless`, "/etc/systemd/system/gitea-homelab-tls-rootless.timer"]));
+    const givenRendered = await renderServer(GIVEN_BASE, SERVER_SECRETS, "fedora", GIVEN_TLS);
+    const given = withOpenssl(true, () => exercise(givenRendered, "plain given"));
+    expect(given[`${sandbox.dir}/home/${servedPaths().cert}`]).toBe(GIVEN_TLS.certificate);
     const wsl = exercise(await renderWsl(WSL_BASE, WSL_SECRETS), "plain wsl");
     expect(Object.keys(wsl)).toEqual(expect.arrayContaining(["/etc/act_runner/config.yaml", "/etc/systemd/system/act_runner.service"]));
-  });
+  }, 120_000);
 
   it("covers every string key the stacks read", () => {
     expect(Object.keys(SERVER_BASE).filter((k) => !k.startsWith("gitea.")).sort()).toEqual([...SERVER_KEYS].sort());

@@ -47,7 +47,7 @@ describe("the quick start", () => {
       });
       expect(await run.value(run.outputs.giteaUrl)).toBe("https://10.20.30.40:4111/");
       expect(await run.value(run.outputs.sshCloneBase)).toBe("ssh://git@10.20.30.40:3333/");
-      const unit = run.byName("gitea-service-unit").inputs.create as string;
+      const unit = run.byName("gitea-service-unit").script as string;
       expect(unit).toContain("GITEA__server__ROOT_URL=https://10.20.30.40:4111/");
       expect(unit).toContain("GITEA__server__SSH_DOMAIN=10.20.30.40");
       expect(unit).not.toMatch(/192\.168\.1\.\d+/);

@@ -137,7 +137,7 @@ describe("server stack resource graph", () => {
       expect(c.inputs.logging, name).toBe("none");
       expect(c.additionalSecretOutputs, name).toEqual(expect.arrayContaining(["stderr", "stdout"]));
     }
-    expect(commandNamed("gitea-admin").inputs.stdin).toMatch(/^generated-gitea-admin-password/);
+    expect(commandNamed("gitea-admin").payload).toMatch(/^generated-gitea-admin-password/);
     // commands without secrets keep their output visible
     expect(commandNamed("gitea-image").additionalSecretOutputs).not.toContain("stdout");
     expect(commandNamed("gitea-image").inputs.logging).toBeUndefined();
@@ -146,16 +146,16 @@ describe("server stack resource graph", () => {
   it("puts no secret in a script, a unit file or a trigger", () => {
     const secretValues = ["generated-gitea-runner-registration-token", "generated-gitea-admin-password"];
     for (const c of run.ofType(COMMAND)) {
-      const visible = JSON.stringify([c.inputs.create, c.inputs.delete]);
+      const visible = JSON.stringify([c.inputs.create, c.script, c.deleteScript]);
       for (const s of secretValues) expect(visible, `${c.name} shows ${s}`).not.toContain(s);
     }
-    const unitScript = commandNamed("gitea-service-unit").inputs.create as string;
+    const unitScript = commandNamed("gitea-service-unit").script as string;
     expect(unitScript).toContain("GITEA__server__ROOT_URL=https://127.0.0.1:4111/");
     expect(unitScript).toContain("GITEA__server__PROTOCOL=https");
     expect(unitScript).toContain("Volume=gitea-tls:/etc/gitea-homelab/tls:ro,Z,U");
     expect(unitScript).toContain("EnvironmentFile=%h/.config/gitea-homelab/gitea.env");
     expect(unitScript).toContain("EnvironmentFile=%h/.config/gitea-homelab/gitea-keys.env");
-    const unitStdin = commandNamed("gitea-service-unit").inputs.stdin as string;
+    const unitStdin = commandNamed("gitea-service-unit").payload as string;
     // The keys Gitea encrypts with never pass through Pulumi: they are made on the host.
     expect(unitStdin).not.toMatch(/SECRET_KEY|INTERNAL_TOKEN|JWT_SECRET/);
     expect(unitStdin).toMatch(/^GITEA_RUNNER_REGISTRATION_TOKEN=generated-gitea-runner-registration-token/m);

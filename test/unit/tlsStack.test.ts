@@ -5,12 +5,16 @@
  * wsl stack trusting the server's CA through the StackReference.
  */
 import { execFileSync } from "child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "fs";
 import { tmpdir } from "os";
 import { join } from "path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import * as pulumi from "@pulumi/pulumi";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { listen } from "../helpers/fakeSshd";
-import { isSecretValue, leaksOutsideSecrets, ProgramRun, runExpectingError, runWithMocks } from "../helpers/pulumiMocks";
+import { descendants, waitsFor } from "../helpers/dependencyOrder";
+import { isSecretValue, leaksOutsideSecrets, ProgramRun, RecordedResource, runExpectingError, runWithMocks } from "../helpers/pulumiMocks";
+import { ScriptRun, ScriptSandbox } from "../helpers/scriptSandbox";
+import { renewalUnits, servedPaths, tlsToolPath } from "../../components/tls/render";
 
 const BASE = { host: "127.0.0.1", user: "root", adminEmail: "admin@example.com" };
 const program = async () => (await import("../../program")).main();
@@ -35,6 +39,41 @@ async function server(config: Record<string, string>, secretKeys: string[] = [])
   return runWithMocks({ ...BASE, port: String(sshd.port), ...config }, program, { secretKeys });
 }
 
+/**
+ * The server stack with the command NAME printing STDOUT (the mocks' commands print nothing):
+ * runWithMocks hands its mocks to Pulumi's setMocks, where they are wrapped.
+ */
+async function serverPrinting(name: string, stdout: string): Promise<ProgramRun> {
+  const setMocks = pulumi.runtime.setMocks;
+  const spy = vi.spyOn(pulumi.runtime, "setMocks").mockImplementationOnce((mocks, ...rest) => {
+    const newResource = mocks.newResource.bind(mocks);
+    mocks.newResource = async (args) => {
+      const made = await newResource(args);
+      return args.name === name ? { ...made, state: { ...made.state, stdout } } : made;
+    };
+    return setMocks(mocks, ...rest);
+  });
+  try {
+    return await server({});
+  } finally {
+    spy.mockRestore();
+  }
+}
+
+/** A command's create script run in the script sandbox, on a host with the certificate volume: how it ended, the paths it installed. */
+function runInSandbox(r: RecordedResource): ScriptRun & { installed: string[] } {
+  const box = new ScriptSandbox();
+  try {
+    // The certificate scripts check with openssl; the volume is there (the scripts do not make it).
+    box.realTool("openssl", true);
+    mkdirSync(join(box.dir, "home", servedPaths().dir), { recursive: true });
+    const run = box.runBash(r.script as string, (r.payload as string | undefined) ?? "");
+    return { ...run, installed: Object.keys(box.takeInstalled()) };
+  } finally {
+    box.dispose();
+  }
+}
+
 
 describe("tls by default: the server's own CA", () => {
   let run: ProgramRun;
@@ -43,22 +82,30 @@ describe("tls by default: the server's own CA", () => {
   });
 
   it("serves https with a certificate volume mounted read-only, and waits for health over https", () => {
-    const unit = run.byName("gitea-service-unit").inputs.create as string;
+    const unit = run.byName("gitea-service-unit").script as string;
     expect(unit).toContain('Environment="GITEA__server__PROTOCOL=https"');
     expect(unit).toContain('Environment="GITEA__server__ROOT_URL=https://127.0.0.1:4111/"');
     expect(unit).toContain("Volume=gitea-tls:/etc/gitea-homelab/tls:ro,Z,U");
     // The scripts travel inside a quoted command line: their own quotes are escaped there.
-    expect(run.byName("gitea-health").inputs.create).toMatch(/health_url='\\''https:\/\/127\.0\.0\.1:4111\/api\/healthz'/);
-    expect(run.byName("gitea-health").inputs.create).toMatch(/health_ca='\\''\.config\/gitea-homelab\/tls\/ca\.crt'/);
+    expect(run.byName("gitea-health").script).toMatch(/health_url='https:\/\/127\.0\.0\.1:4111\/api\/healthz'/);
+    expect(run.byName("gitea-health").script).toMatch(/health_ca='\.config\/gitea-homelab\/tls\/ca\.crt'/);
     // The backup tool's rollback waits the same way.
-    expect(run.byName("gitea-backup-schedule").inputs.create).toMatch(/health_url='\\''https:\/\/127\.0\.0\.1:4111\/api\/healthz'/);
+    expect(run.byName("gitea-backup-schedule").script).toMatch(/health_url='https:\/\/127\.0\.0\.1:4111\/api\/healthz'/);
   });
 
-  it("makes the certificate after a restore and before Gitea starts; keeps the CA on destroy unless destroyData", () => {
+  it("makes the certificate after a restore and before Gitea starts; keeps the CA on destroy unless destroyData", async () => {
     const certificate = run.byName("gitea-https-certificate");
     expect(certificate.dependencies).toContain(run.byName("gitea-tls-volume").urn);
-    expect(run.byName("gitea-service-unit").dependencies.length).toBeGreaterThan(0);
-    expect(certificate.inputs.delete).toMatch(/remove_ca='\\''false'/);
+    // A restore brings the CA back: a certificate made before it would come from a new CA.
+    const restoring = await server({ restoreFrom: "/var/backups/gitea-homelab/gitea-backup-20261127T030000Z-scheduled" });
+    expect(waitsFor(restoring, restoring.byName("gitea-https-certificate"), restoring.byName("gitea-backup-restore")), "certificate after restore").toBe(true);
+    // Every command of Gitea's, from the image on, finds the certificate there.
+    for (const r of [run, restoring]) {
+      const commands = descendants(r, r.byName("gitea")).filter((c) => c.type === "command:remote:Command");
+      expect(commands.map((c) => c.name)).toEqual(expect.arrayContaining(["gitea-image", "gitea-service-unit", "gitea-health"]));
+      for (const c of commands) expect(waitsFor(r, c, r.byName("gitea-https-certificate")), c.name).toBe(true);
+    }
+    expect(certificate.deleteScript).toMatch(/remove_ca='false'/);
     // Not secret: the CA certificate is what clients are told to trust.
     expect(certificate.inputs.logging).toBeUndefined();
     expect(certificate.additionalSecretOutputs ?? []).not.toContain("stdout");
@@ -66,7 +113,10 @@ describe("tls by default: the server's own CA", () => {
 
   it("exports the mode and the CA certificate for browsers, git and runners", async () => {
     expect(await run.value(run.outputs.tls)).toBe("own-ca");
-    expect(Object.keys(run.outputs)).toContain("caCertificate");
+    // The CA the certificate command prints after its other lines, as it is, and not secret.
+    const printing = await serverPrinting("gitea-https-certificate", `certificate for 127.0.0.1 valid until Jan  1 00:00:00 2028 GMT\nCA certificate (trust it in browsers, git and runners):\n${given.cert}`);
+    expect(await printing.value(printing.outputs.caCertificate)).toBe(given.cert);
+    expect(await printing.isSecret(printing.outputs.caCertificate)).toBe(false);
   });
 });
 
@@ -74,7 +124,7 @@ describe("tls off behind a reverse proxy", () => {
   it("leaves TLS to the proxy: plain http, no certificate commands", async () => {
     const run = await server({ rootUrl: "https://git.example.com/" });
     expect(run.resources.map((r) => r.name)).not.toContain("gitea-https-certificate");
-    expect(run.byName("gitea-service-unit").inputs.create).toContain('Environment="GITEA__server__PROTOCOL=http"');
+    expect(run.byName("gitea-service-unit").script).toContain('Environment="GITEA__server__PROTOCOL=http"');
     expect(await run.value(run.outputs.tls)).toBe("off");
     expect(Object.keys(run.outputs)).not.toContain("caCertificate");
   });
@@ -89,10 +139,10 @@ describe("tls given: the owner's certificate", () => {
   it("sends the key and the chain as a secret stdin to a command that logs nothing", () => {
     const certificate = run.byName("gitea-https-certificate");
     expect(isSecretValue(certificate.wireInputs.stdin)).toBe(true);
-    expect(certificate.inputs.stdin).toBe(`${given.key.trim()}\n${given.cert}`);
+    expect(certificate.payload).toBe(`${given.key.trim()}\n${given.cert}`);
     expect(certificate.inputs.logging).toBe("none");
     expect(certificate.additionalSecretOutputs).toEqual(expect.arrayContaining(["stdout", "stderr"]));
-    expect(run.byName("gitea-health").inputs.create).toContain(".local/share/containers/storage/volumes/gitea-tls/_data/cert.pem");
+    expect(run.byName("gitea-health").script).toContain(".local/share/containers/storage/volumes/gitea-tls/_data/cert.pem");
   });
 
   it("puts the key in no input that is not secret, no invoke and no output", async () => {
@@ -126,21 +176,21 @@ describe("the wsl stack trusts the server's CA", () => {
 
   it("from the server stack's caCertificate output: the daemon, its jobs and register", async () => {
     const run = await wsl({}, { caCertificate: given.cert });
-    const install = run.byName("runner-install").inputs.create as string;
+    const install = run.byName("runner-install").script as string;
     expect(install).toContain("-----BEGIN CERTIFICATE-----");
     expect(install).toContain("SSL_CERT_FILE=/etc/act_runner/ca-bundle.crt");
     expect(install).toContain("valid_volumes:");
-    expect(run.byName("runner-register").inputs.create).toContain("export SSL_CERT_FILE=$ca_bundle");
+    expect(run.byName("runner-register").script).toContain("export SSL_CERT_FILE=$ca_bundle");
   });
 
   it("from its own caCertificate key, which wins; none: no trust files, and a bad one is refused naming the key", async () => {
     const own = execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "/dev/null", "-days", "9", "-subj", "/CN=Own CA"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
     const withOwn = await wsl({ caCertificate: own }, { caCertificate: given.cert });
-    const install = withOwn.byName("runner-install").inputs.create as string;
+    const install = withOwn.byName("runner-install").script as string;
     expect(install).toContain(own.split("\n")[1]);
     expect(install).not.toContain(given.cert.split("\n")[1]);
     const none = await wsl({}, {});
-    expect(none.byName("runner-install").inputs.create).not.toContain("SSL_CERT_FILE");
+    expect(none.byName("runner-install").script).not.toContain("SSL_CERT_FILE");
     const { error } = await runExpectingError({ host: "127.0.0.1", port: String(sshd.port), user: "root", runnerSourcePath: "/root/act_runner", caCertificate: "hello" }, program, { stack: "wsl" });
     expect(error?.message).toContain("gitea-homelab:caCertificate: must be a PEM certificate");
   });
@@ -154,7 +204,7 @@ describe("tls acme: Gitea gets its certificate from an ACME CA", () => {
   }, 60_000);
 
   it("turns on Gitea's ACME with the account, the directory and an unprivileged challenge port, and no certificate files", () => {
-    const unit = run.byName("gitea-service-unit").inputs.create as string;
+    const unit = run.byName("gitea-service-unit").script as string;
     expect(unit).toContain('Environment="GITEA__server__PROTOCOL=https"');
     expect(unit).toContain('Environment="GITEA__server__ENABLE_ACME=true"');
     expect(unit).toContain('Environment="GITEA__server__ACME_EMAIL=certs@example.com"');
@@ -168,13 +218,31 @@ describe("tls acme: Gitea gets its certificate from an ACME CA", () => {
     // The firewall's port before Gitea's image is even loaded (the default opens it once Gitea runs).
     const firewall = run.byName("gitea-http");
     expect(run.byName("gitea-image").dependencies.some((urn) => urn.endsWith("::gitea-http") || urn.includes("gitea-http-"))).toBe(true);
-    const health = run.byName("gitea-health").inputs.create as string;
-    expect(health).toMatch(/health_url='\\''https:\/\/git\.example\.com:4111\/api\/healthz'/);
-    expect(health).toMatch(/health_ca='\\'''\\''/);
+    const health = run.byName("gitea-health").script as string;
+    expect(health).toMatch(/health_url='https:\/\/git\.example\.com:4111\/api\/healthz'/);
+    expect(health).toMatch(/health_ca=''/);
     const check = run.byName("gitea-acme-certificate");
-    expect(check.inputs.create).toMatch(/served_certificate/);
+    expect(check.script).toMatch(/served_certificate/);
+    // Gitea obtains the certificate as it starts: checked once every command of Gitea's is done.
+    const giteaCommands = descendants(run, run.byName("gitea")).filter((c) => c.type === "command:remote:Command");
+    expect(giteaCommands.map((c) => c.name)).toEqual(expect.arrayContaining(["gitea-service-unit", "gitea-health", "gitea-admin"]));
+    for (const c of giteaCommands) expect(waitsFor(run, check, c), c.name).toBe(true);
     expect(firewall).toBeDefined();
-    expect(run.resources.map((r) => r.name)).not.toContain("gitea-https-certificate-tool");
+  });
+
+  it("installs no own-ca renewal: no certificate tool and no daily timer, which own-ca's command installs", async () => {
+    // Both modes name the tool and the timer (acme removes what an earlier own-ca left): what
+    // tells them apart is what their certificate command installs, run in the script sandbox.
+    const tool = tlsToolPath("rootless");
+    const timer = `${renewalUnits("rootless").dir}/${renewalUnits("rootless").timer}`;
+    const ownCa = await server({});
+    // (It then runs the tool from the host's path, which the sandbox does not have.)
+    expect(runInSandbox(ownCa.byName("gitea-https-certificate")).installed).toEqual(expect.arrayContaining([tool, timer]));
+    const acme = runInSandbox(run.byName("gitea-https-certificate"));
+    expect(acme.status, acme.stderr).toBe(0);
+    expect(acme.stdout).toContain("certificate volume ready for ACME");
+    expect(acme.installed).not.toContain(tool);
+    expect(acme.installed).not.toContain(timer);
   });
 
   it("exports the mode and no CA of its own", async () => {

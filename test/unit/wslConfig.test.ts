@@ -1,7 +1,9 @@
 import { readFileSync } from "fs";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { instanceUrlProblem, validateWslConfig, WSL_DEFAULTS, WSL_KEYS } from "../../stacks/wslConfig";
+import { defaultRunnerUrl, instanceUrlProblem, RUNNER_BEFORE_RENAME, validateWslConfig, WSL_DEFAULTS, WSL_KEYS } from "../../stacks/wslConfig";
+
+const ROOT = `${__dirname}/../..`;
 
 describe("validateWslConfig", () => {
   it("needs a sha256 to download, or a binary on the host", () => {
@@ -18,6 +20,58 @@ describe("validateWslConfig", () => {
     expect(validateWslConfig({ ...base, runnerNetwork: "host;id" }).problems).toEqual([expect.stringMatching(/^gitea-homelab:runnerNetwork: must be a Podman network name, or host/)]);
     expect(validateWslConfig(base, "not a certificate").problems).toEqual([expect.stringMatching(/^gitea-homelab:caCertificate: must be a PEM certificate/)]);
     expect(validateWslConfig(base, "").settings.caCertificate).toBeUndefined();
+  });
+
+  it("defaults to the runner CI builds and runs: gitea.com/gitea/runner's version in tools/gitea-runner/go.mod, as tools/build.sh names it", () => {
+    const pinned = /^\s*gitea\.com\/gitea\/runner (v\S+)/m.exec(readFileSync(`${ROOT}/tools/gitea-runner/go.mod`, "utf8"))?.[1];
+    expect(pinned).toBeDefined();
+    expect(WSL_DEFAULTS.runnerVersion).toBe(pinned!.replace(/^v/, ""));
+    expect(readFileSync(`${ROOT}/tools/build.sh`, "utf8")).toContain(`-o "$out/${WSL_DEFAULTS.runnerBinaryName}"`);
+  });
+
+  it("downloads the defaults from Gitea's layout, to a path named after the binary; the old default's binary is the one it replaces", () => {
+    const { settings, problems } = validateWslConfig({ host: "wsl.lan", runnerSha256: "a".repeat(64) });
+    expect(problems).toEqual([]);
+    expect(settings.source).toEqual({ url: "https://dl.gitea.com/gitea-runner/1.0.8/gitea-runner-1.0.8-linux-amd64", sha256: "a".repeat(64) });
+    expect(settings.binaryPath).toBe("/usr/local/bin/gitea-runner");
+    expect(settings.replacedBinaryPath).toBe("/usr/local/bin/act_runner");
+    // A tag's v is not in the layout (goreleaser's .Version).
+    expect(defaultRunnerUrl("gitea-runner", "v1.0.8")).toBe(defaultRunnerUrl("gitea-runner", "1.0.8"));
+  });
+
+  it("keeps a stack that set act_runner 0.2.13: the old URL and path, nothing to replace", () => {
+    const { settings, problems } = validateWslConfig({ host: "wsl.lan", runnerSha256: "a".repeat(64), runnerBinaryName: RUNNER_BEFORE_RENAME.binaryName, runnerVersion: RUNNER_BEFORE_RENAME.version });
+    expect(problems).toEqual([]);
+    expect(settings.source).toEqual({ url: "https://dl.gitea.com/act_runner/0.2.13/act_runner-0.2.13-linux-amd64", sha256: "a".repeat(64) });
+    expect(settings.binaryPath).toBe("/usr/local/bin/act_runner");
+    expect("replacedBinaryPath" in settings).toBe(false);
+  });
+
+  it("warns of a default URL for a name and version never released together, naming the key to set", () => {
+    const check = (raw: Record<string, string>) => {
+      const { problems, warnings } = validateWslConfig({ host: "wsl.lan", runnerSha256: "a".repeat(64), ...raw });
+      return { problems, warnings: warnings.filter((w) => w.includes(":runnerVersion:")) };
+    };
+    // Each value is valid alone (and "" is the default): a warning, not a problem.
+    expect(check({ runnerVersion: "0.2.13" })).toMatchObject({
+      problems: [],
+      warnings: [expect.stringMatching(/^gitea-homelab:runnerVersion: "0\.2\.13" is a release of act_runner, .*names no release, and the download will fail; to keep that runner set gitea-homelab:runnerBinaryName to act_runner/)],
+    });
+    expect(check({ runnerBinaryName: "act_runner" })).toMatchObject({
+      problems: [],
+      warnings: [expect.stringMatching(/^gitea-homelab:runnerVersion: "1\.0\.8" is a release of gitea-runner .*set gitea-homelab:runnerBinaryName to gitea-runner, or runnerVersion to 0\.2\.13/)],
+    });
+    expect(check({ runnerBinaryName: "act_runner", runnerVersion: "0.2.13" }).warnings).toEqual([]);
+    expect(check({}).warnings).toEqual([]);
+    // Where the binary comes from otherwise, the version names no URL.
+    expect(check({ runnerVersion: "0.2.13", runnerUrl: "https://mirror.lan/gitea-runner" }).warnings).toEqual([]);
+    expect(check({ runnerSha256: "", runnerSourcePath: "/root/act_runner", runnerVersion: "0.2.13" })).toEqual({ problems: [], warnings: [] });
+    expect(check({ runnerBinaryName: "forgejo-runner", runnerVersion: "0.9.0" }).warnings).toEqual([]);
+  });
+
+  it("documents the default runner in Pulumi.wsl.yaml, its version pinned with its sha256", () => {
+    const example = parse(readFileSync(`${ROOT}/Pulumi.wsl.yaml`, "utf8")).config;
+    expect([example["gitea-homelab:runnerBinaryName"], example["gitea-homelab:runnerVersion"]]).toEqual([WSL_DEFAULTS.runnerBinaryName, WSL_DEFAULTS.runnerVersion]);
   });
 
   it("derives every path to the binary from its name and install dir", () => {

@@ -44,6 +44,13 @@ export interface RunReport {
   sshSessions: number;
   /** Warnings the program and the providers logged. */
   warnings: string[];
+  /**
+   * Every message the CLI printed for the run ("severity: text"), Node's own warnings on the
+   * program's stderr included: all but debug lines and the progress display's ephemeral ones.
+   */
+  diagnostics: string[];
+  /** Each command's last progress line (the real provider streams a command's output there). */
+  progress: Record<string, string>;
   /** The stack's outputs after the run, secrets shown. */
   outputs: Record<string, unknown>;
 }
@@ -89,7 +96,7 @@ export interface CliWorkspace {
 
 interface EngineEvent {
   sequence: number;
-  diagnosticEvent?: { urn?: string; message: string; severity: string; prefix?: string };
+  diagnosticEvent?: { urn?: string; message: string; severity: string; prefix?: string; ephemeral?: boolean };
   resourcePreEvent?: { metadata: StepMetadata; planning?: boolean };
   resOutputsEvent?: { metadata: StepMetadata; planning?: boolean };
   resOpFailedEvent?: { metadata: StepMetadata };
@@ -294,12 +301,16 @@ export class CliStack {
     const sessionsAfter = await this.ws.sshSessions?.();
     const diagnostics = events.flatMap((e) => (e.diagnosticEvent ? [e.diagnosticEvent] : []));
     const warnings = diagnostics.filter((d) => d.severity === "warning").map((d) => d.message.replace(/\s+$/, ""));
+    const progress: Record<string, string> = {};
+    for (const d of diagnostics) if (d.ephemeral && d.urn && d.message.trim() !== "") progress[nameOf(d.urn)] = d.message.trim();
     const report: RunReport = {
       wallMs,
       commands: commandSteps(events, verb === "preview").map((s) => ({ resource: s.resource, operation: s.operation, exitCode: s.failed ? 1 : 0 })),
       // The session that counts them is itself one.
       sshSessions: sessionsBefore === undefined || sessionsAfter === undefined ? 0 : sessionsAfter - sessionsBefore - 1,
       warnings,
+      diagnostics: diagnostics.filter((d) => d.severity !== "debug" && !d.ephemeral).map((d) => `${d.severity}: ${d.message.replace(/\s+$/, "")}`),
+      progress,
       outputs: this.outputs,
     };
     if (result.code === 0) return { report, events };
