@@ -128,7 +128,7 @@ describe.runIf(rundir)("the core lifecycle with the real Pulumi CLI", () => {
     await vm?.root(`rm -rf ${BACKUPS}`).catch(() => undefined);
   });
 
-  it("credentials the provider could not log in with fail the preview in seconds, saying what to do, and run nothing", async () => {
+  it("credentials the provider could not log in with, or a key with a passphrase, fail the preview with one error saying what to do, and run nothing", async () => {
     const dir = mkdtempSync(join(tmpdir(), "gh-credentials-"));
     const { privateKey: _key, ...keyless } = config;
     const failure = async (name: string, cfg: Record<string, string>, env: Record<string, string | undefined>) => {
