@@ -8,7 +8,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { createHash } from "crypto";
-import { asRootCommand, asRootDeleteCommand, RootInvocation } from "../render/shell";
+import { asRootCommand, RootInvocation } from "../render/shell";
 import { appliedDigest, foldDrift, HostCheck, markerLabel, parseRecord, renderStateRecordScript } from "./checkedCommand";
 import { ConfigError } from "./configError";
 import { ConfiguredUnitStyle, decidePlatform, FirewallChoice, HOST_FACTS_KEY, HOST_FACTS_SH, Platform } from "./platform";
@@ -147,7 +147,7 @@ export class Host extends pulumi.ComponentResource {
     this.preflight = this.command(
       `${name}-preflight`,
       { delete: renderHostCleanupScript(this.records) },
-      this.platform.apply((p) => asRootCommand(renderHostPreflightScript(p))),
+      this.platform.apply((p) => asRootCommand(renderHostPreflightScript(p), { onDelete: renderHostCleanupScript(this.records) })),
       { parent: this },
       false,
     );
@@ -195,9 +195,9 @@ export class Host extends pulumi.ComponentResource {
         foldDrift(c.compare(session.sections[name], platform), parseRecord(session.records[name]), digest),
       ),
     );
-    const invocation = pulumi.all([spec.create, spec.stdin, fold, applied]).apply(([script, payload, f, digest]) => {
+    const invocation = pulumi.all([spec.create, spec.stdin, spec.delete, fold, applied]).apply(([script, payload, onDelete, f, digest]) => {
       if (f.hostDrifted) pulumi.log.warn(`${name}: drift on the host: ${f.marker.text}; pulumi up converges it`, this);
-      return asRootCommand(script, { after: renderStateRecordScript(this.records, name, f.marker, digest), payload, label: markerLabel(f.marker) });
+      return asRootCommand(script, { after: renderStateRecordScript(this.records, name, f.marker, digest), payload, label: markerLabel(f.marker), onDelete });
     });
     return this.command(name, spec, invocation, opts, true);
   }
@@ -221,14 +221,14 @@ export class Host extends pulumi.ComponentResource {
   /** Runs a script on this host as root, after the preflight; nothing of it is checked for drift. */
   run(name: string, spec: HostCommandSpec, opts: HostCommandOptions): command.remote.Command {
     // Nothing runs on the host before the probe session succeeded and the platform is decided.
-    const invocation = pulumi.all([spec.create, spec.stdin, this.platform]).apply(([script, payload]) => asRootCommand(script, { payload }));
+    const invocation = pulumi.all([spec.create, spec.stdin, spec.delete, this.platform]).apply(([script, payload, onDelete]) => asRootCommand(script, { payload, onDelete }));
     return this.command(name, spec, invocation, opts, true);
   }
 
   /**
-   * The command resource: the short command line, and stdin carrying the script (then the
-   * payload), secret whenever the payload is. Its delete gets the script as an argument: the
-   * provider runs it with the stored stdin, the create's.
+   * The command resource: the short command lines, and stdin carrying the scripts (then the
+   * payload), secret whenever the payload is. The provider runs a delete with the stored stdin,
+   * so the delete script is in it too, chosen by the delete's command line.
    */
   private command(name: string, spec: Omit<HostCommandSpec, "create" | "stdin">, invocation: pulumi.Output<RootInvocation>, opts: HostCommandOptions, afterPreflight: boolean): command.remote.Command {
     const stdin = invocation.apply((i) => i.stdin);
@@ -238,7 +238,8 @@ export class Host extends pulumi.ComponentResource {
         connection: this.connection,
         // The launcher and the drift marker: never a secret, even when the payload is.
         create: pulumi.unsecret(invocation.apply((i) => i.command)),
-        delete: spec.delete === undefined ? undefined : pulumi.output(spec.delete).apply(asRootDeleteCommand),
+        // Only its presence: the delete script itself travels in stdin.
+        delete: spec.delete === undefined ? undefined : pulumi.unsecret(invocation.apply((i) => i.deleteCommand!)),
         stdin: spec.secret ? pulumi.secret(stdin) : stdin,
         triggers: spec.triggers === undefined ? undefined : plainTriggers(spec.triggers),
         logging: spec.secret ? "none" : undefined,

@@ -4,7 +4,7 @@ import { tmpdir } from "os";
 import { join } from "path";
 import { describe, expect, it } from "vitest";
 import { expectCleanScript } from "../../test/helpers/scripts";
-import { asRootCommand, asRootDeleteCommand, Bash, heredoc, parseRootDeleteCommand, parseRootInvocation, renderScript, sh, shellVars, shq } from "./shell";
+import { asRootCommand, Bash, heredoc, parseRootInvocation, renderScript, sh, shellVars, shq } from "./shell";
 
 describe("shell helpers", () => {
   it("quotes any value into one word", () => {
@@ -61,10 +61,20 @@ describe("shell helpers", () => {
 
   it("reads back what it put in stdin", () => {
     const invocation = asRootCommand("echo a\n(echo b)\n", { after: "echo c\n", payload: "p\n)\nexit\n}\n" });
-    expect(parseRootInvocation(invocation.stdin)).toEqual({ script: "echo a\n(echo b)\n", after: "echo c\n", payload: "p\n)\nexit\n}\n" });
-    expect(parseRootInvocation(asRootCommand("true").stdin)).toEqual({ script: "true\n", after: undefined, payload: "" });
+    expect(parseRootInvocation(invocation.stdin)).toEqual({ script: "echo a\n(echo b)\n", after: "echo c\n", onDelete: undefined, payload: "p\n)\nexit\n}\n" });
+    expect(parseRootInvocation(asRootCommand("true").stdin)).toEqual({ script: "true\n", after: undefined, onDelete: undefined, payload: "" });
     expect(parseRootInvocation("echo not ours")).toBeUndefined();
-    for (const script of ["echo it's $(x)\n", "plain"]) expect(parseRootDeleteCommand(asRootDeleteCommand(script))).toBe(script);
+    expect(parseRootInvocation(asRootCommand("true", { onDelete: "echo gone\n", payload: "p\n" }).stdin)).toEqual({ script: "true\n", after: undefined, onDelete: "echo gone\n", payload: "p\n" });
+  });
+
+  it("runs the delete script from the same stdin, with the payload the create had, and not the create", () => {
+    const dir = mkdtempSync(join(tmpdir(), "gh-delete-"));
+    const invocation = asRootCommand(`touch ${dir}/created`, { after: `touch ${dir}/recorded`, payload: "admin:s3cret\n", onDelete: 'read -r credentials; echo "deleting with $credentials"' });
+    const deleted = spawnSync("sh", ["-c", invocation.deleteCommand!], { input: invocation.stdin, encoding: "utf8" });
+    expect([deleted.status, deleted.stdout, deleted.stderr]).toEqual([0, "deleting with admin:s3cret\n", ""]);
+    expect(readdirSync(dir)).toEqual([]);
+    expect(invocation.deleteCommand).not.toContain("\n");
+    expect(asRootCommand("true").deleteCommand).toBeUndefined();
   });
 
   it("never runs the payload as code, read whole, in part or not at all", () => {

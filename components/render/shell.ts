@@ -277,19 +277,21 @@ export const STDIN_LAUNCHER =
   'command -v bash >/dev/null || r apk add --update-cache --quiet --no-progress bash >&2 || { echo "gitea-homelab: this host has no bash, which gitea-homelab needs; install it" >&2; exit 65; }; ' +
   'r bash -s "$@"';
 
-/** The launcher for a delete, whose stdin is the create's (the provider keeps it): the script is its argument. */
-const ARGUMENT_LAUNCHER = 'if [ "$(id -u)" -eq 0 ]; then r() { "$@"; }; else r() { sudo -n "$@"; }; fi; r bash -c "$1" gitea-homelab </dev/null';
-
 /** A bash program's text run as one subshell, so bash has read all of it before it runs. */
 function subshell(code: string): string {
   return `(\n${code.endsWith("\n") ? code : `${code}\n`})`;
 }
 
-/** What a command sends: the short command line the provider runs and quotes, and its stdin. */
+/** What a command sends: the short command lines the provider runs (and quotes), and their stdin. */
 export interface RootInvocation {
   command: string;
+  /** The delete's command line, when the command has a delete script (it is in `stdin` too). */
+  deleteCommand?: string;
   stdin: string;
 }
+
+/** The word that makes the stdin program run its delete script. */
+const DELETE_WORD = "delete";
 
 /**
  * Runs `script` (bash) as root: the command line is the one-line launcher (with `label`, a word
@@ -298,10 +300,15 @@ export interface RootInvocation {
  * drift state), then `payload` (secrets), which the script reads from its own stdin. Bash reads
  * a program from a pipe a byte at a time and runs the braced block only once it has read all of
  * it, so the script's reads start exactly at the payload, which is never run as code.
+ * `onDelete`, when given, is in the same stdin, run instead when the command line's word is
+ * `delete` (`deleteCommand`): the provider runs a delete with the stored stdin, so the delete
+ * script reads the same payload.
  */
-export function asRootCommand(script: string, opts: { after?: string; payload?: string; label?: string } = {}): RootInvocation {
+export function asRootCommand(script: string, opts: { after?: string; payload?: string; label?: string; onDelete?: string } = {}): RootInvocation {
+  if (opts.label === DELETE_WORD) throw new Error(`a command's label cannot be ${DELETE_WORD}`);
   const program = [
     "{",
+    ...(opts.onDelete === undefined ? [] : [`if [ "\${1:-}" = ${DELETE_WORD} ]; then`, subshell(opts.onDelete), "exit", "fi"]),
     subshell(script),
     "gitea_homelab_status=$?",
     '[ "$gitea_homelab_status" -eq 0 ] || exit "$gitea_homelab_status"',
@@ -310,24 +317,15 @@ export function asRootCommand(script: string, opts: { after?: string; payload?: 
     "}",
     "",
   ].join("\n");
-  return { command: `sh -c ${shq(STDIN_LAUNCHER)} gitea-homelab${opts.label === undefined ? "" : ` ${shq(opts.label)}`}`, stdin: program + (opts.payload ?? "") };
+  return {
+    command: `sh -c ${shq(STDIN_LAUNCHER)} gitea-homelab${opts.label === undefined ? "" : ` ${shq(opts.label)}`}`,
+    deleteCommand: opts.onDelete === undefined ? undefined : `sh -c ${shq(STDIN_LAUNCHER)} gitea-homelab ${DELETE_WORD}`,
+    stdin: program + (opts.payload ?? ""),
+  };
 }
 
 /** The parts `asRootCommand` put in a command's stdin (for tests and the e2e harness); undefined for other text. */
-export function parseRootInvocation(stdin: string): { script: string; after?: string; payload: string } | undefined {
-  const m = /^\{\n\(\n([\s\S]*?)\)\ngitea_homelab_status=\$\?\n.*\n(?:\(\n([\s\S]*?)\) <\/dev\/null\n)?exit\n\}\n/.exec(stdin);
-  return m ? { script: m[1], after: m[2], payload: stdin.slice(m[0].length) } : undefined;
-}
-
-/** A delete's command line: the script as its argument (stdin is the create's), read from no stdin. */
-export function asRootDeleteCommand(script: string): string {
-  return `sh -c ${shq(ARGUMENT_LAUNCHER)} gitea-homelab ${shq(script)}`;
-}
-
-/** The script of a delete's command line (for tests); undefined for other text. */
-export function parseRootDeleteCommand(line: string): string | undefined {
-  const prefix = `sh -c ${shq(ARGUMENT_LAUNCHER)} gitea-homelab `;
-  if (!line.startsWith(prefix)) return undefined;
-  const word = line.slice(prefix.length);
-  return /^'.*'$/s.test(word) ? word.slice(1, -1).replace(/'\\''/g, "'") : word;
+export function parseRootInvocation(stdin: string): { script: string; after?: string; onDelete?: string; payload: string } | undefined {
+  const m = /^\{\n(?:if \[ "\$\{1:-\}" = delete \]; then\n\(\n([\s\S]*?)\)\nexit\nfi\n)?\(\n([\s\S]*?)\)\ngitea_homelab_status=\$\?\n.*\n(?:\(\n([\s\S]*?)\) <\/dev\/null\n)?exit\n\}\n/.exec(stdin);
+  return m ? { onDelete: m[1], script: m[2], after: m[3], payload: stdin.slice(m[0].length) } : undefined;
 }

@@ -7,7 +7,7 @@ import { readFileSync } from "fs";
 import { join } from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { parse } from "yaml";
-import { parseRootDeleteCommand, parseRootInvocation } from "../../components/render/shell";
+import { parseRootInvocation } from "../../components/render/shell";
 // Internal modules of the SDK, the same ones `setMocks` uses.
 import { MockMonitor } from "@pulumi/pulumi/runtime/mocks";
 // eslint-disable-next-line @typescript-eslint/no-require-imports -- @internal functions, absent from the typings
@@ -30,7 +30,7 @@ export interface RecordedResource {
   wireInputs: Record<string, any>;
   /** Inputs that are secret or hold a secret somewhere inside. */
   secretInputs: string[];
-  /** A remote command's script, payload and delete script, read back from its stdin and delete command line. */
+  /** A remote command's script, payload and delete script, read back from its stdin. */
   script?: string;
   payload?: string;
   deleteScript?: string;
@@ -178,7 +178,7 @@ export async function runWithMocks(
         const sent = typeof resource.inputs.stdin === "string" ? parseRootInvocation(resource.inputs.stdin) : undefined;
         resource.script = sent?.script;
         resource.payload = sent?.payload;
-        resource.deleteScript = typeof resource.inputs.delete === "string" ? parseRootDeleteCommand(resource.inputs.delete) : undefined;
+        resource.deleteScript = typeof resource.inputs.delete === "string" ? sent?.onDelete : undefined;
       }
       if (args.type === "pulumi:pulumi:StackReference") {
         const ref = opts.stackReferences?.[args.inputs.name];

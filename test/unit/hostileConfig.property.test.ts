@@ -271,10 +271,10 @@ async function renderWsl(raw: RawConfig, secrets: Partial<Record<SecretKey, stri
 }
 
 function collect(run: Awaited<ReturnType<typeof runWithMocks>>) {
-  // A create's script, record and payload come on its stdin; a delete's script is its command line's argument.
+  // Every script comes on the command's stdin: the create's, its record, the delete's, then the payload.
   const commands = run.ofType("command:remote:Command").flatMap((r) => [
-    { name: `${r.name}.create`, line: r.inputs.create as string, stdin: (r.inputs.stdin as string) ?? "" },
-    ...(typeof r.inputs.delete === "string" ? [{ name: `${r.name}.delete`, line: r.inputs.delete as string, stdin: undefined }] : []),
+    { name: `${r.name}.create`, line: r.inputs.create as string, stdin: (r.inputs.stdin as string) ?? "", delete: false },
+    ...(typeof r.inputs.delete === "string" ? [{ name: `${r.name}.delete`, line: r.inputs.delete as string, stdin: (r.inputs.stdin as string) ?? "", delete: true }] : []),
   ]);
   const probes = run.invokes.filter((i) => i.token === "command:local:run").map((i) => i.inputs.command as string);
   return { commands, probes, outputs: run.outputs };
@@ -296,14 +296,16 @@ function exercise(rendered: Awaited<ReturnType<typeof collect>>, label: string):
     const argv = sandbox.argv(c.line).map(toolsInSandbox);
     expect(argv.slice(0, 3), `${label} ${c.name}: launcher`).toEqual(["-c", argv[1], "gitea-homelab"]);
     expect(argv.length, `${label} ${c.name}: the launcher and one word at most`).toBeLessThanOrEqual(4);
-    if (c.stdin === undefined) {
-      scripts.push({ name: c.name, script: argv[3], stdin: "" });
+    const sent = parseRootInvocation(c.stdin);
+    expect(sent, `${label} ${c.name}: stdin as asRootCommand frames it`).toBeDefined();
+    if (c.delete) {
+      expect(argv[3], `${label} ${c.name}: the delete's word`).toBe("delete");
+      expect(sent!.onDelete, `${label} ${c.name}: its script in stdin`).toBeDefined();
+      scripts.push({ name: c.name, script: toolsInSandbox(sent!.onDelete!), stdin: sent!.payload });
       continue;
     }
     // The one word a create's command line carries is its drift marker, never code.
     if (argv[3] !== undefined) expect(argv[3], `${label} ${c.name}: marker`).toMatch(/^host_state_before_this_converge=\d+ /);
-    const sent = parseRootInvocation(c.stdin);
-    expect(sent, `${label} ${c.name}: stdin as asRootCommand frames it`).toBeDefined();
     scripts.push({ name: c.name, script: toolsInSandbox(sent!.script), stdin: sent!.payload });
     if (sent!.after !== undefined) scripts.push({ name: `${c.name}.record`, script: toolsInSandbox(sent!.after), stdin: "" });
   }

@@ -29,13 +29,9 @@ const wsl = (config: Record<string, string>) =>
     },
   });
 
-/**
- * A remote command's script and delete script as text, whether the script is the command line's
- * quoted argument or comes on its stdin (the recorder reads it back as `script`).
- */
-const unquoted = (text: unknown) => String(text).split("'\\''").join("'");
-const scriptOf = (r: RecordedResource) => unquoted((r as { script?: string }).script ?? r.inputs.create);
-const deleteScriptOf = (r: RecordedResource) => unquoted((r as { deleteScript?: string }).deleteScript ?? r.inputs.delete);
+/** A remote command's script and delete script, as the recorder reads them back from its stdin. */
+const scriptOf = (r: RecordedResource) => r.script ?? "";
+const deleteScriptOf = (r: RecordedResource) => r.deleteScript ?? "";
 /** A script's variable, as its own line. */
 const assignment = (name: string, value: string) => `${name}='${value}'`;
 const lines = (text: string) => text.split("\n");
