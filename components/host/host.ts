@@ -144,10 +144,11 @@ export class Host extends pulumi.ComponentResource {
         if (problems.length > 0) throw new ConfigError(problems);
         return platform;
       });
+    const cleanup = renderHostCleanupScript(this.records);
     this.preflight = this.command(
       `${name}-preflight`,
-      { delete: renderHostCleanupScript(this.records) },
-      this.platform.apply((p) => asRootCommand(renderHostPreflightScript(p), { onDelete: renderHostCleanupScript(this.records) })),
+      { delete: cleanup },
+      this.platform.apply((p) => asRootCommand(renderHostPreflightScript(p), { onDelete: cleanup })),
       { parent: this },
       false,
     );
