@@ -7,7 +7,8 @@ import * as pulumi from "@pulumi/pulumi";
 import ipaddr from "ipaddr.js";
 import { CONTROL_CHARACTERS } from "../components/render/shell";
 import { ConfigError, PROJECT } from "../components/host/configError";
-export { ConfigError, PROJECT };
+import { isEncryptedPrivateKey, privateKeyProblem } from "../components/host/privateKey";
+export { ConfigError, PROJECT, isEncryptedPrivateKey };
 
 
 export type RawConfig = Record<string, string | undefined>;
@@ -332,28 +333,16 @@ export const MIN_ADMIN_PASSWORD_LENGTH = 8;
 /** Gitea refuses shorter runner registration tokens. */
 export const MIN_RUNNER_TOKEN_LENGTH = 32;
 
-/** True for an OpenSSH or PEM private key protected by a passphrase (the commands cannot type it). */
-export function isEncryptedPrivateKey(key: string): boolean {
-  if (/Proc-Type: 4,ENCRYPTED|BEGIN ENCRYPTED PRIVATE KEY/.test(key)) return true;
-  const body = /-----BEGIN OPENSSH PRIVATE KEY-----([\s\S]*?)-----END OPENSSH PRIVATE KEY-----/.exec(key)?.[1];
-  if (body === undefined) return false;
-  // openssh-key-v1\0, then the cipher name as a length-prefixed string: "none" unless encrypted.
-  const bytes = Buffer.from(body.replace(/\s+/g, ""), "base64");
-  const magic = "openssh-key-v1\0";
-  if (bytes.toString("latin1", 0, magic.length) !== magic || bytes.length < magic.length + 4) return false;
-  const length = bytes.readUInt32BE(magic.length);
-  return bytes.toString("latin1", magic.length + 4, magic.length + 4 + length) !== "none";
-}
-
 /** Problems with the secret config, each naming its key; the values are never repeated. */
 export function secretProblems(secrets: Partial<Record<SecretKey, string | undefined>>): string[] {
   const problems: string[] = [];
   const problem = (key: SecretKey, message: string) => problems.push(`${PROJECT}:${key}: ${message} (set it with: pulumi config set --secret ${PROJECT}:${key})`);
   const privateKey = secrets.privateKey?.trim();
   if (privateKey) {
-    if (/[\x00-\x09\x0b\x0c\x0e-\x1f\x7f]/.test(privateKey) || !/^-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]+-----END [A-Z0-9 ]*PRIVATE KEY-----$/.test(privateKey)) {
+    const keyProblem = privateKeyProblem(privateKey);
+    if (keyProblem === "malformed") {
       problem("privateKey", "must be an OpenSSH or PEM private key (the whole file, -----BEGIN … PRIVATE KEY----- to -----END … -----), or unset to use your ssh-agent");
-    } else if (isEncryptedPrivateKey(privateKey)) {
+    } else if (keyProblem === "passphrase") {
       problem("privateKey", "is protected by a passphrase, which nothing can type during pulumi up; use a key without one, or leave privateKey unset and load the key into your ssh-agent");
     }
   }

@@ -70,6 +70,15 @@ export function buildServerStack(settings: ServerSettings, secrets: ServerSecret
       healthTimeoutSeconds: settings.healthTimeoutSeconds,
       restoreFrom: settings.restoreFrom,
       destroyData: settings.destroyData,
+      offsite:
+        settings.offsite === undefined
+          ? undefined
+          : {
+              settings: settings.offsite,
+              password: pulumi.secret(secrets.offsitePassword ?? ""),
+              environment: pulumi.secret(secrets.offsiteEnvironment ?? {}),
+              sshKey: secrets.offsiteSshKey,
+            },
     },
     { dependsOn: volumes },
   );
@@ -157,6 +166,7 @@ export function buildServerStack(settings: ServerSettings, secrets: ServerSecret
     image: settings.image,
     backupDir: settings.backupDir,
     lastBackup: backup.lastBackup,
+    ...(backup.offsite ? { offsiteRepository: backup.offsite.repository, lastOffsiteBackup: backup.offsite.lastOffsiteBackup } : {}),
     tls: tlsMode,
     ...(tls && tlsMode === "own-ca" ? { caCertificate: tls.caCertificate } : {}),
     ...(settings.rootUrlNote ? { rootUrlNote: settings.rootUrlNote } : {}),

@@ -28,6 +28,8 @@ import { GiteaSetting, readSettings, SETTINGS_KEY } from "../components/gitea/se
 import { UNIT_STYLES } from "../components/host/platform";
 import { checkCaCertificate, checkGivenCertificate } from "../components/tls/certificate";
 import { AcmeSettings, LETS_ENCRYPT_DIRECTORY, TlsMode } from "../components/tls/render";
+import { OFFSITE_RESTORE_PREFIX } from "../components/backup/giteaBackup";
+import { OFFSITE_DEFAULTS, OffsiteSecretInput, OffsiteSettings, parseEnvironment, readOffsite } from "../components/offsite/settings";
 
 /** auto: firewalld on Fedora and Debian, none on Alpine (which ships no firewalld). */
 export const FIREWALLS = ["auto", "firewalld", "none"] as const;
@@ -64,6 +66,8 @@ export const SERVER_DEFAULTS = {
   tls: "auto" as (typeof TLS_CHOICES)[number],
   acmeDirectory: LETS_ENCRYPT_DIRECTORY,
   acmeAcceptTerms: false,
+  offsiteKeep: OFFSITE_DEFAULTS.keep,
+  offsiteCheck: OFFSITE_DEFAULTS.check,
 };
 
 /** Names Gitea refuses as user names (a subset of its reserved list that people actually try). */
@@ -97,8 +101,10 @@ export interface ServerSettings {
   backupKeep: number;
   /** An OnCalendar expression, or "off". */
   backupSchedule: string;
-  /** A backup directory on the host to restore onto empty volumes. */
+  /** A backup directory on the host, or offsite:latest / offsite:SNAPSHOT, to restore onto empty volumes. */
   restoreFrom?: string;
+  /** Off-site copies of every backup to a restic repository; undefined: none. */
+  offsite?: OffsiteSettings;
   allowDowngrade: boolean;
   /** The owner's app.ini settings (config `gitea`); `secret` when Pulumi holds that key as a secret. */
   gitea: { settings: GiteaSetting[]; secret: boolean };
@@ -143,6 +149,11 @@ export const SERVER_KEYS = [
   "backupKeep",
   "backupSchedule",
   "restoreFrom",
+  "offsiteRepository",
+  "offsiteKeep",
+  "offsiteCheck",
+  "offsiteHostKey",
+  "offsiteCaCertificate",
   "allowDowngrade",
   "tls",
   ...ACME_KEYS,
@@ -270,7 +281,7 @@ function readGiteaSettings(r: ConfigReader, raw: RawGiteaSettings): { settings: 
   return { settings, secret: raw.secret };
 }
 
-export function validateServerConfig(raw: RawConfig, rawGitea: RawGiteaSettings = { secret: false }, rawTls: RawTls = {}): { settings: ServerSettings; problems: string[]; warnings: string[] } {
+export function validateServerConfig(raw: RawConfig, rawGitea: RawGiteaSettings = { secret: false }, rawTls: RawTls = {}, rawOffsite: OffsiteSecretInput = {}): { settings: ServerSettings; problems: string[]; warnings: string[] } {
   const r = new ConfigReader(raw);
   const d = SERVER_DEFAULTS;
   const connection = readConnection(r);
@@ -344,8 +355,19 @@ export function validateServerConfig(raw: RawConfig, rawGitea: RawGiteaSettings 
     /^(off|[A-Za-z0-9*:.,/~ -]{1,100})$/,
     "off, or a systemd calendar time such as daily, weekly, 03:00 or Sun *-*-* 04:00 (on Alpine: hourly, daily, weekly or monthly)",
   );
+  const offsite = readOffsite(
+    { repository: raw.offsiteRepository, keep: raw.offsiteKeep, check: raw.offsiteCheck, hostKey: raw.offsiteHostKey, caCertificate: raw.offsiteCaCertificate },
+    rawOffsite,
+    (key, message) => r.problem(key, message),
+  );
   const restoreFromValue = r.optional("restoreFrom");
-  const restoreFrom = restoreFromValue === undefined ? undefined : r.absolutePath("restoreFrom", restoreFromValue, "a backup directory on the host (gitea-backup-*)").replace(/(.)\/+$/, "$1");
+  let restoreFrom: string | undefined;
+  if (restoreFromValue?.startsWith(OFFSITE_RESTORE_PREFIX)) {
+    restoreFrom = r.matching("restoreFrom", restoreFromValue, /^offsite:(latest|[0-9a-f]{8,64})$/, "offsite:latest or offsite:SNAPSHOT (a restic snapshot id, 8 to 64 hex digits)");
+    if (raw.offsiteRepository?.trim() ? false : true) r.problem("restoreFrom", `${shown(restoreFromValue)} restores from the off-site repository, but gitea-homelab:offsiteRepository is not set: set it, offsitePassword and the backend's credentials as the lost server had them`);
+  } else if (restoreFromValue !== undefined) {
+    restoreFrom = r.absolutePath("restoreFrom", restoreFromValue, "a backup directory on the host (gitea-backup-*), or offsite:latest").replace(/(.)\/+$/, "$1");
+  }
   const allowDowngrade = r.bool("allowDowngrade", d.allowDowngrade);
   const gitea = readGiteaSettings(r, rawGitea);
 
@@ -374,6 +396,7 @@ export function validateServerConfig(raw: RawConfig, rawGitea: RawGiteaSettings 
     backupKeep,
     backupSchedule,
     restoreFrom,
+    offsite,
     allowDowngrade,
     gitea,
     tls: { mode: tls.mode, givenChain: tls.givenChain, acme: tls.acme },
@@ -387,6 +410,10 @@ export interface ServerSecrets {
   adminPassword: pulumi.Output<string | undefined>;
   /** The key of the owner's certificate (tls: given). */
   tlsKey: pulumi.Output<string | undefined>;
+  /** The off-site repository's password, the backend's credentials and (sftp) the login key. */
+  offsitePassword?: pulumi.Output<string>;
+  offsiteEnvironment?: pulumi.Output<Record<string, string>>;
+  offsiteSshKey?: pulumi.Output<string | undefined>;
 }
 
 // @internal in the SDK (absent from its typings): whether the CLI passed a key as secret.
@@ -406,9 +433,25 @@ export function readServerConfig(config = new pulumi.Config(PROJECT)): { setting
     key: readRawSecrets(["tlsKey"]).tlsKey,
     acmeCaRoot: pulumi.runtime.getConfig(`${PROJECT}:acmeCaRoot`),
   };
-  const { settings, problems, warnings } = validateServerConfig(readRawConfig(SERVER_KEYS, config), readRawGiteaSettings(), rawTls);
+  const rawOffsite: OffsiteSecretInput = {
+    password: pulumi.runtime.getConfig(`${PROJECT}:offsitePassword`),
+    environment: pulumi.runtime.getConfig(`${PROJECT}:offsiteEnvironment`),
+    sshKey: pulumi.runtime.getConfig(`${PROJECT}:offsiteSshKey`),
+  };
+  const { settings, problems, warnings } = validateServerConfig(readRawConfig(SERVER_KEYS, config), readRawGiteaSettings(), rawTls, rawOffsite);
   for (const w of warnings) pulumi.log.warn(w);
   problems.push(...secretProblems(readRawSecrets(["privateKey", "adminPassword"])));
   if (problems.length > 0) throw new ConfigError(problems);
-  return { settings, secrets: { privateKey: readSecret(config, "privateKey"), adminPassword: readSecret(config, "adminPassword"), tlsKey: readSecret(config, "tlsKey") } };
+  const offsiteEnvironment = pulumi.secret(pulumi.output(config.getSecret("offsiteEnvironment")).apply((json) => parseEnvironment(json, () => undefined)));
+  return {
+    settings,
+    secrets: {
+      privateKey: readSecret(config, "privateKey"),
+      adminPassword: readSecret(config, "adminPassword"),
+      tlsKey: readSecret(config, "tlsKey"),
+      offsitePassword: readSecret(config, "offsitePassword").apply((p) => p ?? ""),
+      offsiteEnvironment,
+      offsiteSshKey: readSecret(config, "offsiteSshKey"),
+    },
+  };
 }

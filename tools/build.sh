@@ -73,6 +73,17 @@ build_pebble() { # Let's Encrypt's ACME test server, for the tls acme end-to-end
 	CGO_ENABLED=0 go build -trimpath -o "$out/pebble" -ldflags "-s -w" github.com/letsencrypt/pebble/v2/cmd/pebble
 }
 
+build_rclone() { # rclone serve s3/sftp: the off-site backends of the e2e (built by with-vm.sh, not in the default set)
+	local version
+	cd "$here/rclone"
+	version=$(version_of github.com/rclone/rclone)
+	# fs.Version set: it reports the pinned release, not "v1.76.0-DEV" (its Makefile does the same).
+	CGO_ENABLED=0 go build -trimpath -o "$out/rclone" \
+		-ldflags "-s -w -X github.com/rclone/rclone/fs.Version=$version" \
+		github.com/rclone/rclone
+	echo "$version" >"$out/rclone.version"
+}
+
 names=("$@")
 ((${#names[@]} > 0)) || names=(gitea gitea-runner gitea-previous pulumi)
 mkdir -p "$out"
@@ -84,8 +95,9 @@ for name in "${names[@]}"; do
 		gitea-runner) build_gitea_runner ;;
 		pulumi) build_pulumi ;;
 		pebble) build_pebble ;;
+		rclone) build_rclone ;;
 		*)
-			log "unknown tool '$name' (known: gitea gitea-runner gitea-previous pulumi pebble)"
+			log "unknown tool '$name' (known: gitea gitea-runner gitea-previous pulumi pebble rclone)"
 			exit 2
 			;;
 	esac

@@ -9,6 +9,9 @@ import { HealthTarget } from "../tls/render";
 import { Host } from "../host/host";
 import { Platform } from "../host/platform";
 import { backupCheck, lastBackupOf, restoreSourceCheck } from "./drift";
+import { OffsiteCopy } from "../offsite/offsiteCopy";
+import { offsiteToolSpec } from "../offsite/render";
+import { OffsiteSettings } from "../offsite/settings";
 import { backupToolPath, BackupInstallSpec, checkScheduleFor, renderBackupInstallScript, renderBackupRemoveScript, renderRestoreScript } from "./render";
 
 export interface GiteaBackupArgs {
@@ -23,11 +26,24 @@ export interface GiteaBackupArgs {
   /** Where a rollback waits for Gitea (https when it serves TLS), and how long. */
   health: pulumi.Input<HealthTarget>;
   healthTimeoutSeconds: pulumi.Input<number>;
-  /** A backup directory on the host to restore onto empty volumes (a plain value: it decides whether the restore exists). */
+  /**
+   * What to restore onto empty volumes (a plain value: it decides whether the restore exists):
+   * a backup directory on the host, or offsite:latest / offsite:SNAPSHOT from the repository.
+   */
   restoreFrom?: string;
+  /** Off-site copies of every backup (restic), when the stack sets a repository. */
+  offsite?: {
+    settings: OffsiteSettings;
+    password: pulumi.Input<string>;
+    environment: pulumi.Input<Record<string, string>>;
+    sshKey?: pulumi.Input<string | undefined>;
+  };
   /** Destroy removes the data too: the record of what it last ran on goes with it. */
   destroyData: boolean;
 }
+
+/** restoreFrom's prefix for a snapshot in the off-site repository (offsite:latest, offsite:ID). */
+export const OFFSITE_RESTORE_PREFIX = "offsite:";
 
 export class GiteaBackup extends pulumi.ComponentResource {
   readonly backupDir: pulumi.Output<string>;
@@ -38,6 +54,8 @@ export class GiteaBackup extends pulumi.ComponentResource {
   readonly installed: command.remote.Command;
   /** The restore, when restoreFrom is set; Gitea starts after it. */
   readonly restored?: command.remote.Command;
+  /** The off-site copies, when the stack sets a repository. */
+  readonly offsite?: OffsiteCopy;
 
   constructor(name: string, args: GiteaBackupArgs, opts?: pulumi.ComponentResourceOptions) {
     super("gitea-homelab:components:GiteaBackup", name, {}, opts);
@@ -56,6 +74,7 @@ export class GiteaBackup extends pulumi.ComponentResource {
         schedule,
         health,
         healthTimeoutSeconds,
+        offsite: offsiteToolSpec(args.offsite?.settings),
       }));
     const scheduleName = `${name}-schedule`;
     this.installed = args.host.converge(
@@ -68,11 +87,20 @@ export class GiteaBackup extends pulumi.ComponentResource {
       { parent: this, dependsOn: opts?.dependsOn },
     );
     this.lastBackup = args.host.probed(scheduleName).apply(lastBackupOf);
-    if (args.restoreFrom !== undefined) {
+    const restoreSnapshot = args.restoreFrom?.startsWith(OFFSITE_RESTORE_PREFIX) ? args.restoreFrom.slice(OFFSITE_RESTORE_PREFIX.length) : undefined;
+    if (args.offsite !== undefined) {
+      this.offsite = new OffsiteCopy(
+        `${name}-offsite`,
+        { host: args.host, user, tool: this.tool, backupDir: this.backupDir, ...args.offsite, restoreSnapshot },
+        { parent: this, dependsOn: [this.installed] },
+      );
+      this.restored = this.offsite.restored;
+    }
+    if (args.restoreFrom !== undefined && restoreSnapshot === undefined) {
       // A restoreFrom that names no backup fails the preview, before anything on the host changes.
       args.host.verify(`${name}-restore-source`, user.apply((u) => restoreSourceCheck(u, args.restoreFrom!)));
       this.restored = args.host.run(`${name}-restore`, { create: user.apply((u) => renderRestoreScript(u, args.restoreFrom!)) }, { parent: this, dependsOn: [this.installed] });
     }
-    this.registerOutputs({ backupDir: this.backupDir, lastBackup: this.lastBackup });
+    this.registerOutputs({ backupDir: this.backupDir, lastBackup: this.lastBackup, lastOffsiteBackup: this.offsite?.lastOffsiteBackup });
   }
 }

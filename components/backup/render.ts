@@ -17,6 +17,7 @@ import { KEYS_FILE } from "../keys/render";
 import { CA_DIR, HEALTHY_FUNCTION, HealthTarget } from "../tls/render";
 import { installContent, renderScript, sh, shq, trimBash } from "../render/shell";
 import { IniEntries, renderIni, unit } from "../render/unitFile";
+import { OFFSITE_TOOL_COMMANDS, OFFSITE_TOOL_FUNCTIONS, OffsiteToolSpec, offsiteToolVars } from "../offsite/render";
 
 /** Root-owned per-instance state: the deployed image and version, the restore and upgrade records. */
 export const INSTANCE_STATE_DIR = "/var/lib/gitea-homelab/instance";
@@ -41,9 +42,9 @@ export const BACKUP_UNIT = { service: "gitea-backup.service", timer: "gitea-back
 export const PERIODIC_SCHEDULES = ["hourly", "daily", "weekly", "monthly"] as const;
 
 /** The schedule as the decided platform can run it; an OpenRC host knows only cron's periodic names (a preview error). */
-export function checkScheduleFor(platform: Pick<Platform, "init" | "osId">, schedule: string): string {
+export function checkScheduleFor(platform: Pick<Platform, "init" | "osId">, schedule: string, key: "backupSchedule" | "offsiteCheck" = "backupSchedule"): string {
   if (platform.init !== "systemd" && schedule !== "off" && !(PERIODIC_SCHEDULES as readonly string[]).includes(schedule)) {
-    throw new ConfigError([`gitea-homelab:backupSchedule: on an OpenRC host (${platform.osId}) it must be one of ${PERIODIC_SCHEDULES.join(", ")} or off (cron's periodic directories), not ${JSON.stringify(schedule)}`]);
+    throw new ConfigError([`gitea-homelab:${key}: on an OpenRC host (${platform.osId}) it must be one of ${PERIODIC_SCHEDULES.join(", ")} or off (cron's periodic directories), not ${JSON.stringify(schedule)}`]);
   }
   return schedule;
 }
@@ -81,6 +82,8 @@ export interface BackupSpec {
   /** Where rollback waits for Gitea, and how long. */
   health: HealthTarget;
   healthTimeoutSeconds: number;
+  /** Where every backup is copied right after it is made (repository "": nowhere). */
+  offsite: OffsiteToolSpec;
 }
 
 /** The tool itself: `backup REASON`, `restore DIR [--force]`, `prepare-upgrade IMAGE ALLOW_DOWNGRADE`, `rollback`, `deployed IMAGE`. */
@@ -106,6 +109,7 @@ export function renderBackupTool(s: BackupSpec): string {
         health_ca: s.health.caFile,
         ca_dir: CA_DIR,
         health_timeout: s.healthTimeoutSeconds,
+        ...offsiteToolVars(s.offsite),
       },
     },
     sh`
@@ -195,6 +199,8 @@ do_backup() { # REASON: prints the new backup's name
   shopt -u nullglob
   local excess=$((\${#all[@]} - keep)) i
   for ((i = 0; i < excess; i++)); do rm -rf "\${all[i]:?}"; done
+  # Off the machine right away; a failed push keeps the backup and is retried by the next up.
+  if [[ -n $offsite_repository ]]; then offsite_push "$name" || true; fi
   echo "$name"
 }
 
@@ -251,6 +257,8 @@ do_restore() { # DIR [--force]: volumes, keys and the deployed version from a ba
   if [[ $was_active == true ]]; then service_ctl start; fi
   echo "restored $volumes, the keys and the CA (when it had one) from the backup made $id"
 }
+
+${OFFSITE_TOOL_FUNCTIONS}
 
 # The files an upgrade replaces, put back on rollback.
 service_files() {
@@ -332,7 +340,8 @@ case \${1:-} in
   prepare-upgrade) do_prepare_upgrade "\${2:?usage: prepare-upgrade IMAGE ALLOW_DOWNGRADE}" "\${3:-false}" ;;
   rollback) do_rollback ;;
   deployed) do_deployed "\${2:?usage: deployed IMAGE}" ;;
-  *) die "usage: $0 backup [REASON] | restore DIR [--force] | prepare-upgrade IMAGE ALLOW_DOWNGRADE | rollback | deployed IMAGE" ;;
+${OFFSITE_TOOL_COMMANDS}
+  *) die "usage: $0 backup [REASON] | restore DIR [--force] | prepare-upgrade IMAGE ALLOW_DOWNGRADE | rollback | deployed IMAGE | offsite-init | offsite-sync | offsite-check | offsite-restore SNAPSHOT" ;;
 esac
 `,
   );

@@ -11,15 +11,19 @@ trap '"$here/vm/stop-vm.sh" "$rundir" || true' EXIT
 mkdir -p "$rundir"
 # A fresh VM gets a fresh Pulumi workspace (backend, PULUMI_HOME, stacks): test/e2e/harness/pulumiCli.ts.
 rm -rf "$rundir"/pulumi-*
-# The Pulumi CLI the suites drive, built while the VM image is built (downloads, mmdebstrap)
-# and the VM boots.
-"$root/tools/build.sh" pulumi >"$rundir/pulumi-build.log" 2>&1 &
-cli_build=$!
+# The Pulumi CLI the suites drive, and rclone, whose `serve s3` and `serve sftp` stand in for
+# the off-site backup's cloud bucket and other homelab machine (test/e2e/harness/offsiteServers.ts),
+# built while the VM image is built (downloads, mmdebstrap) and the VM boots.
+"$root/tools/build.sh" pulumi rclone >"$rundir/tools-build.log" 2>&1 &
+tools_build=$!
+# The off-site servers run here, outside the VM, so they outlive it; the guest reaches them at
+# 10.0.2.100:PORT, and nothing else out here (start-vm.sh, GITEA_HOMELAB_VM_HOST_SERVICES).
+export GITEA_HOMELAB_VM_HOST_SERVICES=${GITEA_HOMELAB_VM_HOST_SERVICES-s3 sftp}
 # 4111/3333: Gitea's published ports; 4112: the port scenario 3 moves HTTP to.
 "$here/vm/start-vm.sh" "$rundir" 4111 3333 4112
-if ! wait "$cli_build"; then
-	cat "$rundir/pulumi-build.log" >&2
-	echo "with-vm: building the Pulumi CLI failed" >&2
+if ! wait "$tools_build"; then
+	cat "$rundir/tools-build.log" >&2
+	echo "with-vm: building the Pulumi CLI or rclone failed" >&2
 	exit 1
 fi
 export GITEA_HOMELAB_VM_RUNDIR=$rundir

@@ -51,6 +51,7 @@ export const BACKUP_SPEC: BackupInstallSpec = {
   health: { url: "http://127.0.0.1:4111/api/healthz", caFile: "" },
   healthTimeoutSeconds: 600,
   schedule: "daily",
+  offsite: { repository: "", backend: "", keep: [] },
 };
 
 /** Every command the server stack registers, whatever the host's OS. */

@@ -32,7 +32,7 @@ const OPTIONAL_REAL_TOOLS = ["openssl"];
 const STUBBED = [
   "id", "getent", "runuser", "sudo", "systemctl", "loginctl", "journalctl", "useradd", "usermod", "userdel", "pkill", "pgrep",
   "podman", "firewall-cmd", "firewall-offline-cmd", "busctl", "install", "cp", "mv", "rm", "rmdir", "chmod", "chown", "mkdir", "touch", "ln",
-  "curl", "timeout", "sleep", "modprobe", "rc-service", "rc-update", "apk", "dnf", "apt-get", "openrc-run", "ssh", "sh", "dash",
+  "curl", "timeout", "sleep", "modprobe", "rc-service", "rc-update", "apk", "dnf", "apt-get", "openrc-run", "ssh", "sh", "dash", "restic",
 ];
 
 /**
@@ -113,6 +113,7 @@ case "$name $*" in
   "busctl "*" getZoneByName "*) echo 'o "/org/fedoraproject/FirewallD1/config/zone/0"' ;;
   "busctl "*" queryPort "*) echo "b true" ;;
   "podman --version"*) echo "podman version 5.4.2" ;;
+  "restic version"*) echo "restic 0.18.0 compiled with go1.24.4 on linux/amd64" ;;
   "podman volume inspect"*) echo "$GH_SANDBOX/volume" ;;
   "firewall-cmd --state"*) echo running ;;
   "firewall-cmd --get-default-zone"* | "firewall-offline-cmd --get-default-zone"*) echo public ;;

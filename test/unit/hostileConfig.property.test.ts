@@ -26,7 +26,7 @@ import { giteaEnvironment } from "../../components/gitea/render";
 import { parseRootInvocation } from "../../components/render/shell";
 import { giteaTlsEnvironment, servedPaths } from "../../components/tls/render";
 import { DEFAULT_SETTINGS, defaultsNotOverridden, recordSetting, settingsEnvironment } from "../../components/gitea/settings";
-import { RawConfig, secretProblems, SecretKey } from "../../stacks/config";
+import { RawConfig, secretProblems, SecretKey as StackSecretKey } from "../../stacks/config";
 import { RawTls, SERVER_KEYS, validateServerConfig } from "../../stacks/serverConfig";
 import { validateWslConfig, WSL_KEYS } from "../../stacks/wslConfig";
 import { openrcArgs } from "../helpers/openrc";
@@ -35,6 +35,8 @@ import { ScriptSandbox } from "../helpers/scriptSandbox";
 import { requireTool } from "../helpers/scripts";
 
 const RUNS = Number(process.env.GITEA_HOMELAB_PROPERTY_RUNS ?? 10);
+/** The stacks' secret keys, and the off-site repository's (which the server config validates itself). */
+type SecretKey = StackSecretKey | "offsitePassword" | "offsiteSshKey" | "offsiteEnvironment";
 const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleExampleExampleExampleExampleExample";
 const PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ==\n-----END OPENSSH PRIVATE KEY-----";
 
@@ -66,6 +68,13 @@ const SERVER_BASE: RawConfig = {
   backupKeep: "7",
   backupSchedule: "weekly",
   restoreFrom: "/var/backups/gitea-homelab/gitea-backup-20261127T030000Z-scheduled",
+  // Off-site copies over sftp, so the tool's pushes, the secrets' install and the check schedule render.
+  offsiteRepository: "sftp://backup@nas.example.com:2222//srv/restic/gitea",
+  offsiteKeep: "7 daily, 4 weekly, 12 monthly",
+  offsiteCheck: "weekly",
+  offsiteHostKey: HOST_KEY,
+  // Only valid with an https repository: every hostile value must be refused naming it.
+  offsiteCaCertificate: "",
   allowDowngrade: "false",
   tls: "auto",
   // Used by the acme variant (only warned about under auto).
@@ -89,7 +98,13 @@ const GIVEN_DIR = mkdtempSync(join(tmpdir(), "gh-hostile-given-"));
 execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "90", "-subj", "/O=Hostile test", "-addext", "subjectAltName=DNS:git.example.com", "-keyout", join(GIVEN_DIR, "key.pem"), "-out", join(GIVEN_DIR, "cert.pem")], { stdio: "ignore" });
 const GIVEN_TLS: RawTls = { certificate: readFileSync(join(GIVEN_DIR, "cert.pem"), "utf8"), key: readFileSync(join(GIVEN_DIR, "key.pem"), "utf8") };
 rmSync(GIVEN_DIR, { recursive: true, force: true });
-const SERVER_SECRETS: Partial<Record<SecretKey, string>> = { adminPassword: "correct horse battery", privateKey: PRIVATE_KEY };
+const SERVER_SECRETS: Partial<Record<SecretKey, string>> = {
+  adminPassword: "correct horse battery",
+  privateKey: PRIVATE_KEY,
+  offsitePassword: "correct horse battery staple",
+  offsiteSshKey: PRIVATE_KEY,
+  offsiteEnvironment: JSON.stringify({ AWS_ACCESS_KEY_ID: "AKIAEXAMPLE", RESTIC_REST_USERNAME: "gitea" }),
+};
 
 const WSL_BASE: RawConfig = {
   host: "192.168.1.20",
@@ -189,7 +204,7 @@ function hostileConfig(base: RawConfig, secrets: Partial<Record<SecretKey, strin
 
 type Validate = (raw: RawConfig, secrets: Partial<Record<SecretKey, string>>) => string[];
 /** The server config with its `gitea.…` paths put together into the `gitea` object, as Pulumi gives it. */
-function validateServerRaw(raw: RawConfig, rawTls: RawTls = {}) {
+function validateServerRaw(raw: RawConfig, rawTls: RawTls = {}, secrets: Partial<Record<SecretKey, string>> = {}) {
   const gitea: Record<string, any> = {};
   const rest: RawConfig = {};
   for (const [key, value] of Object.entries(raw)) {
@@ -202,10 +217,11 @@ function validateServerRaw(raw: RawConfig, rawTls: RawTls = {}) {
     for (const name of path.slice(0, -1)) node = node[name] ??= {};
     node[path[path.length - 1]] = value;
   }
-  return validateServerConfig(rest, { json: JSON.stringify(gitea), secret: false }, rawTls);
+  const offsite = { password: secrets.offsitePassword, sshKey: secrets.offsiteSshKey, environment: secrets.offsiteEnvironment };
+  return validateServerConfig(rest, { json: JSON.stringify(gitea), secret: false }, rawTls, offsite);
 }
-const validateServer: Validate = (raw, secrets) => [...validateServerRaw(raw).problems, ...secretProblems(secrets)];
-const validateGiven: Validate = (raw, secrets) => [...validateServerRaw(raw, GIVEN_TLS).problems, ...secretProblems(secrets)];
+const validateServer: Validate = (raw, secrets) => [...validateServerRaw(raw, {}, secrets).problems, ...secretProblems(secrets)];
+const validateGiven: Validate = (raw, secrets) => [...validateServerRaw(raw, GIVEN_TLS, secrets).problems, ...secretProblems(secrets)];
 const validateWsl: Validate = (raw, secrets) => [...validateWslConfig(raw).problems, ...secretProblems(secrets)];
 
 /**
@@ -248,9 +264,17 @@ async function renderServer(raw: RawConfig, secrets: Partial<Record<SecretKey, s
     {},
     async () => {
       const { buildServerStack } = await import("../../stacks/server");
-      const { settings } = validateServerRaw(raw, rawTls);
+      const { settings } = validateServerRaw(raw, rawTls, secrets);
       const tlsKey = rawTls.key === undefined ? pulumi.output(undefined) : pulumi.secret(rawTls.key);
-      return buildServerStack(settings, { privateKey: pulumi.secret(secrets.privateKey), adminPassword: pulumi.secret(secrets.adminPassword), tlsKey });
+      const { parseEnvironment } = await import("../../components/offsite/settings");
+      return buildServerStack(settings, {
+        privateKey: pulumi.secret(secrets.privateKey),
+        adminPassword: pulumi.secret(secrets.adminPassword),
+        tlsKey,
+        offsitePassword: pulumi.secret(secrets.offsitePassword ?? ""),
+        offsiteEnvironment: pulumi.secret(parseEnvironment(secrets.offsiteEnvironment, () => undefined)),
+        offsiteSshKey: pulumi.secret(secrets.offsiteSshKey),
+      });
     },
     { probeStdout: () => session(platform) },
   );
@@ -341,7 +365,17 @@ function exercise(rendered: Awaited<ReturnType<typeof collect>>, label: string):
   // subcommand, and the own-ca certificate tool.
   const tools = Object.entries(installed).flatMap(([path, tool]) =>
     path.startsWith(`${sandbox.standIn([])}/gitea-backup-`)
-      ? [["backup", "scheduled"], ["restore", "/var/backups/x"], ["prepare-upgrade", "docker.io/gitea/gitea:9.9.9", "false"], ["rollback"], ["deployed", "docker.io/gitea/gitea:9.9.9"]].map((args) => ({ path, tool, args }))
+      ? [
+          ["backup", "scheduled"],
+          ["restore", "/var/backups/x"],
+          ["prepare-upgrade", "docker.io/gitea/gitea:9.9.9", "false"],
+          ["rollback"],
+          ["deployed", "docker.io/gitea/gitea:9.9.9"],
+          ["offsite-init"],
+          ["offsite-sync"],
+          ["offsite-check"],
+          ["offsite-restore", "latest"],
+        ].map((args) => ({ path, tool, args }))
       : path.startsWith(`${sandbox.standIn([])}/gitea-tls-`)
         ? [{ path, tool, args: [] as string[] }]
         : [],
@@ -471,6 +505,7 @@ function prepareServer(hostile: Record<string, string>, variant: ServerVariant) 
   if (variant === "service") raw.unitStyle = "service";
   // On OpenRC the schedule is one of cron's periodic names, checked at preview (alpineStack.test.ts).
   if (variant === "alpine" && !["hourly", "daily", "weekly", "monthly", "off"].includes(raw.backupSchedule ?? "")) raw.backupSchedule = "weekly";
+  if (variant === "alpine" && !["hourly", "daily", "weekly", "monthly", "off"].includes(raw.offsiteCheck ?? "")) raw.offsiteCheck = "weekly";
   return { raw, secrets, accepted, rawTls, validate };
 }
 
@@ -545,7 +580,14 @@ describe("hostile values in every string config key", () => {
     const server = exercise(await renderServer(SERVER_BASE, SERVER_SECRETS, "fedora"), "plain fedora");
     expect(Object.keys(server).filter((p) => p.endsWith(".container"))).toHaveLength(1);
     const alpine = exercise(await renderServer(SERVER_BASE, SERVER_SECRETS, "alpine"), "plain alpine");
-    expect(Object.keys(alpine)).toEqual(expect.arrayContaining(["/etc/init.d/gitea", "/etc/conf.d/gitea"]));
+    expect(Object.keys(alpine)).toEqual(expect.arrayContaining(["/etc/init.d/gitea", "/etc/conf.d/gitea", "/etc/periodic/weekly/gitea-offsite-check-rootless"]));
+    // Off-site copies: the repository's secrets (from the payload) and the check's timer.
+    const offsiteDir = `${sandbox.dir}/home/.config/gitea-homelab/offsite`;
+    expect(server[`${offsiteDir}/password`]).toBe(SERVER_SECRETS.offsitePassword);
+    expect(server[`${offsiteDir}/ssh-key`]).toBe(`${SERVER_SECRETS.offsiteSshKey}\n`);
+    expect(server[`${offsiteDir}/environment`]).toBe("AWS_ACCESS_KEY_ID=AKIAEXAMPLE\nRESTIC_REST_USERNAME=gitea\n");
+    expect(server[`${offsiteDir}/known_hosts`]).toBe(`gitea-homelab-offsite ${HOST_KEY}\n`);
+    expect(Object.keys(server)).toEqual(expect.arrayContaining([`${sandbox.dir}/home/.config/systemd/user/gitea-offsite-check.timer`]));
     // The tls variants reach their certificate scripts' work: own-ca's tool and timer, the given chain.
     const ownCaRendered = await renderServer(OWN_CA_BASE, SERVER_SECRETS, "fedora");
     const ownCa = withOpenssl(true, () => exercise(ownCaRendered, "plain own-ca"));

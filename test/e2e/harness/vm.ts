@@ -15,6 +15,12 @@ export interface TestVm {
   asUser(user: string, cmd: string): Promise<string>;
   /** The host port that reaches guest port `port`. */
   forwarded(port: number): number;
+  /**
+   * Where the guest reaches the host service `name` (GITEA_HOMELAB_VM_HOST_SERVICES, which
+   * with-vm.sh sets to "s3 sftp"): a server out here listens on 127.0.0.1:`port`, and the guest
+   * connects to `address`:`port` (10.0.2.100; the VM's network lets nothing else out).
+   */
+  hostService(name: string): { address: string; port: number };
   reboot(): void;
 }
 
@@ -53,6 +59,11 @@ export function testVm(rundir: string): TestVm {
       const p = env[`VM_FWD_${port}`];
       if (!p) throw new Error(`guest port ${port} is not forwarded; start the VM with it`);
       return Number(p);
+    },
+    hostService(name) {
+      const p = env[`VM_HOST_PORT_${name.toUpperCase()}`];
+      if (!p || !env.VM_HOST_ADDR) throw new Error(`host service ${name} is not forwarded; start the VM with GITEA_HOMELAB_VM_HOST_SERVICES naming it`);
+      return { address: env.VM_HOST_ADDR, port: Number(p) };
     },
     reboot: () => execFileSync("bash", [join(__dirname, "../vm/reboot-vm.sh"), rundir], { stdio: "inherit" }),
   };

@@ -26,6 +26,9 @@ packages=(
 	# nftables: netavark runs `nft` for the network act makes per job (a Recommends of
 	# netavark, which mmdebstrap leaves out; Fedora has it).
 	nftables
+	# restic: the off-site backups push with the restic of the server's own OS packages, as a
+	# real server gets it (the VM has no network to fetch it from).
+	restic
 )
 
 log() { echo "build-image: $*" >&2; }

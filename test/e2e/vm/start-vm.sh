@@ -6,7 +6,10 @@
 # A VM already running in RUNDIR is stopped first: "start" always means fresh.
 # Env: GITEA_HOMELAB_VM_ACCEL=auto|kvm|tcg (auto: try KVM, fall back to TCG),
 #      GITEA_HOMELAB_VM_BOOT_TIMEOUT (s, default 300), GITEA_HOMELAB_VM_IMAGE_DIR
-#      (use this built image dir instead of running build-image.sh).
+#      (use this built image dir instead of running build-image.sh),
+#      GITEA_HOMELAB_VM_HOST_SERVICES (names, [a-z0-9]+, space-separated: for each, a free
+#      port P on this machine's 127.0.0.1 that the guest reaches at 10.0.2.100:P, for servers
+#      the tests run out here; vm.env says VM_HOST_ADDR and VM_HOST_PORT_<NAME>=P).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -18,12 +21,20 @@ fi
 mkdir -p "$1"
 rundir=$(cd "$1" && pwd)
 shift
-# qemu splits option values at commas; a path with one would be misread.
-if [[ $rundir == *,* ]]; then
-	echo "start-vm: RUNDIR must not contain a comma: $rundir" >&2
+# qemu splits option values at commas; a path with one would be misread. A quote would end
+# the quoted rundir in the guestfwd command.
+if [[ $rundir == *[,\']* ]]; then
+	echo "start-vm: RUNDIR must not contain a comma or a single quote: $rundir" >&2
 	exit 2
 fi
 guest_ports=("$@")
+read -r -a host_services <<<"${GITEA_HOMELAB_VM_HOST_SERVICES:-}"
+for name in "${host_services[@]}"; do
+	if [[ ! $name =~ ^[a-z0-9]+$ ]]; then
+		echo "start-vm: bad host service name (want [a-z0-9]+): $name" >&2
+		exit 2
+	fi
+done
 for p in "${guest_ports[@]}"; do
 	if [[ ! $p =~ ^[0-9]+$ ]] || ((p < 1 || p > 65535)) || ((p == 22)); then
 		echo "start-vm: bad guest port: $p" >&2
@@ -44,6 +55,11 @@ fi
 for f in disk.qcow2 vmlinuz initrd.img id_ed25519 ssh_host_ed25519_key.pub; do
 	[[ -f $image/$f ]] || { log "image incomplete: $image/$f missing"; exit 1; }
 done
+# The guest's connections to host services are relayed by socat, one process per connection.
+if ((${#host_services[@]} > 0)) && ! command -v socat >/dev/null; then
+	log "missing socat (GITEA_HOMELAB_VM_HOST_SERVICES relays the guest's connections with it)"
+	exit 1
+fi
 
 "$here/stop-vm.sh" "$rundir"
 
@@ -98,6 +114,16 @@ launch() {
 	for p in "${guest_ports[@]}"; do
 		fwd+=",hostfwd=tcp:127.0.0.1:${fwd_ports[$p]}-:$p"
 	done
+	# The way out of restrict=on, port by port: a guest connection to 10.0.2.100:P makes qemu
+	# run the command with the connection as its stdin/stdout (and stderr, hence -lf), and
+	# socat joins it to 127.0.0.1:P here. The chardev form (…-tcp:127.0.0.1:P) connects once,
+	# when qemu starts, and carries one stream: no good for a server that restarts or for
+	# several connections. 10.0.2.2 (qemu's own address) is refused as a guestfwd address.
+	# qemu parses the command with shell quoting rules: the rundir is quoted (no comma in it).
+	for name in "${host_services[@]}"; do
+		p=${host_ports[$name]}
+		fwd+=",guestfwd=tcp:$host_addr:$p-cmd:socat -lf '$rundir/socat.log' - TCP:127.0.0.1:$p"
+	done
 	if [[ $accel == kvm ]]; then
 		cpu_accel=(-accel kvm -cpu host)
 	else
@@ -105,8 +131,8 @@ launch() {
 	fi
 	rm -f "$rundir/disk.qcow2" "$rundir/console.log" "$rundir/qemu.pid"
 	qemu-img create -q -f qcow2 -F qcow2 -b "$image/disk.qcow2" "$rundir/disk.qcow2"
-	# restrict=on: the guest reaches nothing outside (no internet traffic);
-	# host forwards still work. No -no-reboot: a guest reboot keeps qemu and
+	# restrict=on: the guest reaches nothing outside (no internet traffic)
+	# but the guestfwd ports above; host forwards still work. No -no-reboot: a guest reboot keeps qemu and
 	# its forwards. panic=10: a guest kernel that panics (seen rarely under TCG,
 	# also on a reboot the tests ask for) boots again by itself.
 	local qpid
@@ -156,6 +182,8 @@ else
 	accels=("$accel_mode")
 fi
 
+# The address in the guest's network where the host services answer.
+host_addr=10.0.2.100
 start=$SECONDS
 accel=""
 for try in 1 2 3; do
@@ -163,6 +191,10 @@ for try in 1 2 3; do
 	declare -A fwd_ports=()
 	for p in "${guest_ports[@]}"; do
 		fwd_ports[$p]=$(free_port)
+	done
+	declare -A host_ports=()
+	for name in "${host_services[@]}"; do
+		host_ports[$name]=$(free_port)
 	done
 	for a in "${accels[@]}"; do
 		if ! launch "$a"; then
@@ -266,6 +298,10 @@ env_line() { printf "%s='%s'\n" "$1" "${2//\'/\'\\\'\'}"; }
 	env_line VM_BOOT_SECONDS "$boot_s"
 	for p in "${guest_ports[@]}"; do
 		env_line "VM_FWD_$p" "${fwd_ports[$p]}"
+	done
+	env_line VM_HOST_ADDR "$host_addr"
+	for name in "${host_services[@]}"; do
+		env_line "VM_HOST_PORT_${name^^}" "${host_ports[$name]}"
 	done
 } >"$rundir/vm.env.new"
 mv -f "$rundir/vm.env.new" "$rundir/vm.env"

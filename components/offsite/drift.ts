@@ -1,0 +1,112 @@
+/**
+ * Off-site copies, their probe and comparison. A preview makes no call to the repository: it
+ * reads what the backup tool recorded on the host after its last push and check, so a push
+ * that failed, a failed check or a repository that no longer opens shows as drift, and `up`
+ * pushes what is missing.
+ */
+import { HostCheck } from "../host/checkedCommand";
+import { Facts, ProbeBody } from "../host/probeSession";
+import { fileDigest, sh } from "../render/shell";
+import { OFFSITE_CHECK_UNIT, OFFSITE_DIR, OFFSITE_STATUS_FILE, offsiteCheckPeriodicPath, OffsiteInstallSpec, renderOffsiteCheckPeriodicScript, renderOffsiteCheckServiceUnit, renderOffsiteCheckTimerUnit } from "./render";
+
+/** Which secret files the host must hold (their content is secret: only presence and mode are compared). */
+export interface OffsiteSecretFiles {
+  environment: boolean;
+  sshKey: boolean;
+}
+
+export function renderOffsiteProbe(user: string, backupDir: string): ProbeBody {
+  return {
+    vars: {
+      user,
+      subdir: OFFSITE_DIR,
+      status_file: `${backupDir}/${OFFSITE_STATUS_FILE}`,
+      last_backup: `${backupDir}/last-backup`,
+      unit_dir: ".config/systemd/user",
+      check_service: OFFSITE_CHECK_UNIT.service,
+      check_timer: OFFSITE_CHECK_UNIT.timer,
+      periodic_name: `gitea-offsite-check-${user}`,
+    },
+    body: sh`
+if command -v restic >/dev/null; then echo restic=installed; else echo restic=missing; fi
+if [[ -r $last_backup ]]; then echo "newest_local=$(sed -n 's/^name=//p' "$last_backup" | head -n 1)"; fi
+if [[ -r $status_file ]]; then
+  while IFS='=' read -r key value; do
+    case $key in push | pushed | snapshot | pushed_at | push_error | push_failed_at | check | check_at | check_error) echo "status_$key=$value" ;; esac
+  done <"$status_file"
+fi
+if ! user_info "$user"; then
+  echo account=missing
+  return 0
+fi
+dir=$user_home/$subdir
+for name in password environment ssh-key; do
+  echo "file.$name=$(stat -c '%a %U' "$dir/$name" 2>/dev/null || echo missing)"
+done
+echo "known_hosts=$(file_digest "$dir/known_hosts")"
+echo "ca=$(file_digest "$dir/ca.pem")"
+if [[ $host_init == systemd ]]; then
+  echo "check_service=$(file_digest "$user_home/$unit_dir/$check_service")"
+  echo "check_timer=$(file_digest "$user_home/$unit_dir/$check_timer")"
+  if user_manager_active "$user_uid"; then echo manager=active; else echo manager=inactive; fi
+  user_unit_state "$user" "$user_uid" "$check_timer" timer_
+else
+  for script in /etc/periodic/*/"$periodic_name"; do
+    [[ -e $script ]] && echo "periodic.$(basename "$(dirname "$script")")=$(file_digest "$script")"
+  done
+fi
+`,
+  };
+}
+
+/** How the host's off-site setup and its last push and check differ from what up makes. */
+export function offsiteDrift(s: OffsiteInstallSpec, files: OffsiteSecretFiles, facts: Facts | undefined): string[] {
+  if (facts === undefined || facts.restic === undefined) return ["off-site backups: state unknown (probe output unreadable)"];
+  const drift: string[] = [];
+  if (facts.restic === "missing") drift.push("restic: not installed (off-site backups need it)");
+  // What the tool recorded: the repository lacks the newest backup, or its last check failed.
+  const newest = facts.newest_local;
+  if (newest && facts.status_pushed !== newest) {
+    const why = facts.status_push === "failed" ? `; the last push failed at ${facts.status_push_failed_at ?? "?"}: ${facts.status_push_error || "(no message)"}` : "";
+    drift.push(`off-site copy: the newest backup ${newest} is not in the repository (last copied: ${facts.status_pushed || "none"})${why}; pulumi up copies it`);
+  }
+  if (facts.status_check === "failed") drift.push(`off-site check: restic check failed at ${facts.status_check_at ?? "?"}: ${facts.status_check_error || "(no message)"}`);
+  if (facts.account === "missing") return [...drift, `off-site backups: user ${s.user} missing`];
+  const expectedFiles: Array<[string, boolean]> = [["password", true], ["environment", files.environment], ["ssh-key", files.sshKey]];
+  for (const [name, wanted] of expectedFiles) {
+    const found = facts[`file.${name}`] ?? "missing";
+    if (wanted && found !== `600 ${s.user}`) drift.push(`off-site ${name} file: ${found === "missing" ? "missing" : `mode and owner ${found}`}, expected 600 ${s.user}`);
+    if (!wanted && found !== "missing") drift.push(`off-site ${name} file: present, expected none`);
+  }
+  const expectedDigest = (content: string) => (content === "" ? "missing" : fileDigest(content));
+  if (facts.known_hosts !== expectedDigest(s.knownHosts)) drift.push(`off-site known_hosts: ${facts.known_hosts === "missing" ? "missing" : "edited"} (gitea-homelab:offsiteHostKey)`);
+  if (facts.ca !== expectedDigest(s.caCertificate)) drift.push(`off-site CA certificate: ${facts.ca === "missing" ? "missing" : "differs"} (gitea-homelab:offsiteCaCertificate)`);
+  if (s.init === "systemd") {
+    if (facts.check_service !== fileDigest(renderOffsiteCheckServiceUnit(s.tool))) drift.push(`unit ${OFFSITE_CHECK_UNIT.service}: ${facts.check_service === "missing" ? "deleted" : "edited"}`);
+    const timer = `timer ${OFFSITE_CHECK_UNIT.timer}`;
+    if (s.check === "off") {
+      if (facts.check_timer !== "missing") drift.push(`${timer}: present, expected none (gitea-homelab:offsiteCheck is off)`);
+      return drift;
+    }
+    if (facts.check_timer !== fileDigest(renderOffsiteCheckTimerUnit(s.check))) drift.push(`${timer}: ${facts.check_timer === "missing" ? "deleted" : "edited"}`);
+    if (facts.manager !== "active") return drift;
+    if (facts.timer_active !== "active") drift.push(`${timer}: ${facts.timer_active || "not loaded"}, expected active`);
+    if (facts.timer_enabled !== "enabled") drift.push(`${timer}: ${facts.timer_enabled || "not loaded"} at boot, expected enabled`);
+    return drift;
+  }
+  if (s.check !== "off") {
+    const key = `periodic.${s.check}`;
+    if (facts[key] !== fileDigest(renderOffsiteCheckPeriodicScript(s.tool))) drift.push(`${offsiteCheckPeriodicPath(s.check, s.user)}: ${facts[key] === undefined ? "deleted" : "edited"}`);
+  }
+  return drift;
+}
+
+/** The last push the host recorded: "SNAPSHOT (BACKUP) at TIME", or that there is none yet. */
+export function lastOffsiteBackupOf(facts: Facts | undefined): string {
+  if (!facts?.status_snapshot || !facts.status_pushed) return "none yet";
+  return `${facts.status_snapshot} (${facts.status_pushed}) at ${facts.status_pushed_at ?? "an unknown time"}`;
+}
+
+export function offsiteCheck(user: string, backupDir: string, files: OffsiteSecretFiles, expected: (init: OffsiteInstallSpec["init"], packageManager: OffsiteInstallSpec["packageManager"]) => OffsiteInstallSpec): HostCheck {
+  return { probe: renderOffsiteProbe(user, backupDir), compare: (facts, platform) => offsiteDrift(expected(platform.init, platform.packageManager), files, facts) };
+}
