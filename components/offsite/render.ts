@@ -124,7 +124,7 @@ offsite_push() {
     rm -f "$err"
     return 1
   fi
-  summary=$(grep '"message_type":"summary"' <<<"$out" | tail -n 1)
+  summary=$(grep '"message_type":"summary"' <<<"$out" | tail -n 1) || summary=
   snapshot=$(sed -n 's/.*"snapshot_id":"\([0-9a-f]*\)".*/\1/p' <<<"$summary")
   added=$(sed -n 's/.*"data_added":\([0-9]*\).*/\1/p' <<<"$summary")
   total=$(sed -n 's/.*"total_bytes_processed":\([0-9]*\).*/\1/p' <<<"$summary")

@@ -23,11 +23,27 @@ import {
   renderUpgradeScript,
   upgradeStatePath,
 } from "../../components/backup/render";
+import { OffsiteInstallSpec, renderOffsiteInstallScript, renderOffsiteRemoveScript, renderOffsiteRestoreScript } from "../../components/offsite/render";
 
 const SPEC = CONTAINER_SPEC;
 const TLS: TlsSpec = { init: "systemd", user: "rootless", service: "gitea.service", publicHost: "git.o'brien.example" };
 const TLS_OPENRC: TlsSpec = { ...TLS, init: "openrc", service: "gitea", publicHost: "2001:db8::7" };
-const HOSTILE_BACKUP_SPEC: BackupInstallSpec = { ...BACKUP_SPEC, backupDir: "/var/backups/it's $here", healthTimeoutSeconds: 300 };
+const HOSTILE_BACKUP_SPEC: BackupInstallSpec = {
+  ...BACKUP_SPEC,
+  backupDir: "/var/backups/it's $here",
+  healthTimeoutSeconds: 300,
+  offsite: { repository: "sftp://o'brien@nas.lan:2222//srv/$HOME restic", backend: "sftp", keep: ["--keep-daily", "7"] },
+};
+const OFFSITE: OffsiteInstallSpec = {
+  init: "systemd",
+  packageManager: "dnf",
+  user: "rootless",
+  tool: backupToolPath("rootless"),
+  backend: "sftp",
+  check: "Sun *-*-* 05:00",
+  knownHosts: "gitea-homelab-offsite ssh-ed25519 AAAA'$(x)",
+  caCertificate: "-----BEGIN CERTIFICATE-----\n'$x\n-----END CERTIFICATE-----",
+};
 
 /** Every script the server stack can send, rendered with awkward values. */
 const SCRIPTS: Record<string, string> = {
@@ -52,6 +68,11 @@ const SCRIPTS: Record<string, string> = {
   backupInstallOpenrc: renderBackupInstallScript({ ...HOSTILE_BACKUP_SPEC, init: "openrc", unitStyle: "openrc", schedule: "weekly" }),
   backupRemove: renderBackupRemoveScript({ init: "systemd", user: "rootless", destroyData: true }),
   restore: renderRestoreScript("rootless", "/var/backups/gitea homelab/gitea-backup-x"),
+  offsiteInstall: renderOffsiteInstallScript(OFFSITE),
+  offsiteInstallS3Off: renderOffsiteInstallScript({ ...OFFSITE, backend: "s3", check: "off", knownHosts: "", packageManager: "apt" }),
+  offsiteInstallOpenrc: renderOffsiteInstallScript({ ...OFFSITE, init: "openrc", packageManager: "apk", check: "weekly" }),
+  offsiteRemove: renderOffsiteRemoveScript({ init: "systemd", user: "rootless" }),
+  offsiteRestore: renderOffsiteRestoreScript(backupToolPath("rootless"), "4bd2a3f1"),
   admin: renderAdminScript({ user: "rootless", containerName: "gitea", username: "gitea-admin", email: "o'brien@example.com" }),
   tlsTool: renderTlsTool(TLS),
   tlsToolOpenrc: renderTlsTool(TLS_OPENRC),

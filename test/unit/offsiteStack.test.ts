@@ -1,0 +1,81 @@
+/**
+ * The server stack with off-site copies, under the mocks: which commands exist, in which order,
+ * where the secrets go (stdin only, secret in state), the outputs, and restoreFrom offsite:.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { listen } from "../helpers/fakeSshd";
+import { waitsFor } from "../helpers/dependencyOrder";
+import { isSecretValue, leaksOutsideSecrets, ProgramRun, runWithMocks } from "../helpers/pulumiMocks";
+
+const PASSWORD = "correct horse battery staple";
+const AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+const REPOSITORY = "s3:https://minio.lan:9000/forge-backups/gitea";
+const BASE = {
+  host: "127.0.0.1",
+  user: "root",
+  adminEmail: "admin@example.com",
+  offsiteRepository: REPOSITORY,
+  offsitePassword: PASSWORD,
+  offsiteEnvironment: JSON.stringify({ AWS_ACCESS_KEY_ID: "AKIAEXAMPLE", AWS_SECRET_ACCESS_KEY: AWS_SECRET }),
+};
+const SECRET_KEYS = ["offsitePassword", "offsiteEnvironment"];
+const program = async () => (await import("../../program")).main();
+
+let sshd: Awaited<ReturnType<typeof listen>>;
+let run: ProgramRun;
+let restoring: ProgramRun;
+beforeAll(async () => {
+  sshd = await listen("SSH-2.0-OpenSSH_9.9\r\n");
+  run = await runWithMocks({ ...BASE, port: String(sshd.port) }, program, { secretKeys: SECRET_KEYS });
+  restoring = await runWithMocks({ ...BASE, port: String(sshd.port), restoreFrom: "offsite:latest" }, program, { secretKeys: SECRET_KEYS });
+});
+afterAll(() => sshd.close());
+
+describe("the server stack with an off-site repository", () => {
+  it("sets the repository up after the backup tool, and Gitea starts only after it (a pre-upgrade backup pushes)", () => {
+    const offsite = run.byName("gitea-backup-offsite-repository");
+    expect(run.resources.find((r) => r.urn === offsite.parent)?.type).toBe("gitea-homelab:components:OffsiteCopy");
+    expect(waitsFor(run, offsite, run.byName("gitea-backup-schedule"))).toBe(true);
+    expect(waitsFor(run, run.byName("gitea-image"), offsite)).toBe(true);
+    expect(offsite.script).toContain(`"$tool" offsite-init\n"$tool" offsite-sync`);
+    // The tool pushes: it is rendered with the repository.
+    expect(run.byName("gitea-backup-schedule").script).toContain(`offsite_repository='${REPOSITORY}'`);
+  });
+
+  it("sends the password and the credentials on stdin only, which is secret, and logs nothing of the command", () => {
+    const offsite = run.byName("gitea-backup-offsite-repository");
+    expect(isSecretValue(offsite.wireInputs.stdin)).toBe(true);
+    expect(offsite.wireInputs.logging).toBe("none");
+    const lines = Object.fromEntries(offsite.payload!.trim().split("\n").map((l) => [l.slice(0, l.indexOf("=")), Buffer.from(l.slice(l.indexOf("=") + 1), "base64").toString()]));
+    expect(lines.password).toBe(PASSWORD);
+    expect(lines.environment).toBe(`AWS_ACCESS_KEY_ID=AKIAEXAMPLE\nAWS_SECRET_ACCESS_KEY=${AWS_SECRET}\n`);
+    expect(offsite.inputs.create).not.toContain(PASSWORD);
+  });
+
+  it("keeps the password and the credentials out of every input that is not secret, every invoke and every output", async () => {
+    expect(await leaksOutsideSecrets(run, PASSWORD)).toEqual([]);
+    expect(await leaksOutsideSecrets(run, AWS_SECRET)).toEqual([]);
+    expect(await leaksOutsideSecrets(restoring, PASSWORD)).toEqual([]);
+  });
+
+  it("outputs the repository and the last off-site backup the host recorded", async () => {
+    expect(await run.value(run.outputs.offsiteRepository)).toBe(REPOSITORY);
+    expect(await run.value(run.outputs.lastOffsiteBackup)).toBe("none yet");
+  });
+
+  it("restoreFrom offsite:latest fetches the snapshot after the repository is set up, before the keys, the certificate and Gitea", () => {
+    const restore = restoring.byName("gitea-backup-offsite-restore");
+    expect(restore.script).toContain(`"$tool" offsite-restore "$snapshot"`);
+    expect(restore.script).toContain("snapshot='latest'");
+    expect(waitsFor(restoring, restore, restoring.byName("gitea-backup-offsite-repository"))).toBe(true);
+    for (const name of ["gitea-keys", "gitea-https-certificate", "gitea-image"]) expect(waitsFor(restoring, restoring.byName(name), restore), name).toBe(true);
+    // No local restore, and no look for a local directory at preview.
+    expect(restoring.resources.some((r) => r.name === "gitea-backup-restore")).toBe(false);
+  });
+
+  it("registers no off-site command without a repository", async () => {
+    const plain = await runWithMocks({ host: "127.0.0.1", user: "root", adminEmail: "admin@example.com", port: String(sshd.port) }, program);
+    expect(plain.resources.filter((r) => r.name.includes("offsite"))).toEqual([]);
+    expect(plain.outputs.offsiteRepository).toBeUndefined();
+  });
+});
