@@ -23,6 +23,7 @@ case "$1 $2" in
   "cat config") exit "\${FAKE_CAT_STATUS:-0}" ;;
   "init "*) exit 0 ;;
   "backup "*)
+    if [[ -n \${FAKE_NO_SUMMARY:-} ]]; then exit 0; fi
     if [[ -n \${FAKE_BACKUP_FAILS:-} ]]; then echo "Fatal: unable to open repository at s3:http://10.0.2.2:9000/b: connection refused" >&2; exit 1; fi
     echo '{"message_type":"status","percent_done":1}'
     echo '{"message_type":"summary","files_new":3,"data_added":1234,"total_bytes_processed":2400000,"snapshot_id":"4bd2a3f1c0ffee0011223344556677889900aabbccddeeff0011223344556677"}'
@@ -89,6 +90,13 @@ describe("the backup tool's off-site functions", () => {
     expect(record()).toContain("snapshot=4bd2a3f1\n");
     expect(record()).toContain("data_added=1234\n");
     expect(run.stderr).toContain("copied gitea-backup-20261207T030000Z-scheduled off-site: snapshot 4bd2a3f1, 1234 of 2400000 bytes new");
+  });
+
+  it("records a push restic reports as done even when it prints no summary line", () => {
+    const run = tool(`offsite_push gitea-backup-20261207T030000Z-scheduled`, { FAKE_NO_SUMMARY: "1" });
+    expect(run.status, run.stderr).toBe(0);
+    expect(record()).toMatch(/^push=ok$/m);
+    expect(record()).toMatch(/^pushed=gitea-backup-20261207T030000Z-scheduled$/m);
   });
 
   it("gives restic the password by file and the credentials by environment, never on its command line", () => {
