@@ -111,9 +111,14 @@ offsite_record() {
 # The last line restic wrote to FILE, as one line of printable text (for the record and messages).
 offsite_error() { tail -n 1 "$1" | tr -cd '[:print:]' | cut -c1-300; }
 
+# Removes locks a killed restic left (only stale ones: restic checks their process and age);
+# every other run of restic here holds the tool's lock, so none is live.
+offsite_unlock() { offsite_restic "$home" unlock --quiet >/dev/null 2>&1 || true; }
+
 # Pushes the backup NAME; the result goes to the record. Returns 1 when it failed.
 offsite_push() {
   local name=$1 err out summary snapshot added total reason version now
+  offsite_unlock
   err=$(mktemp)
   reason=$(field "$backup_dir/$name/manifest" reason) version=$(field "$backup_dir/$name/manifest" gitea_version)
   now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
@@ -173,6 +178,7 @@ do_offsite_sync() { # pushes the newest local backup when the repository lacks i
 
 do_offsite_check() { # restic check, reading back a part of the data; the result goes to the record
   local err now
+  offsite_unlock
   err=$(mktemp)
   now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   if offsite_restic "$home" check --quiet --read-data-subset "$offsite_check_subset" >/dev/null 2>"$err"; then
