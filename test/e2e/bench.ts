@@ -26,7 +26,8 @@
 import { execFileSync } from "child_process";
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "fs";
 import { join } from "path";
-import { GITEA_START_MS } from "./harness/gitea";
+import { GITEA_START_MS, giteaApi } from "./harness/gitea";
+import { startS3Server } from "./harness/offsiteServers";
 import { CliStack, CliWorkspace, DeploymentError, openWorkspace, RunReport, Workspace } from "./harness/pulumiCli";
 import { sshRun } from "./harness/ssh";
 import { acceptedSshSessions, resolveGiteaTestLocally, serverConfig, TestVm, testVm, waitForStatus, wslConfig } from "./harness/vm";
@@ -345,6 +346,7 @@ async function main(): Promise<void> {
   rows.push(await measured(ws, wsl, "wsl up, no change", "up", () => wsl.up(runner)));
   rows.push(await measured(ws, wsl, "wsl preview, no change", "preview", () => wsl.preview(runner)));
   const wslDestroy = await wsl.destroy();
+  const offsite = await offsiteFigures(vm, server, config, rundir);
   rows.push(await measured(ws, server, "server 3 httpPort -> 4112", "up", () => server.up({ ...config, httpPort: "4112" })));
 
   // The limit: on a clean host (destroyData and removeUserOnDestroy are set), each fresh up's
@@ -420,6 +422,56 @@ async function main(): Promise<void> {
     }
   }
   for (const line of extra) console.log(line);
+  for (const line of offsite) console.log(line);
+}
+
+/**
+ * Off-site copies (issue 34): what a push costs as the forge changes or not. The forge gets a
+ * repository holding 4 MB of random data (incompressible, like packed git objects); then the
+ * stack is given an off-site repository on the stand-in bucket (rclone serve s3, outside the VM),
+ * and the backup service runs twice: the first push uploads the backup, the second, of the
+ * unchanged forge, only what changed (restic deduplicates). Prints the figures from the tool's
+ * record on the host; the stack goes back to no off-site copy after.
+ */
+async function offsiteFigures(vm: TestVm, server: CliStack, config: Record<string, string>, rundir: string): Promise<string[]> {
+  const web = `http://127.0.0.1:${vm.forwarded(4111)}`;
+  const auth = { username: "gitea-admin", password: server.lastOutputs().adminPassword as string };
+  await giteaApi(web, "/user/repos", { auth, method: "POST", body: { name: "bench-data", auto_init: true } });
+  const blob = execFileSync("head", ["-c", String(4 * 1024 * 1024), "/dev/urandom"]);
+  const put = await giteaApi(web, "/repos/gitea-admin/bench-data/contents/random.bin", { auth, method: "POST", body: { content: blob.toString("base64"), message: "4 MB of random data" } });
+  if (put.status >= 300) return [`off-site: could not add data to the forge (${put.status})`];
+  const s3 = await startS3Server({ dir: join(rundir, "bench-offsite"), ...vm.hostService("s3") });
+  const lines: string[] = [];
+  try {
+    const withOffsite = {
+      ...config,
+      offsiteRepository: s3.repository,
+      offsitePassword: "bench-offsite-password-0123456789",
+      "offsiteEnvironment.AWS_ACCESS_KEY_ID": s3.accessKeyId,
+      "offsiteEnvironment.AWS_SECRET_ACCESS_KEY": s3.secretAccessKey,
+    };
+    const setup = await server.up(withOffsite);
+    const record = async (): Promise<Record<string, string>> => Object.fromEntries((await vm.root("cat /var/backups/gitea-homelab/offsite-status")).split("\n").map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
+    const push = async () => {
+      const start = Date.now();
+      await vm.asUser("rootless", "systemctl --user start gitea-backup.service");
+      return { seconds: (Date.now() - start) / 1000, ...(await record()) };
+    };
+    const first = await push();
+    const second = await push();
+    const pct = (n: string, of: string) => ((100 * Number(n)) / Number(of)).toFixed(2);
+    lines.push(
+      `off-site (stand-in bucket, rclone serve s3): up that sets it up (restic, init) ${secs(setup.wallMs)} s`,
+      `off-site: backup + first push ${first.seconds.toFixed(1)} s: ${first.data_added} bytes added of a ${first.backup_bytes}-byte backup (${pct(first.data_added, first.backup_bytes)} %)`,
+      `off-site: backup + second push, unchanged forge ${second.seconds.toFixed(1)} s: ${second.data_added} bytes added of ${second.backup_bytes} (${pct(second.data_added, second.backup_bytes)} %)`,
+    );
+    await server.up(config);
+  } catch (err) {
+    lines.push(`off-site figures failed: ${(err as Error).message}`);
+  } finally {
+    await s3.stop();
+  }
+  return lines;
 }
 
 if (require.main === module) {

@@ -29,6 +29,7 @@ import { filesBelow } from "./harness/cliOutput";
 import { Forge, VAULT } from "./harness/forge";
 import { anonymousPage, GITEA_START_MS, GiteaAuth, giteaApi, iniValue, trustGiteaCa, waitFor } from "./harness/gitea";
 import { CliStack, DeploymentError, openWorkspace, RunReport, Workspace } from "./harness/pulumiCli";
+import { OffsiteServers, startOffsiteServers } from "./harness/offsiteServers";
 import { Timings } from "./harness/timings";
 import { acceptedSshSessions, resolveGiteaTestLocally, serverConfig, TestVm, testVm, waitForStatus, wslConfig } from "./harness/vm";
 
@@ -40,6 +41,8 @@ const REPO = "vault";
 const SITE_NAME = "Lifecycle forge";
 /** Set with --secret (--path), as the README shows. */
 const MAIL_PASSWORD = "mail-Pa55-$(touch /tmp/mail-canary)-%h";
+/** The off-site repository's password (restic encrypts with it). */
+const OFFSITE_PASSWORD = "offsite-Pa55-$(touch /tmp/offsite-canary)-%h";
 /** Gitea settings as config paths (the harness sets a dotted key with --path). */
 const GITEA_SETTINGS = {
   "gitea.APP_NAME": SITE_NAME,
@@ -97,6 +100,15 @@ describe.runIf(rundir)("the core lifecycle with the real Pulumi CLI", () => {
 
   /** Pushes a commit and returns the secret's hash the workflow printed for it (its log in lastRunLog). */
   let lastRunLog = "";
+  /** The stand-ins for a cloud bucket (S3, https with a CA of its own) and another machine, outside the VM. */
+  let offsite: OffsiteServers;
+  const offsiteRecord = async () => Object.fromEntries((await vm.root(`cat ${BACKUPS}/offsite-status`)).split("\n").map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
+  /** restic on the VM, as the rootless user, with the stack's repository settings read from the host's own 0600 files. */
+  const resticOnVm = (args: string) =>
+    vm.root(
+      `cd /home/${USER}/.config/gitea-homelab/offsite && set -a && . ./environment && set +a && ` +
+        `RESTIC_REPOSITORY=${shq(offsite.s3.repository)} RESTIC_PASSWORD_FILE=$PWD/password RESTIC_CACERT=$PWD/ca.pem runuser -u ${USER} -- restic ${args}`,
+    );
   /** The pushed history when the upgrade's backup was made (the newest backup the restore brings back). */
   let historyBeforeUpgrade: string[] = [];
   async function secretHashAfterPush(message: string): Promise<string> {
@@ -117,7 +129,20 @@ describe.runIf(rundir)("the core lifecycle with the real Pulumi CLI", () => {
     await vm.root(`podman image exists ${vm.env.JOB_IMAGE} || podman load -q -i ${vm.env.JOB_IMAGE_ARCHIVE}`);
     // tls unset: the default (auto: the server's own CA).
     const { tls: _off, ...connection } = serverConfig(vm);
-    config = { ...connection, backupDir: BACKUPS, backupKeep: "3", ...GITEA_SETTINGS };
+    offsite = await startOffsiteServers(vm, { tls: true });
+    config = {
+      ...connection,
+      backupDir: BACKUPS,
+      backupKeep: "3",
+      ...GITEA_SETTINGS,
+      // Every backup is copied to the stand-in bucket; its CA is the repository's (offsiteCaCertificate).
+      offsiteRepository: offsite.s3.repository,
+      offsitePassword: OFFSITE_PASSWORD,
+      "offsiteEnvironment.AWS_ACCESS_KEY_ID": offsite.s3.accessKeyId,
+      "offsiteEnvironment.AWS_SECRET_ACCESS_KEY": offsite.s3.secretAccessKey,
+      offsiteCaCertificate: offsite.s3.caCertificate!,
+      offsiteKeep: "2 last",
+    };
   });
 
   afterAll(async () => {
@@ -126,6 +151,7 @@ describe.runIf(rundir)("the core lifecycle with the real Pulumi CLI", () => {
     await server?.up({ ...config, destroyData: "true", removeUserOnDestroy: "true" }).catch(() => undefined);
     await server?.destroy().catch(() => undefined);
     await vm?.root(`rm -rf ${BACKUPS}`).catch(() => undefined);
+    await offsite?.stopAll();
   });
 
   it("credentials the provider could not log in with, or a key with a passphrase, fail the preview with one error saying what to do, and run nothing", async () => {
@@ -178,7 +204,7 @@ describe.runIf(rundir)("the core lifecycle with the real Pulumi CLI", () => {
 
   it("a fresh preview plans the whole server and changes nothing", async () => {
     const preview = await timings.time("fresh preview", () => server.preview(config));
-    expect(preview.steps.filter((s) => s.operation === "create").length).toBe(15);
+    expect(preview.steps.filter((s) => s.operation === "create").length).toBe(16);
     // A clean run says nothing: no warning (Pulumi.yaml's defaults reach the program as if set), nothing from Node.
     expect(preview.diagnostics).toEqual([]);
     expect(await vm.root(`id -u ${USER} >/dev/null 2>&1 && echo yes || echo no`)).toBe("no");
@@ -187,7 +213,7 @@ describe.runIf(rundir)("the core lifecycle with the real Pulumi CLI", () => {
   it("a fresh up converges the host: Gitea answers, the admin logs in, the firewall is open", async () => {
     const first = await timings.time("fresh up", () => server.up(config));
     expect(ran(first)).toEqual(
-      ["server-preflight", "gitea-user-account", "gitea-data-volume", "gitea-config-volume", "gitea-backup-schedule", "gitea-keys-file", "gitea-tls-volume", "gitea-https-certificate", "gitea-image", "gitea-upgrade", "gitea-service-unit", "gitea-health", "gitea-admin", "gitea-http-port", "gitea-ssh-port"]
+      ["server-preflight", "gitea-user-account", "gitea-data-volume", "gitea-config-volume", "gitea-backup-schedule", "gitea-backup-offsite-repository", "gitea-keys-file", "gitea-tls-volume", "gitea-https-certificate", "gitea-image", "gitea-upgrade", "gitea-service-unit", "gitea-health", "gitea-admin", "gitea-http-port", "gitea-ssh-port"]
         .map((n) => `create ${n}`)
         .sort(),
     );
@@ -210,7 +236,7 @@ describe.runIf(rundir)("the core lifecycle with the real Pulumi CLI", () => {
     // No secret in Pulumi's state, in what the CLI printed, on the host's command lines or journal.
     const secretKey = iniValue(ini, "security", "SECRET_KEY")!;
     expect(secretKey.length).toBe(64);
-    const secrets = [secretKey, admin().password, server.lastOutputs().runnerRegistrationToken as string, MAIL_PASSWORD];
+    const secrets = [secretKey, admin().password, server.lastOutputs().runnerRegistrationToken as string, MAIL_PASSWORD, OFFSITE_PASSWORD, offsite.s3.secretAccessKey];
     const visible = [filesBelow(ws.backend), log.join("\n"), await vm.root("ps -eo args"), await vm.root("journalctl --no-pager -n 3000")].join("\n");
     for (const s of secrets) expect(visible).not.toContain(s);
   });
@@ -333,6 +359,49 @@ describe.runIf(rundir)("the core lifecycle with the real Pulumi CLI", () => {
     // `pulumi stack output` after a no-change up, which re-reads the probe's facts.
     await server.up(config);
     expect(server.lastOutputs().lastBackup).toMatch(new RegExp(`^${names[0]} at \\d{4}-\\d\\d-\\d\\dT`));
+  });
+
+  it("off-site: every backup is copied to the bucket; an unchanged forge adds almost nothing; forget keeps offsiteKeep; a failed push keeps the backup, is drift, and up copies it", async () => {
+    // The repository was made by the fresh up; the scheduled backup just before was copied.
+    const [scheduled] = await backups();
+    const first = await offsiteRecord();
+    expect([first.push, first.pushed]).toEqual(["ok", scheduled]);
+    expect(await vm.root(`ls /tmp/offsite-canary 2>&1 || true`)).toMatch(/No such file/);
+    expect(await vm.root(`stat -c '%a %U' /home/${USER}/.config/gitea-homelab/offsite/password /home/${USER}/.config/gitea-homelab/offsite/environment`)).toBe(`600 ${USER}\n600 ${USER}`);
+    // A second backup of the unchanged forge: restic stores what differs, a sliver of the backup.
+    await timings.time("scheduled backup with its push", () => vm.asUser(USER, "systemctl --user start gitea-backup.service"));
+    const second = await offsiteRecord();
+    expect(second.pushed).not.toBe(scheduled);
+    console.log(`  off-site push of an unchanged forge: ${second.data_added} bytes added of a ${second.backup_bytes}-byte backup (first push: ${first.data_added})`);
+    expect(Number(second.data_added)).toBeLessThan(Number(second.backup_bytes) / 20);
+    await vm.asUser(USER, "systemctl --user start gitea-backup.service");
+    const snapshots = JSON.parse(await resticOnVm("snapshots --json")) as Array<{ short_id: string; tags: string[] }>;
+    // offsiteKeep "2 last": of the three pushes, the newest two.
+    expect(snapshots.map((x) => x.short_id)).toEqual([second.snapshot, (await offsiteRecord()).snapshot]);
+    expect(snapshots[1].tags).toEqual(expect.arrayContaining(["gitea-homelab", "reason=scheduled", `backup=${(await offsiteRecord()).pushed}`]));
+    expect((await server.preview(config)).steps).toEqual([]);
+
+    // The bucket is down: the backup is made and kept, the push recorded as failed.
+    await offsite.s3.stop();
+    const before = (await offsiteRecord()).pushed;
+    await timings.time("scheduled backup, bucket down", () => vm.asUser(USER, "systemctl --user start gitea-backup.service"));
+    await healthy();
+    const newest = (await backups()).pop()!;
+    expect(newest).not.toBe(before);
+    expect(await vm.root(`test -f ${BACKUPS}/${newest}/gitea-data.tar && echo kept`)).toBe("kept");
+    expect((await offsiteRecord()).push).toBe("failed");
+    const drift = await server.preview(config);
+    expect(drift.steps.map((x) => `${x.operation} ${x.resource}`)).toEqual(["update gitea-backup-offsite-repository"]);
+    expect(drift.steps[0].drift).toContain(`off-site copy: the newest backup ${newest} is not in the repository (last copied: ${before}); the last push failed at `);
+    // Back up: the next up copies it, and all is quiet again.
+    await offsite.s3.restart();
+    const repaired = await timings.time("up copies the missed backup", () => server.up(config));
+    expect(ran(repaired)).toEqual(["update gitea-backup-offsite-repository"]);
+    expect((await offsiteRecord()).pushed).toBe(newest);
+    expect((await server.preview(config)).steps).toEqual([]);
+    await server.up(config);
+    expect(server.lastOutputs().lastOffsiteBackup).toMatch(new RegExp(`^[0-9a-f]{8} \\(${newest}\\) at \\d{4}-`));
+    expect(server.lastOutputs().offsiteRepository).toBe(offsite.s3.repository);
   });
 
   it("an upgrade to an image that never becomes healthy rolls back to the old image and the pre-upgrade data", async () => {

@@ -21,11 +21,11 @@ import { installProviderDoubles, PluginKind } from "../doubles/install";
 
 const COMMAND = "command:remote:Command";
 /** Config keys whose values are secrets: set with --secret, through stdin. */
-const SECRET_KEYS = new Set(["privateKey", "adminPassword", "registrationToken", "tlsKey"]);
+const SECRET_KEYS = new Set(["privateKey", "adminPassword", "registrationToken", "tlsKey", "offsitePassword", "offsiteSshKey"]);
 /** PEM files the README sets through stdin (`pulumi config set KEY < file`), in plain text. */
 const FILE_KEYS = new Set(["tlsCertificate", "caCertificate", "acmeCaRoot"]);
-/** Gitea settings that hold a password (`gitea.mailer.PASSWD`) are set with --secret too. */
-const isSecretKey = (key: string) => SECRET_KEYS.has(key) || /^gitea\..*\.PASSWD$/.test(key);
+/** Gitea settings that hold a password (`gitea.mailer.PASSWD`) and the off-site credentials are set with --secret too. */
+const isSecretKey = (key: string) => SECRET_KEYS.has(key) || /^gitea\..*\.PASSWD$/.test(key) || key.startsWith("offsiteEnvironment.");
 
 export type Operation = "create" | "update" | "replace" | "delete";
 
