@@ -29,6 +29,10 @@ export const CHECK_READ_SUBSET = "5%";
 /** What restic sees as the sftp host: known_hosts pins the key under this name, whatever the address. */
 export const SFTP_HOST_ALIAS = "gitea-homelab-offsite";
 
+/** How long restic may take to answer (open the repository, unlock), and to do a push, check or restore. */
+export const ANSWER_SECONDS = 60;
+export const WORK_SECONDS = 6 * 3600;
+
 export const OFFSITE_CHECK_UNIT = { service: "gitea-offsite-check.service", timer: "gitea-offsite-check.timer" };
 
 /** The tool's settings for off-site copies; repository "" when there are none. */
@@ -53,6 +57,8 @@ export function offsiteToolVars(o: OffsiteToolSpec): Record<string, string> {
     offsite_env_names: OFFSITE_ENVIRONMENT_NAMES.join(" "),
     offsite_check_subset: CHECK_READ_SUBSET,
     offsite_host_alias: SFTP_HOST_ALIAS,
+    offsite_answer_seconds: String(ANSWER_SECONDS),
+    offsite_work_seconds: String(WORK_SECONDS),
   };
 }
 
@@ -66,10 +72,11 @@ offsite_status=$backup_dir/$offsite_status_name
 read -ra offsite_keep_args <<<"$offsite_keep"
 
 # Runs restic in DIR as the rootless user, with the repository's settings in its environment
-# (never on its command line). Usage: offsite_restic DIR ARGS...
+# (never on its command line), stopped after SECONDS: restic retries an unreachable or refusing
+# backend for 15 minutes, which no option shortens. Usage: offsite_restic SECONDS DIR ARGS...
 offsite_restic() {
-  local dir=$1 name value
-  shift
+  local seconds=$1 dir=$2 name value
+  shift 2
   (
     cd "$dir"
     export RESTIC_REPOSITORY=$offsite_repository RESTIC_PASSWORD_FILE=$offsite_dir/password
@@ -88,9 +95,9 @@ offsite_restic() {
       options=(-o "sftp.args=-F /dev/null -i $offsite_dir/ssh-key -o UserKnownHostsFile=$offsite_dir/known_hosts -o HostKeyAlias=$offsite_host_alias -o StrictHostKeyChecking=yes -o BatchMode=yes -o IdentitiesOnly=yes -o ConnectTimeout=20")
     fi
     if ((EUID == 0)); then
-      exec runuser -u "$user" -- restic "\${options[@]}" "$@"
+      exec runuser -u "$user" -- timeout "$seconds" restic "\${options[@]}" "$@"
     else
-      exec restic "\${options[@]}" "$@"
+      exec timeout "$seconds" restic "\${options[@]}" "$@"
     fi
   )
 }
@@ -108,24 +115,43 @@ offsite_record() {
   mv "$offsite_status.tmp" "$offsite_status"
 }
 
-# The last line restic wrote to FILE, as one line of printable text (for the record and messages).
-offsite_error() { tail -n 1 "$1" | tr -cd '[:print:]' | cut -c1-300; }
+# Why restic failed, from what it wrote to FILE, as one line of printable text: the reason of its
+# last retry when it was retrying (stopped by the time limit), else its last line.
+offsite_error() {
+  local line
+  line=$(grep 'returned error, retrying after' "$1" | tail -n 1 | sed 's/^.*retrying after [^:]*: //') || true
+  [[ -n $line ]] || line=$(tail -n 1 "$1")
+  printf '%s' "$line" | tr -cd '[:print:]' | cut -c1-300
+}
+
+# Does the repository answer and open, within a minute? Restic's answer goes to FILE; 124: no answer in time.
+offsite_opens() { offsite_restic "$offsite_answer_seconds" "$home" cat config >/dev/null 2>"$1"; }
+
+# offsite_error, saying so when restic was stopped for taking too long. Usage: offsite_failure STATUS FILE
+offsite_failure() {
+  if (($1 == 124)); then printf 'no answer within the time limit: %s' "$(offsite_error "$2")"; else offsite_error "$2"; fi
+}
 
 # Removes locks a killed restic left (only stale ones: restic checks their process and age);
 # every other run of restic here holds the tool's lock, so none is live.
-offsite_unlock() { offsite_restic "$home" unlock --quiet >/dev/null 2>&1 || true; }
+offsite_unlock() { offsite_restic "$offsite_answer_seconds" "$home" unlock --quiet >/dev/null 2>&1 || true; }
 
 # Pushes the backup NAME; the result goes to the record. Returns 1 when it failed.
 offsite_push() {
-  local name=$1 err out summary snapshot added total reason version now
-  offsite_unlock
+  local name=$1 err out summary snapshot added total reason version now status=0
   err=$(mktemp)
   reason=$(field "$backup_dir/$name/manifest" reason) version=$(field "$backup_dir/$name/manifest" gitea_version)
   now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-  if ! out=$(offsite_restic "$backup_dir/$name" backup --json --quiet --tag "$offsite_tag" \
-    --tag "reason=\${reason//[^A-Za-z0-9._-]/_}" --tag "gitea=\${version:-unknown}" --tag "backup=$name" . 2>"$err"); then
-    offsite_record push=failed "push_failed_at=$now" "push_error=$(offsite_error "$err")" "push_failed_backup=$name"
-    echo "gitea-homelab: could not copy $name off-site: $(offsite_error "$err")" >&2
+  # A repository that does not answer fails in a minute, not after restic's 15 of retries.
+  offsite_opens "$err" || status=$?
+  if ((status == 0)); then
+    offsite_unlock
+    out=$(offsite_restic "$offsite_work_seconds" "$backup_dir/$name" backup --json --quiet --tag "$offsite_tag" \
+      --tag "reason=\${reason//[^A-Za-z0-9._-]/_}" --tag "gitea=\${version:-unknown}" --tag "backup=$name" . 2>"$err") || status=$?
+  fi
+  if ((status != 0)); then
+    offsite_record push=failed "push_failed_at=$now" "push_error=$(offsite_failure "$status" "$err")" "push_failed_backup=$name"
+    echo "gitea-homelab: could not copy $name off-site: $(offsite_failure "$status" "$err")" >&2
     rm -f "$err"
     return 1
   fi
@@ -136,9 +162,10 @@ offsite_push() {
   offsite_record push=ok "pushed=$name" "snapshot=\${snapshot:0:8}" "pushed_at=$now" "data_added=\${added:-0}" "backup_bytes=\${total:-0}" push_error= push_failed_at= push_failed_backup=
   echo "copied $name off-site: snapshot \${snapshot:0:8}, \${added:-0} of \${total:-0} bytes new" >&2
   # The retention policy over this forge's snapshots, whatever host or path made them.
-  if ! offsite_restic "$home" forget --quiet --tag "$offsite_tag" --group-by '' "\${offsite_keep_args[@]}" --prune >/dev/null 2>"$err"; then
-    offsite_record forget=failed "forget_error=$(offsite_error "$err")"
-    echo "gitea-homelab: restic forget failed (the copy itself is made): $(offsite_error "$err")" >&2
+  offsite_restic "$offsite_work_seconds" "$home" forget --quiet --tag "$offsite_tag" --group-by '' "\${offsite_keep_args[@]}" --prune >/dev/null 2>"$err" || status=$?
+  if ((status != 0)); then
+    offsite_record forget=failed "forget_error=$(offsite_failure "$status" "$err")"
+    echo "gitea-homelab: restic forget failed (the copy itself is made): $(offsite_failure "$status" "$err")" >&2
   else
     offsite_record forget=ok forget_error=
   fi
@@ -149,14 +176,15 @@ do_offsite_init() { # the repository opens with the password, or is made when it
   local err status=0
   need_root offsite-init
   err=$(mktemp)
-  offsite_restic "$home" cat config >/dev/null 2>"$err" || status=$?
+  offsite_opens "$err" || status=$?
   case $status in
     0) echo "off-site repository $offsite_repository opens" ;;
     10)
-      offsite_restic "$home" init >/dev/null 2>"$err" || die "gitea-homelab:offsiteRepository: restic could not initialise $offsite_repository: $(offsite_error "$err")"
+      offsite_restic "$offsite_answer_seconds" "$home" init >/dev/null 2>"$err" || die "gitea-homelab:offsiteRepository: restic could not initialise $offsite_repository: $(offsite_error "$err")"
       echo "off-site repository $offsite_repository initialised"
       ;;
     12) die "gitea-homelab:offsitePassword does not open the repository $offsite_repository (restic: wrong password); it was initialised with another one" ;;
+    124) die "gitea-homelab:offsiteRepository: no answer from $offsite_repository within $offsite_answer_seconds seconds (check it, gitea-homelab:offsiteEnvironment and the network): $(offsite_error "$err")" ;;
     *) die "gitea-homelab:offsiteRepository: restic cannot open $offsite_repository (check it and gitea-homelab:offsiteEnvironment): $(offsite_error "$err")" ;;
   esac
   rm -f "$err"
@@ -177,16 +205,20 @@ do_offsite_sync() { # pushes the newest local backup when the repository lacks i
 }
 
 do_offsite_check() { # restic check, reading back a part of the data; the result goes to the record
-  local err now
-  offsite_unlock
+  local err now status=0
   err=$(mktemp)
   now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-  if offsite_restic "$home" check --quiet --read-data-subset "$offsite_check_subset" >/dev/null 2>"$err"; then
+  offsite_opens "$err" || status=$?
+  if ((status == 0)); then
+    offsite_unlock
+    offsite_restic "$offsite_work_seconds" "$home" check --quiet --read-data-subset "$offsite_check_subset" >/dev/null 2>"$err" || status=$?
+  fi
+  if ((status == 0)); then
     offsite_record check=ok "check_at=$now" check_error=
     echo "off-site repository checked: no errors"
   else
-    offsite_record check=failed "check_at=$now" "check_error=$(offsite_error "$err")"
-    die "restic check of $offsite_repository failed: $(offsite_error "$err")"
+    offsite_record check=failed "check_at=$now" "check_error=$(offsite_failure "$status" "$err")"
+    die "restic check of $offsite_repository failed: $(offsite_failure "$status" "$err")"
   fi
   rm -f "$err"
 }
@@ -207,7 +239,7 @@ do_offsite_restore() { # SNAPSHOT: latest or an id; onto empty volumes, like res
   rm -rf "$target"
   mkdir -m 700 "$target"
   chown "$user:$(id -gn "$user")" "$target"
-  offsite_restic "$target" restore "\${which[@]}" --target "$target" --quiet ||
+  offsite_restic "$offsite_work_seconds" "$target" restore "\${which[@]}" --target "$target" --quiet ||
     die "gitea-homelab:restoreFrom: restic could not restore snapshot $snapshot from $offsite_repository"
   do_restore "$target"
   rm -rf "$target"

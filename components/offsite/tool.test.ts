@@ -20,7 +20,12 @@ const STAND_IN_RESTIC = `#!/bin/bash
 env >"$LOG/env.$(wc -l <"$LOG/calls")"
 [[ $1 != -o ]] || shift 2
 case "$1 $2" in
-  "cat config") exit "\${FAKE_CAT_STATUS:-0}" ;;
+  "cat config")
+    if [[ -n \${FAKE_HANGS:-} ]]; then
+      echo 'Stat(<config/>) returned error, retrying after 1.46s: Stat: The specified bucket does not exist' >&2
+      sleep 30
+    fi
+    exit "\${FAKE_CAT_STATUS:-0}" ;;
   "init "*) exit 0 ;;
   "backup "*)
     if [[ -n \${FAKE_NO_SUMMARY:-} ]]; then exit 0; fi
@@ -53,10 +58,10 @@ beforeEach(() => {
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Runs CODE after the tool's off-site functions, with the tool's own helpers as the tests need them. */
-function tool(code: string, env: Record<string, string> = {}, backend: "s3" | "sftp" = "s3") {
+function tool(code: string, env: Record<string, string> = {}, backend: "s3" | "sftp" = "s3", answerSeconds = 60) {
   const spec = offsiteToolSpec({ repository: backend === "s3" ? "s3:http://10.0.2.2:9000/bucket/gitea" : "sftp://backup@10.0.2.2:2222//srv/r", backend, keep: { daily: 7, weekly: 4 }, check: "weekly" });
   const script = renderScript(
-    { purpose: "test", vars: { user: me, home, backup_dir: backups, state_dir: join(dir, "state"), ...offsiteToolVars(spec) } },
+    { purpose: "test", vars: { user: me, home, backup_dir: backups, state_dir: join(dir, "state"), ...offsiteToolVars(spec), offsite_answer_seconds: answerSeconds } },
     sh`
 ${shellFunctions("die")}
 need_root() { :; }
@@ -82,6 +87,8 @@ describe("the backup tool's off-site functions", () => {
     const run = tool(`offsite_push gitea-backup-20261207T030000Z-scheduled`);
     expect(run.status, run.stderr).toBe(0);
     expect(calls()).toEqual([
+      // Does it answer at all (restic itself would retry an unreachable one for 15 minutes)?
+      `${home} cat config`,
       // A lock a killed restic left would stop forget and check (seen with restic 0.18).
       `${home} unlock --quiet`,
       `${backups}/gitea-backup-20261207T030000Z-scheduled backup --json --quiet --tag gitea-homelab --tag reason=scheduled --tag gitea=1.26.4 --tag backup=gitea-backup-20261207T030000Z-scheduled .`,
@@ -103,7 +110,7 @@ describe("the backup tool's off-site functions", () => {
 
   it("gives restic the password by file and the credentials by environment, never on its command line", () => {
     tool(`offsite_push gitea-backup-20261207T030000Z-scheduled`);
-    const environment = readFileSync(join(dir, "log", "env.2"), "utf8");
+    const environment = readFileSync(join(dir, "log", "env.3"), "utf8");
     expect(environment).toContain(`RESTIC_PASSWORD_FILE=${home}/${OFFSITE_DIR}/password\n`);
     expect(environment).toContain(`AWS_SECRET_ACCESS_KEY=${AWS_SECRET}\n`);
     expect(environment).toContain("RESTIC_REPOSITORY=s3:http://10.0.2.2:9000/bucket/gitea\n");
@@ -124,7 +131,7 @@ describe("the backup tool's off-site functions", () => {
     const run = tool(`offsite_push gitea-backup-20261207T030000Z-scheduled`, {}, "sftp");
     expect(run.status, `${run.stdout}\n${run.stderr}`).toBe(0);
     const dirOf = `${home}/${OFFSITE_DIR}`;
-    expect(calls()[1]).toContain(
+    expect(calls()[2]).toContain(
       ` -o sftp.args=-F /dev/null -i ${dirOf}/ssh-key -o UserKnownHostsFile=${dirOf}/known_hosts -o HostKeyAlias=gitea-homelab-offsite -o StrictHostKeyChecking=yes -o BatchMode=yes -o IdentitiesOnly=yes -o ConnectTimeout=20 backup `,
     );
   });
@@ -141,10 +148,10 @@ describe("the backup tool's off-site functions", () => {
 
   it("sync pushes the newest backup only when the record lacks it, and fails naming the key when it cannot", () => {
     expect(tool(`do_offsite_sync`).stdout).toBe("");
-    expect(calls()[1]).toContain(" backup ");
+    expect(calls()[2]).toContain(" backup ");
     const again = tool(`do_offsite_sync`);
     expect(again.stdout).toBe("off-site copy up to date: gitea-backup-20261207T030000Z-scheduled\n");
-    expect(calls()).toHaveLength(3);
+    expect(calls()).toHaveLength(4);
     rmSync(join(backups, "offsite-status"));
     const failed = tool(`do_offsite_sync`, { FAKE_BACKUP_FAILS: "1" });
     expect(failed.status).toBe(1);
@@ -165,9 +172,21 @@ describe("the backup tool's off-site functions", () => {
     expect(calls().filter((c) => c.split(" ")[1] === "init")).toHaveLength(1);
   });
 
+  it("gives up on a repository that does not answer within the time limit, with restic's reason, and keeps the backup", () => {
+    const started = Date.now();
+    const run = tool(`offsite_push gitea-backup-20261207T030000Z-scheduled || echo "push returned $?"`, { FAKE_HANGS: "1" }, "s3", 1);
+    expect(Date.now() - started).toBeLessThan(15_000);
+    expect(run.stdout).toContain("push returned 1");
+    expect(record()).toMatch(/^push_error=no answer within the time limit: Stat: The specified bucket does not exist$/m);
+    expect(calls()).toHaveLength(1);
+    const init = tool(`do_offsite_init`, { FAKE_HANGS: "1" }, "s3", 1);
+    expect(init.status).toBe(1);
+    expect(init.stderr).toContain("gitea-homelab:offsiteRepository: no answer from s3:http://10.0.2.2:9000/bucket/gitea within 1 seconds");
+  });
+
   it("records the check's result; a failed check fails the timer's run", () => {
     expect(tool(`do_offsite_check`).status).toBe(0);
-    expect(calls()[1]).toBe(`${home} check --quiet --read-data-subset 5%`);
+    expect(calls()[2]).toBe(`${home} check --quiet --read-data-subset 5%`);
     expect(record()).toMatch(/^check=ok$/m);
     const failed = tool(`do_offsite_check`, { FAKE_CHECK_FAILS: "1" });
     expect(failed.status).toBe(1);
