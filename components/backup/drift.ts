@@ -5,11 +5,12 @@ import type { HostVerification } from "../host/host";
 import { Platform } from "../host/platform";
 import { Facts, ProbeBody } from "../host/probeSession";
 import { fileDigest, sh } from "../render/shell";
-import { BACKUP_FORMAT, BACKUP_UNIT, backupToolPath, BackupInstallSpec, INSTANCE_STATE_DIR, periodicScriptPath, renderBackupServiceUnit, renderBackupTimerUnit, renderBackupTool, renderPeriodicScript, upgradeStatePath } from "./render";
+import { SCHEDULE_PROBE, scheduleDrift, scheduleProbeVars } from "../render/schedule";
+import { BACKUP_FORMAT, backupSchedule, backupToolPath, BackupInstallSpec, INSTANCE_STATE_DIR, renderBackupTool, upgradeStatePath } from "./render";
 
 export function renderBackupProbe(user: string, backupDir: string): ProbeBody {
   return {
-    vars: { user, tool: backupToolPath(user), unit_dir: BACKUP_UNIT.dir, backup_service: BACKUP_UNIT.service, backup_timer: BACKUP_UNIT.timer, periodic_name: `gitea-backup-${user}`, backup_dir: backupDir },
+    vars: { user, tool: backupToolPath(user), backup_dir: backupDir, ...scheduleProbeVars(backupSchedule({ init: "systemd", user, schedule: "off" })) },
     body: sh`
 echo "tool=$(file_digest "$tool")"
 echo "backup_dir=$(stat -c '%a %U' "$backup_dir" 2>/dev/null || echo missing)"
@@ -22,17 +23,7 @@ if ! user_info "$user"; then
   echo account=missing
   return 0
 fi
-if [[ $host_init == systemd ]]; then
-  echo "service_unit=$(file_digest "$user_home/$unit_dir/$backup_service")"
-  echo "timer_unit=$(file_digest "$user_home/$unit_dir/$backup_timer")"
-  if user_manager_active "$user_uid"; then echo manager=active; else echo manager=inactive; fi
-  user_unit_state "$user" "$user_uid" "$backup_timer" timer_
-else
-  for script in /etc/periodic/*/"$periodic_name"; do
-    [[ -e $script ]] && echo "periodic.$(basename "$(dirname "$script")")=$(file_digest "$script")"
-  done
-  if rc-update show default 2>/dev/null | grep -qE "^ *crond \\|"; then echo crond=enabled; else echo crond=disabled; fi
-fi
+${SCHEDULE_PROBE}
 `,
   };
 }
@@ -46,27 +37,7 @@ export function backupDrift(s: BackupInstallSpec, facts: Facts | undefined): str
   else if (facts.tool !== fileDigest(renderBackupTool(s))) drift.push(`backup tool ${tool}: edited (differs from the rendered one)`);
   if (facts.backup_dir !== `700 ${s.user}`) drift.push(`backup directory ${s.backupDir}: ${facts.backup_dir === "missing" ? "missing" : `mode and owner ${facts.backup_dir}`}, expected 700 ${s.user}`);
   if (facts.account === "missing") return [...drift, `backups: user ${s.user} missing`];
-  if (s.init === "systemd") {
-    const timer = `timer ${BACKUP_UNIT.timer}`;
-    if (facts.service_unit !== fileDigest(renderBackupServiceUnit(s.user))) drift.push(`unit ${BACKUP_UNIT.service}: ${facts.service_unit === "missing" ? "deleted" : "edited"}`);
-    if (s.schedule === "off") {
-      if (facts.timer_unit !== "missing") drift.push(`${timer}: present, expected none (gitea-homelab:backupSchedule is off)`);
-      return drift;
-    }
-    if (facts.timer_unit !== fileDigest(renderBackupTimerUnit(s.schedule))) drift.push(`${timer}: ${facts.timer_unit === "missing" ? "deleted" : "edited"}`);
-    // Without the user's manager (linger off) no timer runs; the account's own drift says why.
-    if (facts.manager !== "active") return drift;
-    if (facts.timer_active !== "active") drift.push(`${timer}: ${facts.timer_active || "not loaded"}, expected active`);
-    if (facts.timer_enabled !== "enabled") drift.push(`${timer}: ${facts.timer_enabled || "not loaded"} at boot, expected enabled`);
-    return drift;
-  }
-  if (s.schedule !== "off") {
-    const path = periodicScriptPath(s.schedule, s.user);
-    const key = `periodic.${s.schedule}`;
-    if (facts[key] !== fileDigest(renderPeriodicScript(s.user))) drift.push(`${path}: ${facts[key] === undefined ? "deleted" : "edited"}`);
-    if (facts.crond !== "enabled") drift.push("crond: not in the default runlevel, expected enabled (it runs the backups)");
-  }
-  return drift;
+  return [...drift, ...scheduleDrift(backupSchedule(s), facts, "the backups")];
 }
 
 /** The last backup the host has, as the probe read it: "NAME at TIME", or that there is none yet. */

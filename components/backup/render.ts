@@ -16,7 +16,7 @@ import { unitPaths } from "../giteaService/render";
 import { KEYS_FILE } from "../keys/render";
 import { CA_DIR, HEALTHY_FUNCTION, HealthTarget } from "../tls/render";
 import { installContent, renderScript, sh, shq, trimBash } from "../render/shell";
-import { IniEntries, renderIni, unit } from "../render/unitFile";
+import { PERIODIC_SCHEDULES, renderScheduleService, renderSchedulePeriodic, renderScheduleTimer, SCHEDULE_CALENDAR_CHECK, SCHEDULE_REMOVE, scheduleInstall, scheduleRemoveVars, scheduleVars, ToolSchedule } from "../render/schedule";
 import { OFFSITE_TOOL_COMMANDS, OFFSITE_TOOL_FUNCTIONS, OffsiteToolSpec, offsiteToolVars } from "../offsite/render";
 
 /** Root-owned per-instance state: the deployed image and version, the restore and upgrade records. */
@@ -35,11 +35,12 @@ export function backupToolPath(user: string): string {
   return `/usr/local/libexec/gitea-homelab/gitea-backup-${user}`;
 }
 
-/** The systemd user units of the schedule, in the rootless user's home. */
-export const BACKUP_UNIT = { service: "gitea-backup.service", timer: "gitea-backup.timer", dir: ".config/systemd/user" };
+/** The backups' schedule: gitea-backup.timer runs `TOOL backup scheduled` (cron's periodic directory on OpenRC). */
+export function backupSchedule(s: { init: Platform["init"]; user: string; schedule: string }): ToolSchedule {
+  return { init: s.init, user: s.user, key: "backupSchedule", schedule: s.schedule, name: "gitea-backup", description: "Gitea backup", tool: backupToolPath(s.user), args: ["backup", "scheduled"] };
+}
 
-/** OpenRC hosts run the backup from cron's periodic directories (busybox crond). */
-export const PERIODIC_SCHEDULES = ["hourly", "daily", "weekly", "monthly"] as const;
+export { PERIODIC_SCHEDULES };
 
 /** The schedule as the decided platform can run it; an OpenRC host knows only cron's periodic names (a preview error). */
 export function checkScheduleFor(platform: Pick<Platform, "init" | "osId">, schedule: string, key: "backupSchedule" | "offsiteCheck" = "backupSchedule"): string {
@@ -47,10 +48,6 @@ export function checkScheduleFor(platform: Pick<Platform, "init" | "osId">, sche
     throw new ConfigError([`gitea-homelab:${key}: on an OpenRC host (${platform.osId}) it must be one of ${PERIODIC_SCHEDULES.join(", ")} or off (cron's periodic directories), not ${JSON.stringify(schedule)}`]);
   }
   return schedule;
-}
-
-export function periodicScriptPath(schedule: string, user: string): string {
-  return `/etc/periodic/${schedule}/gitea-backup-${user}`;
 }
 
 /** Bash: Gitea's version from \`gitea --version\`, and the order of two versions (no sort -V in busybox). */
@@ -347,31 +344,9 @@ esac
   );
 }
 
-export function renderBackupServiceUnit(user: string): string {
-  return renderIni([
-    { name: "Unit", entries: [["Description", unit.literal("Gitea backup (gitea-homelab)")]] },
-    // A failure stays in the user's journal: journalctl --user -u gitea-backup.service
-    { name: "Service", entries: [["Type", unit.literal("oneshot")], ["ExecStart", unit.command([unit.execWord(backupToolPath(user)), unit.literal("backup scheduled")])]] },
-  ]);
-}
-
-export function renderBackupTimerUnit(schedule: string): string {
-  const timer: IniEntries = [
-    ["OnCalendar", unit.text(schedule)],
-    // A backup missed while the host was off runs at the next boot.
-    ["Persistent", unit.literal("true")],
-  ];
-  return renderIni([
-    { name: "Unit", entries: [["Description", unit.literal("Gitea backup schedule (gitea-homelab)")]] },
-    { name: "Timer", entries: timer },
-    { name: "Install", entries: [["WantedBy", unit.literal("timers.target")]] },
-  ]);
-}
-
-/** busybox crond runs /etc/periodic/SCHEDULE/* (run-parts: the name has no dot). */
-export function renderPeriodicScript(user: string): string {
-  return `#!/bin/sh\n# Managed by gitea-homelab: edits are overwritten by \`pulumi up\`.\nexec ${shq(backupToolPath(user))} backup scheduled\n`;
-}
+export const renderBackupServiceUnit = (user: string) => renderScheduleService(backupSchedule({ init: "systemd", user, schedule: "off" }));
+export const renderBackupTimerUnit = (schedule: string) => renderScheduleTimer(backupSchedule({ init: "systemd", user: "", schedule }));
+export const renderPeriodicScript = (user: string) => renderSchedulePeriodic(backupSchedule({ init: "openrc", user, schedule: "off" }));
 
 export interface BackupInstallSpec extends BackupSpec {
   /** An OnCalendar expression (systemd), one of PERIODIC_SCHEDULES (OpenRC), or "off". */
@@ -380,28 +355,14 @@ export interface BackupInstallSpec extends BackupSpec {
 
 /** Installs the tool, the backup directory (0700, the rootless user's) and the schedule. */
 export function renderBackupInstallScript(s: BackupInstallSpec): string {
-  const systemd = s.init === "systemd";
+  const schedule = backupSchedule(s);
   return renderScript(
     {
       purpose: "Gitea's backup tool, its backup directory and its schedule.",
-      vars: {
-        init: s.init,
-        user: s.user,
-        tool: backupToolPath(s.user),
-        backup_dir: s.backupDir,
-        schedule: s.schedule,
-        unit_dir: BACKUP_UNIT.dir,
-        backup_service: BACKUP_UNIT.service,
-        backup_timer: BACKUP_UNIT.timer,
-        periodic_script: systemd || s.schedule === "off" ? "" : periodicScriptPath(s.schedule, s.user),
-        periodic_name: `gitea-backup-${s.user}`,
-      },
+      vars: { user: s.user, tool: backupToolPath(s.user), backup_dir: s.backupDir, ...scheduleVars(schedule, "daily, 03:00, Sun *-*-* 04:00") },
     },
     sh`
-if [[ $init == systemd && $schedule != off ]]; then
-  systemd-analyze calendar "$schedule" >/dev/null 2>&1 ||
-    die "gitea-homelab:backupSchedule: systemd does not understand '$schedule' as a calendar time (see 'man systemd.time'; e.g. daily, 03:00, Sun *-*-* 04:00)"
-fi
+${SCHEDULE_CALENDAR_CHECK}
 home=$(home_of "$user") || die "user $user does not exist"
 group=$(id -gn "$user")
 tmp=$(mktemp)
@@ -412,28 +373,7 @@ mkdir -p "$backup_dir"
 chown "$user:$group" "$backup_dir"
 # Backups hold the database and the keys.
 chmod 700 "$backup_dir"
-if [[ $init == systemd ]]; then
-  as_user "$user" mkdir -p "$home/$unit_dir"
-  ${installContent(renderBackupServiceUnit(s.user), sh`"$home/$unit_dir/$backup_service"`, sh`644`, sh`"$user"`, sh`"$group"`)}
-  ${s.schedule === "off" ? sh`rm -f "$home/$unit_dir/$backup_timer"` : installContent(renderBackupTimerUnit(s.schedule), sh`"$home/$unit_dir/$backup_timer"`, sh`644`, sh`"$user"`, sh`"$group"`)}
-  userctl "$user" daemon-reload
-  if [[ $schedule == off ]]; then
-    userctl "$user" disable --now --quiet "$backup_timer" 2>/dev/null || true
-    echo "scheduled backups off"
-  else
-    userctl "$user" enable --quiet "$backup_timer"
-    converge_service "$backup_timer" userctl "$user"
-  fi
-else
-  for dir in /etc/periodic/*/; do
-    [[ $dir$periodic_name == "$periodic_script" ]] || rm -f "$dir$periodic_name"
-  done
-  if [[ -n $periodic_script ]]; then
-    ${installContent(renderPeriodicScript(s.user), sh`"$periodic_script"`, sh`755`, sh`root`, sh`root`)}
-    rc-update add crond default >/dev/null
-    rc-service crond status >/dev/null 2>&1 || rc-service crond start >/dev/null
-  fi
-fi
+${scheduleInstall(schedule)}
 echo "backups of Gitea go to $backup_dir"
 `,
   );
@@ -448,25 +388,12 @@ export function renderBackupRemoveScript(s: { init: Platform["init"]; user: stri
   return renderScript(
     {
       purpose: "Remove Gitea's backup tool and schedule; the backups themselves are kept.",
-      vars: {
-        init: s.init,
-        user: s.user,
-        tool: backupToolPath(s.user),
-        unit_dir: BACKUP_UNIT.dir,
-        backup_service: BACKUP_UNIT.service,
-        backup_timer: BACKUP_UNIT.timer,
-        periodic_name: `gitea-backup-${s.user}`,
-        data_record: s.destroyData ? `${INSTANCE_STATE_DIR}/${s.user}` : "",
-      },
+      vars: { tool: backupToolPath(s.user), data_record: s.destroyData ? `${INSTANCE_STATE_DIR}/${s.user}` : "", ...scheduleRemoveVars(backupSchedule({ ...s, schedule: "off" })) },
     },
     sh`
 [[ -z $data_record ]] || rm -rf "$data_record"
-if [[ $init == systemd ]] && home=$(home_of "$user"); then
-  userctl "$user" disable --now --quiet "$backup_timer" 2>/dev/null || true
-  rm -f "$home/$unit_dir/$backup_timer" "$home/$unit_dir/$backup_service"
-  userctl "$user" daemon-reload 2>/dev/null || true
-fi
-rm -f /etc/periodic/*/"$periodic_name" "$tool"
+${SCHEDULE_REMOVE}
+rm -f "$tool"
 echo "backup schedule removed; the backups are kept"
 `,
   );

@@ -34,7 +34,9 @@ describe("the preflight", () => {
 
   it("on Alpine installs with apk, enables cgroups and loads tun and fuse at boot", () => {
     const script = renderHostPreflightScript(ALPINE);
-    expect(script).toContain('apk) apk add --update-cache --quiet --no-progress "${missing[@]}" ;;');
+    expect(script).toContain("package_manager='apk'");
+    expect(script).toContain('install_packages "$package_manager" "${missing[@]}"');
+    expect(script).toContain('apk) apk add --update-cache --quiet --no-progress "$@" ;;');
     expect(script).toContain("rc-update add cgroups");
     expect(script).toMatch(/for module in tun fuse; do[\s\S]*\/etc\/modules/);
   });

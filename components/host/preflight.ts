@@ -55,14 +55,7 @@ for tool in $packages; do
 done
 if ((\${#missing[@]} > 0)); then
   echo "installing: \${missing[*]}"
-  case $package_manager in
-    dnf) dnf install -y "\${missing[@]}" ;;
-    apt)
-      DEBIAN_FRONTEND=noninteractive apt-get update -q
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -q "\${missing[@]}"
-      ;;
-    apk) apk add --update-cache --quiet --no-progress "\${missing[@]}" ;;
-  esac
+  install_packages "$package_manager" "\${missing[@]}"
 fi
 
 if [[ $init == openrc ]]; then

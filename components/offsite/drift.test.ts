@@ -2,7 +2,8 @@ import { describe, expect, it } from "vitest";
 import { Facts } from "../host/probeSession";
 import { fileDigest } from "../render/shell";
 import { lastOffsiteBackupOf, offsiteDrift } from "./drift";
-import { knownHostsLine, OffsiteInstallSpec, renderOffsiteCheckPeriodicScript, renderOffsiteCheckServiceUnit, renderOffsiteCheckTimerUnit } from "./render";
+import { renderSchedulePeriodic, renderScheduleService, renderScheduleTimer } from "../render/schedule";
+import { knownHostsLine, offsiteCheckSchedule, OffsiteInstallSpec } from "./render";
 
 const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleExampleExampleExampleExampleExample";
 const TOOL = "/usr/local/libexec/gitea-homelab/gitea-backup-rootless";
@@ -24,8 +25,8 @@ const IN_SYNC: Facts = {
   "file.ssh-key": "600 rootless",
   known_hosts: fileDigest(knownHostsLine(HOST_KEY)),
   ca: "missing",
-  check_service: fileDigest(renderOffsiteCheckServiceUnit(TOOL)),
-  check_timer: fileDigest(renderOffsiteCheckTimerUnit("weekly")),
+  service_unit: fileDigest(renderScheduleService(offsiteCheckSchedule(SPEC))),
+  timer_unit: fileDigest(renderScheduleTimer(offsiteCheckSchedule(SPEC))),
   manager: "active",
   timer_active: "active",
   timer_enabled: "enabled",
@@ -64,7 +65,7 @@ describe("off-site copies: drift", () => {
 
   it("on OpenRC, expects the check in cron's periodic directory", () => {
     const openrc: OffsiteInstallSpec = { ...SPEC, init: "openrc", packageManager: "apk" };
-    const facts: Facts = { ...IN_SYNC, check_service: undefined, check_timer: undefined, "periodic.weekly": fileDigest(renderOffsiteCheckPeriodicScript(TOOL)) } as unknown as Facts;
+    const facts: Facts = { ...IN_SYNC, service_unit: undefined, timer_unit: undefined, crond: "enabled", "periodic.weekly": fileDigest(renderSchedulePeriodic(offsiteCheckSchedule(openrc))) } as unknown as Facts;
     expect(offsiteDrift(openrc, FILES, facts)).toEqual([]);
     expect(offsiteDrift(openrc, FILES, { ...facts, "periodic.weekly": undefined } as unknown as Facts)).toEqual(["/etc/periodic/weekly/gitea-offsite-check-rootless: deleted"]);
   });

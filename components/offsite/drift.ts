@@ -7,7 +7,8 @@
 import { HostCheck } from "../host/checkedCommand";
 import { Facts, ProbeBody } from "../host/probeSession";
 import { fileDigest, sh } from "../render/shell";
-import { OFFSITE_CHECK_UNIT, OFFSITE_DIR, OFFSITE_STATUS_FILE, offsiteCheckPeriodicPath, OffsiteInstallSpec, renderOffsiteCheckPeriodicScript, renderOffsiteCheckServiceUnit, renderOffsiteCheckTimerUnit } from "./render";
+import { SCHEDULE_PROBE, scheduleDrift, scheduleProbeVars } from "../render/schedule";
+import { OFFSITE_DIR, OFFSITE_STATUS_FILE, offsiteCheckSchedule, OffsiteInstallSpec } from "./render";
 
 /** Which secret files the host must hold (their content is secret: only presence and mode are compared). */
 export interface OffsiteSecretFiles {
@@ -18,14 +19,10 @@ export interface OffsiteSecretFiles {
 export function renderOffsiteProbe(user: string, backupDir: string): ProbeBody {
   return {
     vars: {
-      user,
       subdir: OFFSITE_DIR,
       status_file: `${backupDir}/${OFFSITE_STATUS_FILE}`,
       last_backup: `${backupDir}/last-backup`,
-      unit_dir: ".config/systemd/user",
-      check_service: OFFSITE_CHECK_UNIT.service,
-      check_timer: OFFSITE_CHECK_UNIT.timer,
-      periodic_name: `gitea-offsite-check-${user}`,
+      ...scheduleProbeVars(offsiteCheckSchedule({ init: "systemd", user, tool: "", check: "off" })),
     },
     body: sh`
 if command -v restic >/dev/null; then echo restic=installed; else echo restic=missing; fi
@@ -35,7 +32,7 @@ if [[ -r $status_file ]]; then
     case $key in push | pushed | snapshot | pushed_at | push_error | push_failed_at | check | check_at | check_error) echo "status_$key=$value" ;; esac
   done <"$status_file"
 fi
-if ! user_info "$user"; then
+if ! user_info "$sched_user"; then
   echo account=missing
   return 0
 fi
@@ -45,16 +42,7 @@ for name in password environment ssh-key; do
 done
 echo "known_hosts=$(file_digest "$dir/known_hosts")"
 echo "ca=$(file_digest "$dir/ca.pem")"
-if [[ $host_init == systemd ]]; then
-  echo "check_service=$(file_digest "$user_home/$unit_dir/$check_service")"
-  echo "check_timer=$(file_digest "$user_home/$unit_dir/$check_timer")"
-  if user_manager_active "$user_uid"; then echo manager=active; else echo manager=inactive; fi
-  user_unit_state "$user" "$user_uid" "$check_timer" timer_
-else
-  for script in /etc/periodic/*/"$periodic_name"; do
-    [[ -e $script ]] && echo "periodic.$(basename "$(dirname "$script")")=$(file_digest "$script")"
-  done
-fi
+${SCHEDULE_PROBE}
 `,
   };
 }
@@ -81,24 +69,7 @@ export function offsiteDrift(s: OffsiteInstallSpec, files: OffsiteSecretFiles, f
   const expectedDigest = (content: string) => (content === "" ? "missing" : fileDigest(content));
   if (facts.known_hosts !== expectedDigest(s.knownHosts)) drift.push(`off-site known_hosts: ${facts.known_hosts === "missing" ? "missing" : "edited"} (gitea-homelab:offsiteHostKey)`);
   if (facts.ca !== expectedDigest(s.caCertificate)) drift.push(`off-site CA certificate: ${facts.ca === "missing" ? "missing" : "differs"} (gitea-homelab:offsiteCaCertificate)`);
-  if (s.init === "systemd") {
-    if (facts.check_service !== fileDigest(renderOffsiteCheckServiceUnit(s.tool))) drift.push(`unit ${OFFSITE_CHECK_UNIT.service}: ${facts.check_service === "missing" ? "deleted" : "edited"}`);
-    const timer = `timer ${OFFSITE_CHECK_UNIT.timer}`;
-    if (s.check === "off") {
-      if (facts.check_timer !== "missing") drift.push(`${timer}: present, expected none (gitea-homelab:offsiteCheck is off)`);
-      return drift;
-    }
-    if (facts.check_timer !== fileDigest(renderOffsiteCheckTimerUnit(s.check))) drift.push(`${timer}: ${facts.check_timer === "missing" ? "deleted" : "edited"}`);
-    if (facts.manager !== "active") return drift;
-    if (facts.timer_active !== "active") drift.push(`${timer}: ${facts.timer_active || "not loaded"}, expected active`);
-    if (facts.timer_enabled !== "enabled") drift.push(`${timer}: ${facts.timer_enabled || "not loaded"} at boot, expected enabled`);
-    return drift;
-  }
-  if (s.check !== "off") {
-    const key = `periodic.${s.check}`;
-    if (facts[key] !== fileDigest(renderOffsiteCheckPeriodicScript(s.tool))) drift.push(`${offsiteCheckPeriodicPath(s.check, s.user)}: ${facts[key] === undefined ? "deleted" : "edited"}`);
-  }
-  return drift;
+  return [...drift, ...scheduleDrift(offsiteCheckSchedule(s), facts, "the off-site check")];
 }
 
 /** The last push the host recorded: "SNAPSHOT (BACKUP) at TIME", or that there is none yet. */

@@ -59,7 +59,7 @@ export class OffsiteCopy extends pulumi.ComponentResource {
       checkName,
       {
         create: pulumi.all([args.host.platform, values]).apply(([p, [u, tool]]) => renderOffsiteInstallScript(spec(p, u, tool))),
-        delete: pulumi.all([args.host.platform, user]).apply(([p, u]) => renderOffsiteRemoveScript({ init: p.init, user: u })),
+        delete: pulumi.all([args.host.platform, values]).apply(([p, [u, tool]]) => renderOffsiteRemoveScript({ init: p.init, user: u, tool })),
         stdin: payload,
         secret: true,
         check: values.apply(([u, tool, dir]) => offsiteCheck(u, dir, files, (init, packageManager) => spec({ init, packageManager }, u, tool))),

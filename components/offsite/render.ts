@@ -13,7 +13,7 @@
  */
 import { Platform } from "../host/platform";
 import { Bash, installContent, renderScript, sh, trimBash } from "../render/shell";
-import { IniEntries, renderIni, unit } from "../render/unitFile";
+import { SCHEDULE_CALENDAR_CHECK, SCHEDULE_REMOVE, scheduleInstall, scheduleRemoveVars, scheduleVars, ToolSchedule } from "../render/schedule";
 import { keepArguments, OFFSITE_ENVIRONMENT_NAMES, OffsiteSettings } from "./settings";
 
 /** The repository's secrets and settings, in the rootless user's home (0700; secrets 0600). */
@@ -32,8 +32,6 @@ export const SFTP_HOST_ALIAS = "gitea-homelab-offsite";
 /** How long restic may take to answer (open the repository, unlock), and to do a push, check or restore. */
 export const ANSWER_SECONDS = 60;
 export const WORK_SECONDS = 6 * 3600;
-
-export const OFFSITE_CHECK_UNIT = { service: "gitea-offsite-check.service", timer: "gitea-offsite-check.timer" };
 
 /** The tool's settings for off-site copies; repository "" when there are none. */
 export interface OffsiteToolSpec {
@@ -253,33 +251,9 @@ export const OFFSITE_TOOL_COMMANDS = trimBash(sh`
   offsite-restore) do_offsite_restore "\${2:?usage: offsite-restore SNAPSHOT}" ;;
 `);
 
-export function renderOffsiteCheckServiceUnit(tool: string): string {
-  return renderIni([
-    { name: "Unit", entries: [["Description", unit.literal("Check the off-site Gitea backups (gitea-homelab)")]] },
-    { name: "Service", entries: [["Type", unit.literal("oneshot")], ["ExecStart", unit.command([unit.execWord(tool), unit.literal("offsite-check")])]] },
-  ]);
-}
-
-export function renderOffsiteCheckTimerUnit(schedule: string): string {
-  const timer: IniEntries = [
-    ["OnCalendar", unit.text(schedule)],
-    ["Persistent", unit.literal("true")],
-    // Not at the same instant as the backup that pushes.
-    ["RandomizedDelaySec", unit.literal("1h")],
-  ];
-  return renderIni([
-    { name: "Unit", entries: [["Description", unit.literal("Off-site backup check schedule (gitea-homelab)")]] },
-    { name: "Timer", entries: timer },
-    { name: "Install", entries: [["WantedBy", unit.literal("timers.target")]] },
-  ]);
-}
-
-export function offsiteCheckPeriodicPath(schedule: string, user: string): string {
-  return `/etc/periodic/${schedule}/gitea-offsite-check-${user}`;
-}
-
-export function renderOffsiteCheckPeriodicScript(tool: string): string {
-  return `#!/bin/sh\n# Managed by gitea-homelab: edits are overwritten by \`pulumi up\`.\nexec '${tool.replace(/'/g, `'\\''`)}' offsite-check\n`;
+/** The check's schedule: gitea-offsite-check.timer runs `TOOL offsite-check` (cron's periodic directory on OpenRC). */
+export function offsiteCheckSchedule(s: { init: Platform["init"]; user: string; tool: string; check: string }): ToolSchedule {
+  return { init: s.init, user: s.user, key: "offsiteCheck", schedule: s.check, name: "gitea-offsite-check", description: "Gitea off-site backup check", tool: s.tool, args: ["offsite-check"], randomizedDelay: "1h" };
 }
 
 /** The packages restic needs on each OS (sftp needs ssh). */
@@ -325,13 +299,12 @@ export function renderOffsitePayload(secrets: { password: string; environment: R
  * the repository lacks it.
  */
 export function renderOffsiteInstallScript(s: OffsiteInstallSpec): string {
-  const systemd = s.init === "systemd";
   const packages = OFFSITE_PACKAGES[s.packageManager];
+  const schedule = offsiteCheckSchedule(s);
   return renderScript(
     {
       purpose: "Off-site backups: restic, the repository's secrets from stdin, its check schedule; open the repository, push what it lacks.",
       vars: {
-        init: s.init,
         user: s.user,
         tool: s.tool,
         package_manager: s.packageManager,
@@ -339,34 +312,19 @@ export function renderOffsiteInstallScript(s: OffsiteInstallSpec): string {
         ssh_package: s.backend === "sftp" ? packages.ssh : "",
         min_version: MIN_RESTIC_VERSION,
         subdir: OFFSITE_DIR,
-        check: s.check,
-        check_service: OFFSITE_CHECK_UNIT.service,
-        check_timer: OFFSITE_CHECK_UNIT.timer,
-        unit_dir: ".config/systemd/user",
-        periodic_script: systemd || s.check === "off" ? "" : offsiteCheckPeriodicPath(s.check, s.user),
-        periodic_name: `gitea-offsite-check-${s.user}`,
+        ...scheduleVars(schedule, "weekly, Sun *-*-* 05:00"),
         known_hosts: s.knownHosts,
         ca_certificate: s.caCertificate,
       },
     },
     sh`
-if [[ $init == systemd && $check != off ]]; then
-  systemd-analyze calendar "$check" >/dev/null 2>&1 ||
-    die "gitea-homelab:offsiteCheck: systemd does not understand '$check' as a calendar time (see 'man systemd.time'; e.g. weekly, Sun *-*-* 05:00)"
-fi
+${SCHEDULE_CALENDAR_CHECK}
 missing=()
 command -v restic >/dev/null || missing+=("$restic_package")
 [[ -z $ssh_package ]] || command -v ssh >/dev/null || missing+=("$ssh_package")
 if ((\${#missing[@]} > 0)); then
   echo "installing: \${missing[*]}"
-  case $package_manager in
-    dnf) dnf install -y -q "\${missing[@]}" >/dev/null ;;
-    apt)
-      DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -q "\${missing[@]}" >/dev/null
-      ;;
-    apk) apk add --update-cache --quiet --no-progress "\${missing[@]}" ;;
-  esac
+  install_packages "$package_manager" "\${missing[@]}" >/dev/null
 fi
 version=$(restic version | awk '{print $2; exit}')
 [[ $(printf '%s\n' "$min_version" "$version" | sort -V | head -n 1) == "$min_version" ]] ||
@@ -404,27 +362,7 @@ for pair in known_hosts:"$known_hosts" ca.pem:"$ca_certificate"; do
   install_file "$tmp" "$file" 644 "$user" "$group"
 done
 
-if [[ $init == systemd ]]; then
-  as_user "$user" mkdir -p "$home/$unit_dir"
-  ${installContent(renderOffsiteCheckServiceUnit(s.tool), sh`"$home/$unit_dir/$check_service"`, sh`644`, sh`"$user"`, sh`"$group"`)}
-  ${s.check === "off" ? sh`rm -f "$home/$unit_dir/$check_timer"` : installContent(renderOffsiteCheckTimerUnit(s.check), sh`"$home/$unit_dir/$check_timer"`, sh`644`, sh`"$user"`, sh`"$group"`)}
-  userctl "$user" daemon-reload
-  if [[ $check == off ]]; then
-    userctl "$user" disable --now --quiet "$check_timer" 2>/dev/null || true
-  else
-    userctl "$user" enable --quiet "$check_timer"
-    converge_service "$check_timer" userctl "$user" >/dev/null
-  fi
-else
-  for periodic in /etc/periodic/*/; do
-    [[ $periodic$periodic_name == "$periodic_script" ]] || rm -f "$periodic$periodic_name"
-  done
-  if [[ -n $periodic_script ]]; then
-    ${installContent(renderOffsiteCheckPeriodicScript(s.tool), sh`"$periodic_script"`, sh`755`, sh`root`, sh`root`)}
-    rc-update add crond default >/dev/null
-    rc-service crond status >/dev/null 2>&1 || rc-service crond start >/dev/null
-  fi
-fi
+${scheduleInstall(schedule)}
 
 "$tool" offsite-init
 "$tool" offsite-sync
@@ -433,22 +371,15 @@ fi
 }
 
 /** Destroy: the schedule and the secrets go; the repository and everything in it stay. */
-export function renderOffsiteRemoveScript(s: { init: Platform["init"]; user: string }): string {
+export function renderOffsiteRemoveScript(s: { init: Platform["init"]; user: string; tool: string }): string {
   return renderScript(
     {
       purpose: "Remove the off-site check schedule and the repository's secrets from the server; the repository itself is kept.",
-      vars: { init: s.init, user: s.user, subdir: OFFSITE_DIR, check_service: OFFSITE_CHECK_UNIT.service, check_timer: OFFSITE_CHECK_UNIT.timer, unit_dir: ".config/systemd/user", periodic_name: `gitea-offsite-check-${s.user}` },
+      vars: { subdir: OFFSITE_DIR, ...scheduleRemoveVars(offsiteCheckSchedule({ ...s, check: "off" })) },
     },
     sh`
-if home=$(home_of "$user"); then
-  if [[ $init == systemd ]]; then
-    userctl "$user" disable --now --quiet "$check_timer" 2>/dev/null || true
-    rm -f "$home/$unit_dir/$check_timer" "$home/$unit_dir/$check_service"
-    userctl "$user" daemon-reload 2>/dev/null || true
-  fi
-  rm -rf "\${home:?}/$subdir"
-fi
-rm -f /etc/periodic/*/"$periodic_name"
+${SCHEDULE_REMOVE}
+if home=$(home_of "$sched_user"); then rm -rf "\${home:?}/$subdir"; fi
 echo "off-site check schedule and secrets removed; the repository and its snapshots are kept"
 `,
   );

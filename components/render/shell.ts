@@ -179,6 +179,21 @@ userctl() {
   shift
   as_user "$user" systemctl --user "$@"
 }`,
+  install_packages: sh`
+# Installs packages with the host's package manager (decided once, from the probe).
+# Usage: install_packages dnf|apt|apk PACKAGE...
+install_packages() {
+  local manager=$1
+  shift
+  case $manager in
+    dnf) dnf install -y "$@" ;;
+    apt)
+      DEBIAN_FRONTEND=noninteractive apt-get update -q
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@"
+      ;;
+    apk) apk add --update-cache --quiet --no-progress "$@" ;;
+  esac
+}`,
   file_digest: sh`
 # sha256 of a file's content, or "missing". Usage: file_digest PATH
 file_digest() {

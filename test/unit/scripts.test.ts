@@ -71,7 +71,7 @@ const SCRIPTS: Record<string, string> = {
   offsiteInstall: renderOffsiteInstallScript(OFFSITE),
   offsiteInstallS3Off: renderOffsiteInstallScript({ ...OFFSITE, backend: "s3", check: "off", knownHosts: "", packageManager: "apt" }),
   offsiteInstallOpenrc: renderOffsiteInstallScript({ ...OFFSITE, init: "openrc", packageManager: "apk", check: "weekly" }),
-  offsiteRemove: renderOffsiteRemoveScript({ init: "systemd", user: "rootless" }),
+  offsiteRemove: renderOffsiteRemoveScript({ init: "systemd", user: "rootless", tool: backupToolPath("rootless") }),
   offsiteRestore: renderOffsiteRestoreScript(backupToolPath("rootless"), "4bd2a3f1"),
   admin: renderAdminScript({ user: "rootless", containerName: "gitea", username: "gitea-admin", email: "o'brien@example.com" }),
   tlsTool: renderTlsTool(TLS),
