@@ -119,6 +119,8 @@ offsite_error() {
   local line
   line=$(grep 'returned error, retrying after' "$1" | tail -n 1 | sed 's/^.*retrying after [^:]*: //') || true
   [[ -n $line ]] || line=$(tail -n 1 "$1")
+  # With --json restic says a fatal error as {"message_type":"exit_error",…,"message":"Fatal: …\n…"}.
+  if [[ $line == '{"message_type":"exit_error"'* ]]; then line=$(sed 's/.*"message":"//; s/\\n.*//; s/"}$//' <<<"$line"); fi
   printf '%s' "$line" | tr -cd '[:print:]' | cut -c1-300
 }
 

@@ -29,7 +29,11 @@ case "$1 $2" in
   "init "*) exit 0 ;;
   "backup "*)
     if [[ -n \${FAKE_NO_SUMMARY:-} ]]; then exit 0; fi
-    if [[ -n \${FAKE_BACKUP_FAILS:-} ]]; then echo "Fatal: unable to open repository at s3:http://10.0.2.2:9000/b: connection refused" >&2; exit 1; fi
+    if [[ -n \${FAKE_BACKUP_FAILS:-} ]]; then
+      # As restic 0.18 says a fatal error with --json (seen on the VM).
+      echo '{"message_type":"exit_error","code":1,"message":"Fatal: unable to open repository at s3:http://10.0.2.2:9000/b: connection refused\\nIs there a repository at the following location?\\ns3:http://10.0.2.2:9000/b"}' >&2
+      exit 1
+    fi
     echo '{"message_type":"status","percent_done":1}'
     echo '{"message_type":"summary","files_new":3,"data_added":1234,"total_bytes_processed":2400000,"snapshot_id":"4bd2a3f1c0ffee0011223344556677889900aabbccddeeff0011223344556677"}'
     ;;
