@@ -439,6 +439,13 @@ export function readServerConfig(config = new pulumi.Config(PROJECT)): { setting
     sshKey: pulumi.runtime.getConfig(`${PROJECT}:offsiteSshKey`),
   };
   const { settings, problems, warnings } = validateServerConfig(readRawConfig(SERVER_KEYS, config), readRawGiteaSettings(), rawTls, rawOffsite);
+  // Kept in the stack's file in plain text unless set with --secret: refused, like a leak.
+  for (const [key, value] of Object.entries({ offsitePassword: rawOffsite.password, offsiteEnvironment: rawOffsite.environment, offsiteSshKey: rawOffsite.sshKey })) {
+    const set = value !== undefined && value.trim() !== "" && value.trim() !== "{}";
+    if (set && !runtimeConfig.isConfigSecret(`${PROJECT}:${key}`)) {
+      problems.push(`${PROJECT}:${key}: is stored in plain text in the stack's file; set it again with --secret (pulumi config set --secret${key === "offsiteEnvironment" ? " --path 'gitea-homelab:offsiteEnvironment.NAME' VALUE" : ` gitea-homelab:${key}`})`);
+    }
+  }
   for (const w of warnings) pulumi.log.warn(w);
   problems.push(...secretProblems(readRawSecrets(["privateKey", "adminPassword"])));
   if (problems.length > 0) throw new ConfigError(problems);

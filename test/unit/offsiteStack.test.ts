@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { listen } from "../helpers/fakeSshd";
 import { waitsFor } from "../helpers/dependencyOrder";
-import { isSecretValue, leaksOutsideSecrets, ProgramRun, runWithMocks } from "../helpers/pulumiMocks";
+import { isSecretValue, leaksOutsideSecrets, ProgramRun, runExpectingError, runWithMocks } from "../helpers/pulumiMocks";
 
 const PASSWORD = "correct horse battery staple";
 const AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
@@ -71,6 +71,14 @@ describe("the server stack with an off-site repository", () => {
     for (const name of ["gitea-keys", "gitea-https-certificate", "gitea-image"]) expect(waitsFor(restoring, restoring.byName(name), restore), name).toBe(true);
     // No local restore, and no look for a local directory at preview.
     expect(restoring.resources.some((r) => r.name === "gitea-backup-restore")).toBe(false);
+  });
+
+  it("refuses a password or credentials not set with --secret, before anything is registered, naming the key", async () => {
+    const { run: refused, error } = await runExpectingError({ ...BASE, port: String(sshd.port) }, program, { secretKeys: ["offsiteEnvironment"] });
+    expect(refused.resources).toEqual([]);
+    expect(error?.message).toContain("gitea-homelab:offsitePassword: is stored in plain text in the stack's file; set it again with --secret");
+    expect(error?.message).not.toContain("gitea-homelab:offsiteEnvironment");
+    expect(error?.message).not.toContain(PASSWORD);
   });
 
   it("registers no off-site command without a repository", async () => {
