@@ -15,8 +15,8 @@ export function renderBackupProbe(user: string, backupDir: string): ProbeBody {
 echo "tool=$(file_digest "$tool")"
 echo "backup_dir=$(stat -c '%a %U' "$backup_dir" 2>/dev/null || echo missing)"
 if [[ -r $backup_dir/last-backup ]]; then
-  while IFS='=' read -r key value; do
-    case $key in name | created) echo "last_backup_$key=$value" ;; esac
+  while IFS= read -r line; do
+    case \${line%%=*} in name | created) echo "last_backup_$line" ;; esac
   done <"$backup_dir/last-backup"
 fi
 if ! user_info "$user"; then

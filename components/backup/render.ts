@@ -133,11 +133,12 @@ keys=$home/$keys_file
 
 # KEY's value in a key=value file; nothing when the file or the key is missing. Usage: field FILE KEY
 field() {
-  local key value
+  local line
   [[ -r $1 ]] || return 0
-  while IFS='=' read -r key value; do
-    if [[ $key == "$2" ]]; then
-      printf '%s\n' "$value"
+  # Split at the first =: read with IFS='=' would drop a value's last = (bash strips one).
+  while IFS= read -r line; do
+    if [[ $line == "$2="* ]]; then
+      printf '%s\n' "\${line#*=}"
       return 0
     fi
   done <"$1"

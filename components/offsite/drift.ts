@@ -28,8 +28,8 @@ export function renderOffsiteProbe(user: string, backupDir: string): ProbeBody {
 if command -v restic >/dev/null; then echo restic=installed; else echo restic=missing; fi
 if [[ -r $last_backup ]]; then echo "newest_local=$(sed -n 's/^name=//p' "$last_backup" | head -n 1)"; fi
 if [[ -r $status_file ]]; then
-  while IFS='=' read -r key value; do
-    case $key in push | pushed | snapshot | pushed_at | push_error | push_failed_at | check | check_at | check_error) echo "status_$key=$value" ;; esac
+  while IFS= read -r line; do
+    case \${line%%=*} in push | pushed | snapshot | pushed_at | push_error | push_failed_at | check | check_at | check_error) echo "status_$line" ;; esac
   done <"$status_file"
 fi
 if ! user_info "$sched_user"; then

@@ -73,7 +73,7 @@ read -ra offsite_keep_args <<<"$offsite_keep"
 # (never on its command line), stopped after SECONDS: restic retries an unreachable or refusing
 # backend for 15 minutes, which no option shortens. Usage: offsite_restic SECONDS DIR ARGS...
 offsite_restic() {
-  local seconds=$1 dir=$2 name value
+  local seconds=$1 dir=$2 name value line
   shift 2
   (
     cd "$dir"
@@ -81,7 +81,9 @@ offsite_restic() {
     export RESTIC_CACHE_DIR=$home/.cache/restic HOME=$home
     [[ ! -f $offsite_dir/ca.pem ]] || export RESTIC_CACERT=$offsite_dir/ca.pem
     if [[ -f $offsite_dir/environment ]]; then
-      while IFS='=' read -r name value; do
+      # Split at the first =: read with IFS='=' would drop a value's last = (base64 padding).
+      while IFS= read -r line; do
+        name=\${line%%=*} value=\${line#*=}
         [[ -n $name ]] || continue
         # Only the backends' credentials: a name like LD_PRELOAD would run code.
         [[ " $offsite_env_names " == *" $name "* ]] || die "$offsite_dir/environment: $name is not a variable gitea-homelab passes to restic"
@@ -103,9 +105,9 @@ offsite_restic() {
 # Sets KEY=VALUE pairs in the off-site record, keeping the others. Usage: offsite_record KEY=VALUE...
 offsite_record() {
   local -A record=()
-  local key value pair
+  local line pair
   if [[ -f $offsite_status ]]; then
-    while IFS='=' read -r key value; do [[ -z $key ]] || record[$key]=$value; done <"$offsite_status"
+    while IFS= read -r line; do [[ $line != *=* ]] || record[\${line%%=*}]=\${line#*=}; done <"$offsite_status"
   fi
   for pair in "$@"; do record[\${pair%%=*}]=\${pair#*=}; done
   for key in "\${!record[@]}"; do printf '%s=%s\n' "$key" "\${record[$key]}"; done | sort >"$offsite_status.tmp"
@@ -341,8 +343,9 @@ tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
 # The secrets, one base64 line each, from stdin (the payload after this script).
 declare -A secret=()
-while IFS='=' read -r name value; do
-  case $name in password | environment | ssh_key) secret[$name]=$value ;; esac
+# Split at the first =: read with IFS='=' would drop a last = of base64's padding.
+while IFS= read -r line; do
+  case \${line%%=*} in password | environment | ssh_key) secret[\${line%%=*}]=\${line#*=} ;; esac
 done
 [[ -n \${secret[password]:-} ]] || die "no off-site password on stdin"
 for name in password environment ssh_key; do

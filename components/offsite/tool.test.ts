@@ -12,7 +12,8 @@ import { renderScript, sh, shellFunctions } from "../render/shell";
 import { OFFSITE_DIR, OFFSITE_TOOL_FUNCTIONS, offsiteToolSpec, offsiteToolVars } from "./render";
 
 const PASSWORD = "correct horse battery staple";
-const AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+// Ends with one =, which bash's read with IFS="=" would drop.
+const AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKE=";
 
 /** The stand-in: logs one line per call (cwd, then argv), and the environment restic got. */
 const STAND_IN_RESTIC = `#!/bin/bash

@@ -1,5 +1,5 @@
 /** The test VM booted by test/e2e/vm/start-vm.sh: its vm.env, and root commands on it as the operator. */
-import { execFileSync } from "child_process";
+import { execFileSync, spawn } from "child_process";
 import { readFileSync } from "fs";
 import { join } from "path";
 import { shq } from "../../../components/render/shell";
@@ -17,7 +17,7 @@ export interface TestVm {
   forwarded(port: number): number;
   /**
    * Where the guest reaches the host service `name` (GITEA_HOMELAB_VM_HOST_SERVICES, which
-   * with-vm.sh sets to "s3 sftp"): a server out here listens on 127.0.0.1:`port`, and the guest
+   * with-vm.sh sets to "s3 sftp"; "sftp=PORT" names the port): a server out here listens on 127.0.0.1:`port`, and the guest
    * connects to `address`:`port` (10.0.2.100; the VM's network lets nothing else out).
    */
   hostService(name: string): { address: string; port: number };
@@ -67,6 +67,34 @@ export function testVm(rundir: string): TestVm {
     },
     reboot: () => execFileSync("bash", [join(__dirname, "../vm/reboot-vm.sh"), rundir], { stdio: "inherit" }),
   };
+}
+
+/** Runs one of test/e2e/vm/*.sh, its output on this process's stderr; rejects when it fails. */
+function vmScript(script: string, args: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("bash", [join(__dirname, "../vm", script), ...args], { env, stdio: ["ignore", "ignore", "inherit"] });
+    child.on("error", reject);
+    child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`${script} ${args.join(" ")} failed (${code})`))));
+  });
+}
+
+/**
+ * Boots another fresh VM from inside a suite, in `rundir` (start-vm.sh, as with-vm.sh boots the
+ * run's own), with `guestPorts` forwarded. `hostServices` is GITEA_HOMELAB_VM_HOST_SERVICES for
+ * it: "sftp=PORT" makes it reach the server already listening out here on PORT, as another VM
+ * does. `imageDir`: the image the run's VM booted (VM_IMAGE_DIR), not looked up again.
+ * Stop it with stopVm, always.
+ */
+export async function startVm(rundir: string, guestPorts: number[], opts: { hostServices?: string; imageDir?: string } = {}): Promise<TestVm> {
+  const env: NodeJS.ProcessEnv = { ...process.env, GITEA_HOMELAB_VM_HOST_SERVICES: opts.hostServices ?? "" };
+  if (opts.imageDir) env.GITEA_HOMELAB_VM_IMAGE_DIR = opts.imageDir;
+  await vmScript("start-vm.sh", [rundir, ...guestPorts.map(String)], env);
+  return testVm(rundir);
+}
+
+/** Shuts the VM of `rundir` down (stop-vm.sh: a clean poweroff, then qemu killed after a bound). */
+export function stopVm(rundir: string): Promise<void> {
+  return vmScript("stop-vm.sh", [rundir], process.env);
 }
 
 /** Polls `url` until it answers `status`, up to `timeoutMs`; returns the last status seen (0: no answer). */

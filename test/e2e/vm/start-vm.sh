@@ -9,7 +9,8 @@
 #      (use this built image dir instead of running build-image.sh),
 #      GITEA_HOMELAB_VM_HOST_SERVICES (names, [a-z0-9]+, space-separated: for each, a free
 #      port P on this machine's 127.0.0.1 that the guest reaches at 10.0.2.100:P, for servers
-#      the tests run out here; vm.env says VM_HOST_ADDR and VM_HOST_PORT_<NAME>=P).
+#      the tests run out here; NAME=P instead of NAME: that port, of a server already running
+#      out here that another VM reaches too; vm.env says VM_HOST_ADDR and VM_HOST_PORT_<NAME>=P).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -28,12 +29,24 @@ if [[ $rundir == *[,\']* ]]; then
 	exit 2
 fi
 guest_ports=("$@")
-read -r -a host_services <<<"${GITEA_HOMELAB_VM_HOST_SERVICES:-}"
-for name in "${host_services[@]}"; do
-	if [[ ! $name =~ ^[a-z0-9]+$ ]]; then
-		echo "start-vm: bad host service name (want [a-z0-9]+): $name" >&2
+read -r -a host_service_specs <<<"${GITEA_HOMELAB_VM_HOST_SERVICES:-}"
+# NAME (a free port is chosen) or NAME=PORT (that port: a server out here already listens on it).
+host_services=()
+declare -A pinned_ports=()
+for spec in "${host_service_specs[@]}"; do
+	if [[ ! $spec =~ ^([a-z0-9]+)(=([0-9]+))?$ ]]; then
+		echo "start-vm: bad host service (want NAME or NAME=PORT, NAME [a-z0-9]+): $spec" >&2
 		exit 2
 	fi
+	name=${BASH_REMATCH[1]}
+	if [[ -n ${BASH_REMATCH[3]} ]]; then
+		if ((10#${BASH_REMATCH[3]} < 1024 || 10#${BASH_REMATCH[3]} > 65535)); then
+			echo "start-vm: bad host service port (want 1024-65535): $spec" >&2
+			exit 2
+		fi
+		pinned_ports[$name]=$((10#${BASH_REMATCH[3]}))
+	fi
+	host_services+=("$name")
 done
 for p in "${guest_ports[@]}"; do
 	if [[ ! $p =~ ^[0-9]+$ ]] || ((p < 1 || p > 65535)) || ((p == 22)); then
@@ -72,6 +85,7 @@ port_in_use() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
 # A random free port in 20000-59999; qemu binding it may still race, so the
 # caller retries the whole start when qemu cannot set up a forward.
 declare -A taken=()
+for p in "${pinned_ports[@]}"; do taken[$p]=1; done
 free_port() {
 	local p i
 	for ((i = 0; i < 200; i++)); do
@@ -194,7 +208,7 @@ for try in 1 2 3; do
 	done
 	declare -A host_ports=()
 	for name in "${host_services[@]}"; do
-		host_ports[$name]=$(free_port)
+		host_ports[$name]=${pinned_ports[$name]:-$(free_port)}
 	done
 	for a in "${accels[@]}"; do
 		if ! launch "$a"; then
