@@ -5,7 +5,7 @@ import type { HostVerification } from "../host/host";
 import { Platform } from "../host/platform";
 import { Facts, ProbeBody } from "../host/probeSession";
 import { fileDigest, sh } from "../render/shell";
-import { SCHEDULE_PROBE, scheduleDrift, scheduleProbeVars } from "../render/schedule";
+import { SCHEDULE_PROBE, scheduleDrift, scheduleProbeVars } from "../host/schedule";
 import { BACKUP_FORMAT, backupSchedule, backupToolPath, BackupInstallSpec, INSTANCE_STATE_DIR, renderBackupTool, upgradeStatePath } from "./render";
 
 export function renderBackupProbe(user: string, backupDir: string): ProbeBody {

@@ -10,13 +10,12 @@
  * command and its SQL needs a sqlite3 client the image lacks), and the same snapshot is what an
  * upgrade rolls back to. The price is Gitea being down for the seconds the export takes.
  */
-import { ConfigError } from "../host/configError";
 import { Platform } from "../host/platform";
 import { unitPaths } from "../giteaService/render";
 import { KEYS_FILE } from "../keys/render";
 import { CA_DIR, HEALTHY_FUNCTION, HealthTarget } from "../tls/render";
 import { installContent, renderScript, sh, shq, trimBash } from "../render/shell";
-import { PERIODIC_SCHEDULES, renderScheduleService, renderSchedulePeriodic, renderScheduleTimer, SCHEDULE_CALENDAR_CHECK, SCHEDULE_REMOVE, scheduleInstall, scheduleRemoveVars, scheduleVars, ToolSchedule } from "../render/schedule";
+import { checkScheduleFor, PERIODIC_SCHEDULES, renderScheduleService, renderSchedulePeriodic, renderScheduleTimer, SCHEDULE_CALENDAR_CHECK, SCHEDULE_REMOVE, scheduleInstall, scheduleRemoveVars, scheduleVars, ToolSchedule } from "../host/schedule";
 import { OFFSITE_TOOL_COMMANDS, OFFSITE_TOOL_FUNCTIONS, OffsiteToolSpec, offsiteToolVars } from "../offsite/render";
 
 /** Root-owned per-instance state: the deployed image and version, the restore and upgrade records. */
@@ -40,15 +39,7 @@ export function backupSchedule(s: { init: Platform["init"]; user: string; schedu
   return { init: s.init, user: s.user, key: "backupSchedule", schedule: s.schedule, name: "gitea-backup", description: "Gitea backup", tool: backupToolPath(s.user), args: ["backup", "scheduled"] };
 }
 
-export { PERIODIC_SCHEDULES };
-
-/** The schedule as the decided platform can run it; an OpenRC host knows only cron's periodic names (a preview error). */
-export function checkScheduleFor(platform: Pick<Platform, "init" | "osId">, schedule: string, key: "backupSchedule" | "offsiteCheck" = "backupSchedule"): string {
-  if (platform.init !== "systemd" && schedule !== "off" && !(PERIODIC_SCHEDULES as readonly string[]).includes(schedule)) {
-    throw new ConfigError([`gitea-homelab:${key}: on an OpenRC host (${platform.osId}) it must be one of ${PERIODIC_SCHEDULES.join(", ")} or off (cron's periodic directories), not ${JSON.stringify(schedule)}`]);
-  }
-  return schedule;
-}
+export { checkScheduleFor, PERIODIC_SCHEDULES };
 
 /** Bash: Gitea's version from \`gitea --version\`, and the order of two versions (no sort -V in busybox). */
 export const GITEA_VERSION_FUNCTIONS = trimBash(sh`

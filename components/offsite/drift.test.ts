@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { Facts } from "../host/probeSession";
 import { fileDigest } from "../render/shell";
 import { lastOffsiteBackupOf, offsiteDrift } from "./drift";
-import { renderSchedulePeriodic, renderScheduleService, renderScheduleTimer } from "../render/schedule";
+import { renderSchedulePeriodic, renderScheduleService, renderScheduleTimer } from "../host/schedule";
 import { knownHostsLine, offsiteCheckSchedule, OffsiteInstallSpec } from "./render";
 
 const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleExampleExampleExampleExampleExample";

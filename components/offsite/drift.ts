@@ -7,7 +7,7 @@
 import { HostCheck } from "../host/checkedCommand";
 import { Facts, ProbeBody } from "../host/probeSession";
 import { fileDigest, sh } from "../render/shell";
-import { SCHEDULE_PROBE, scheduleDrift, scheduleProbeVars } from "../render/schedule";
+import { SCHEDULE_PROBE, scheduleDrift, scheduleProbeVars } from "../host/schedule";
 import { OFFSITE_DIR, OFFSITE_STATUS_FILE, offsiteCheckSchedule, OffsiteInstallSpec } from "./render";
 
 /** Which secret files the host must hold (their content is secret: only presence and mode are compared). */

@@ -8,7 +8,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { Host } from "../host/host";
-import { checkScheduleFor } from "../backup/render";
+import { checkScheduleFor } from "../host/schedule";
 import { lastOffsiteBackupOf, offsiteCheck, renderOffsiteProbe } from "./drift";
 import { knownHostsLine, OffsiteInstallSpec, renderOffsiteInstallScript, renderOffsitePayload, renderOffsiteRemoveScript, renderOffsiteRestoreScript } from "./render";
 import { OffsiteSettings } from "./settings";

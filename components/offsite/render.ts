@@ -13,7 +13,7 @@
  */
 import { Platform } from "../host/platform";
 import { Bash, installContent, renderScript, sh, trimBash } from "../render/shell";
-import { SCHEDULE_CALENDAR_CHECK, SCHEDULE_REMOVE, scheduleInstall, scheduleRemoveVars, scheduleVars, ToolSchedule } from "../render/schedule";
+import { SCHEDULE_CALENDAR_CHECK, SCHEDULE_REMOVE, scheduleInstall, scheduleRemoveVars, scheduleVars, ToolSchedule } from "../host/schedule";
 import { keepArguments, OFFSITE_ENVIRONMENT_NAMES, OffsiteSettings } from "./settings";
 
 /** The repository's secrets and settings, in the rootless user's home (0700; secrets 0600). */
@@ -348,13 +348,18 @@ while IFS= read -r line; do
   case \${line%%=*} in password | environment | ssh_key) secret[\${line%%=*}]=\${line#*=} ;; esac
 done
 [[ -n \${secret[password]:-} ]] || die "no off-site password on stdin"
+# The environment file is always there (empty without credentials, as for sftp): drift expects it.
 for name in password environment ssh_key; do
   file=$dir/\${name//_/-}
-  if [[ -z \${secret[$name]:-} ]]; then
+  if [[ -z \${secret[$name]:-} && $name != environment ]]; then
     rm -f "$file"
     continue
   fi
-  (umask 077 && base64 -d <<<"\${secret[$name]}" >"$tmp")
+  if [[ -n \${secret[$name]:-} ]]; then
+    (umask 077 && base64 -d <<<"\${secret[$name]}" >"$tmp")
+  else
+    : >"$tmp"
+  fi
   install_file "$tmp" "$file" 600 "$user" "$group"
 done
 for pair in known_hosts:"$known_hosts" ca.pem:"$ca_certificate"; do

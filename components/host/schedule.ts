@@ -3,12 +3,21 @@
  * a script in cron's periodic directory (busybox crond). The backups and the off-site check are
  * both scheduled this way; this is their rendering, install, probe and comparison, once.
  */
-import type { Facts } from "../host/probeSession";
-import { Bash, fileDigest, installContent, sh, ShellVars, shq } from "./shell";
-import { IniEntries, renderIni, unit } from "./unitFile";
+import { ConfigError } from "./configError";
+import type { Facts } from "./probeSession";
+import { Bash, fileDigest, installContent, sh, ShellVars, shq } from "../render/shell";
+import { IniEntries, renderIni, unit } from "../render/unitFile";
 
 /** OpenRC hosts know only cron's periodic directories. */
 export const PERIODIC_SCHEDULES = ["hourly", "daily", "weekly", "monthly"] as const;
+
+/** The schedule as the decided platform can run it; an OpenRC host knows only cron's periodic names (a preview error). */
+export function checkScheduleFor(platform: { init: "systemd" | "openrc"; osId: string }, schedule: string, key: "backupSchedule" | "offsiteCheck" = "backupSchedule"): string {
+  if (platform.init !== "systemd" && schedule !== "off" && !(PERIODIC_SCHEDULES as readonly string[]).includes(schedule)) {
+    throw new ConfigError([`gitea-homelab:${key}: on an OpenRC host (${platform.osId}) it must be one of ${PERIODIC_SCHEDULES.join(", ")} or off (cron's periodic directories), not ${JSON.stringify(schedule)}`]);
+  }
+  return schedule;
+}
 
 /** Where systemd user units live, in the rootless user's home. */
 export const USER_UNIT_DIR = ".config/systemd/user";
