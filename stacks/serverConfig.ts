@@ -29,7 +29,7 @@ import { UNIT_STYLES } from "../components/host/platform";
 import { checkCaCertificate, checkGivenCertificate } from "../components/tls/certificate";
 import { AcmeSettings, LETS_ENCRYPT_DIRECTORY, TlsMode } from "../components/tls/render";
 import { OFFSITE_RESTORE_PREFIX } from "../components/backup/giteaBackup";
-import { OFFSITE_DEFAULTS, OffsiteSecretInput, OffsiteSettings, parseEnvironment, readOffsite } from "../components/offsite/settings";
+import { OFFSITE_DEFAULTS, OffsiteRawInput, OffsiteSettings, parseEnvironment, readOffsite } from "../components/offsite/settings";
 
 /** auto: firewalld on Fedora and Debian, none on Alpine (which ships no firewalld). */
 export const FIREWALLS = ["auto", "firewalld", "none"] as const;
@@ -153,7 +153,6 @@ export const SERVER_KEYS = [
   "offsiteKeep",
   "offsiteCheck",
   "offsiteHostKey",
-  "offsiteCaCertificate",
   "allowDowngrade",
   "tls",
   ...ACME_KEYS,
@@ -281,7 +280,7 @@ function readGiteaSettings(r: ConfigReader, raw: RawGiteaSettings): { settings: 
   return { settings, secret: raw.secret };
 }
 
-export function validateServerConfig(raw: RawConfig, rawGitea: RawGiteaSettings = { secret: false }, rawTls: RawTls = {}, rawOffsite: OffsiteSecretInput = {}): { settings: ServerSettings; problems: string[]; warnings: string[] } {
+export function validateServerConfig(raw: RawConfig, rawGitea: RawGiteaSettings = { secret: false }, rawTls: RawTls = {}, rawOffsite: OffsiteRawInput = {}): { settings: ServerSettings; problems: string[]; warnings: string[] } {
   const r = new ConfigReader(raw);
   const d = SERVER_DEFAULTS;
   const connection = readConnection(r);
@@ -356,7 +355,8 @@ export function validateServerConfig(raw: RawConfig, rawGitea: RawGiteaSettings 
     "off, or a systemd calendar time such as daily, weekly, 03:00 or Sun *-*-* 04:00 (on Alpine: hourly, daily, weekly or monthly)",
   );
   const offsite = readOffsite(
-    { repository: raw.offsiteRepository, keep: raw.offsiteKeep, check: raw.offsiteCheck, hostKey: raw.offsiteHostKey, caCertificate: raw.offsiteCaCertificate },
+    // The CA is PEM, lines and all: read raw, as tlsCertificate is, and checked as a certificate.
+    { repository: raw.offsiteRepository, keep: raw.offsiteKeep, check: raw.offsiteCheck, hostKey: raw.offsiteHostKey, caCertificate: rawOffsite.caCertificate },
     rawOffsite,
     (key, message) => r.problem(key, message),
   );
@@ -433,10 +433,11 @@ export function readServerConfig(config = new pulumi.Config(PROJECT)): { setting
     key: readRawSecrets(["tlsKey"]).tlsKey,
     acmeCaRoot: pulumi.runtime.getConfig(`${PROJECT}:acmeCaRoot`),
   };
-  const rawOffsite: OffsiteSecretInput = {
+  const rawOffsite: OffsiteRawInput = {
     password: pulumi.runtime.getConfig(`${PROJECT}:offsitePassword`),
     environment: pulumi.runtime.getConfig(`${PROJECT}:offsiteEnvironment`),
     sshKey: pulumi.runtime.getConfig(`${PROJECT}:offsiteSshKey`),
+    caCertificate: pulumi.runtime.getConfig(`${PROJECT}:offsiteCaCertificate`),
   };
   const { settings, problems, warnings } = validateServerConfig(readRawConfig(SERVER_KEYS, config), readRawGiteaSettings(), rawTls, rawOffsite);
   // Kept in the stack's file in plain text unless set with --secret: refused, like a leak.

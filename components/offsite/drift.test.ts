@@ -1,9 +1,12 @@
-import { describe, expect, it } from "vitest";
+import { readFileSync } from "fs";
+import { join } from "path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { ScriptSandbox } from "../../test/helpers/scriptSandbox";
 import { Facts } from "../host/probeSession";
 import { fileDigest } from "../render/shell";
 import { lastOffsiteBackupOf, offsiteDrift } from "./drift";
 import { renderSchedulePeriodic, renderScheduleService, renderScheduleTimer } from "../host/schedule";
-import { knownHostsLine, offsiteCheckSchedule, OffsiteInstallSpec } from "./render";
+import { knownHostsLine, OFFSITE_DIR, offsiteCheckSchedule, OffsiteInstallSpec, renderOffsiteInstallScript, renderOffsitePayload } from "./render";
 
 const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleExampleExampleExampleExampleExample";
 const TOOL = "/usr/local/libexec/gitea-homelab/gitea-backup-rootless";
@@ -68,5 +71,31 @@ describe("off-site copies: drift", () => {
     const facts: Facts = { ...IN_SYNC, service_unit: undefined, timer_unit: undefined, crond: "enabled", "periodic.weekly": fileDigest(renderSchedulePeriodic(offsiteCheckSchedule(openrc))) } as unknown as Facts;
     expect(offsiteDrift(openrc, FILES, facts)).toEqual([]);
     expect(offsiteDrift(openrc, FILES, { ...facts, "periodic.weekly": undefined } as unknown as Facts)).toEqual(["/etc/periodic/weekly/gitea-offsite-check-rootless: deleted"]);
+  });
+});
+
+describe("off-site copies: the install script and its drift check agree", () => {
+  let sandbox: ScriptSandbox;
+  beforeEach(() => (sandbox = new ScriptSandbox()));
+  afterEach(() => sandbox.dispose());
+
+  it("an sftp repository without offsiteEnvironment still gets its (empty) 0600 environment file, so a preview after the up shows no drift", () => {
+    const tool = join(sandbox.standIn(["gitea-backup-rootless"]), "gitea-backup-rootless");
+    const spec: OffsiteInstallSpec = { ...SPEC, tool, packageManager: "apt" };
+    const run = sandbox.runBash(renderOffsiteInstallScript(spec), renderOffsitePayload({ password: "a password of 16+ characters", environment: {}, sshKey: "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----" }), "present");
+    expect(run.status, run.stderr).toBe(0);
+    const installed = Object.entries(sandbox.takeInstalled()).filter(([path]) => path.includes(`/${OFFSITE_DIR}/`));
+    const byName = Object.fromEntries(installed.map(([path, content]) => [path.slice(path.lastIndexOf("/") + 1), content]));
+    expect(Object.keys(byName).sort()).toEqual(["environment", "known_hosts", "password", "ssh-key"]);
+    expect(byName.environment).toBe("");
+    expect(byName.password).toBe("a password of 16+ characters");
+    // Each secret file installed 0600 for the user, as the drift check expects of all three.
+    const modes = readFileSync(join(sandbox.dir, "log"), "utf8")
+      .split("\n")
+      .map((l) => l.split("\0"))
+      .filter((a) => a[0] === "install" && /\/(password|environment|ssh-key)$/.test(a[a.length - 2] ?? ""))
+      .map((a) => `${a[a.length - 2].slice(a[a.length - 2].lastIndexOf("/") + 1)} ${a.slice(1, 7).join(" ")}`);
+    expect(modes.sort()).toEqual(["environment -m 600 -o rootless -g gitea", "password -m 600 -o rootless -g gitea", "ssh-key -m 600 -o rootless -g gitea"]);
+    expect(offsiteDrift(SPEC, FILES, IN_SYNC)).toEqual([]);
   });
 });

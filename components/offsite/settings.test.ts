@@ -1,12 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { validateServerConfig } from "../../stacks/serverConfig";
-import { keepArguments, OffsiteInput, OffsiteSecretInput, parseKeep, readOffsite } from "./settings";
+import { keepArguments, OffsiteInput, OffsiteRawInput, parseKeep, readOffsite } from "./settings";
 
 const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleExampleExampleExampleExampleExample";
 const SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ==\n-----END OPENSSH PRIVATE KEY-----";
 const PASSWORD = "correct horse battery staple";
 
-function read(input: OffsiteInput, secrets: OffsiteSecretInput = { password: PASSWORD }) {
+function read(input: OffsiteInput, secrets: OffsiteRawInput = { password: PASSWORD }) {
   const problems: string[] = [];
   const settings = readOffsite(input, secrets, (key, message) => problems.push(`gitea-homelab:${key}: ${message}`));
   return { settings, problems };
@@ -35,7 +35,7 @@ describe("off-site settings", () => {
   });
 
   it("names the key of every bad value", () => {
-    const cases: Array<[OffsiteInput, OffsiteSecretInput, string]> = [
+    const cases: Array<[OffsiteInput, OffsiteRawInput, string]> = [
       [{ repository: "b2:bucket:path" }, { password: PASSWORD }, "offsiteRepository"],
       [{ repository: "s3:https://minio.lan/" }, { password: PASSWORD }, "offsiteRepository"],
       [{ repository: "s3:https://key:secret@minio.lan/bucket" }, { password: PASSWORD }, "offsiteRepository"],

@@ -58,11 +58,13 @@ export interface OffsiteInput {
   hostKey?: string;
 }
 
-export interface OffsiteSecretInput {
+/** The values the config reader does not take as one line: the secrets and the CA's PEM. */
+export interface OffsiteRawInput {
   password?: string;
   /** JSON text of an object, as Pulumi holds a secret object. */
   environment?: string;
   sshKey?: string;
+  caCertificate?: string;
 }
 
 type Problem = (key: string, message: string) => void;
@@ -133,7 +135,7 @@ export function keepArguments(policy: KeepPolicy): string[] {
  * The off-site settings, or undefined when no repository is set (then none of the other keys
  * may be: a password or credentials without a repository are a mistake worth saying).
  */
-export function readOffsite(input: OffsiteInput, secrets: OffsiteSecretInput, problem: Problem): OffsiteSettings | undefined {
+export function readOffsite(input: OffsiteInput, secrets: OffsiteRawInput, problem: Problem): OffsiteSettings | undefined {
   const repository = input.repository?.trim() || undefined;
   if (repository === undefined) {
     const stray = (

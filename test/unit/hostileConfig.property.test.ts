@@ -73,8 +73,6 @@ const SERVER_BASE: RawConfig = {
   offsiteKeep: "7 daily, 4 weekly, 12 monthly",
   offsiteCheck: "weekly",
   offsiteHostKey: HOST_KEY,
-  // Only valid with an https repository: every hostile value must be refused naming it.
-  offsiteCaCertificate: "",
   allowDowngrade: "false",
   tls: "auto",
   // Used by the acme variant (only warned about under auto).

@@ -2,6 +2,7 @@
  * The server stack with off-site copies, under the mocks: which commands exist, in which order,
  * where the secrets go (stdin only, secret in state), the outputs, and restoreFrom offsite:.
  */
+import { execFileSync } from "child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { listen } from "../helpers/fakeSshd";
 import { waitsFor } from "../helpers/dependencyOrder";
@@ -79,6 +80,13 @@ describe("the server stack with an off-site repository", () => {
     expect(error?.message).toContain("gitea-homelab:offsitePassword: is stored in plain text in the stack's file; set it again with --secret");
     expect(error?.message).not.toContain("gitea-homelab:offsiteEnvironment");
     expect(error?.message).not.toContain(PASSWORD);
+  });
+
+  it("takes the repository's CA as a PEM of several lines (read raw, as tlsCertificate is) and installs it", async () => {
+    const ca = execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "/dev/null", "-days", "30", "-subj", "/CN=Bucket CA"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    const withCa = await runWithMocks({ ...BASE, port: String(sshd.port), offsiteCaCertificate: ca }, program, { secretKeys: SECRET_KEYS });
+    const script = withCa.byName("gitea-backup-offsite-repository").script!;
+    expect(script).toContain(`ca_certificate='${ca.trim()}`);
   });
 
   it("registers no off-site command without a repository", async () => {
