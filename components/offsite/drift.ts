@@ -66,7 +66,8 @@ export function offsiteDrift(s: OffsiteInstallSpec, files: OffsiteSecretFiles, f
     if (wanted && found !== `600 ${s.user}`) drift.push(`off-site ${name} file: ${found === "missing" ? "missing" : `mode and owner ${found}`}, expected 600 ${s.user}`);
     if (!wanted && found !== "missing") drift.push(`off-site ${name} file: present, expected none`);
   }
-  const expectedDigest = (content: string) => (content === "" ? "missing" : fileDigest(content));
+  // As the install writes them: trimmed, with one final newline.
+  const expectedDigest = (content: string) => (content.trim() === "" ? "missing" : fileDigest(content.trim()));
   if (facts.known_hosts !== expectedDigest(s.knownHosts)) drift.push(`off-site known_hosts: ${facts.known_hosts === "missing" ? "missing" : "edited"} (gitea-homelab:offsiteHostKey)`);
   if (facts.ca !== expectedDigest(s.caCertificate)) drift.push(`off-site CA certificate: ${facts.ca === "missing" ? "missing" : "differs"} (gitea-homelab:offsiteCaCertificate)`);
   return [...drift, ...scheduleDrift(offsiteCheckSchedule(s), facts, "the off-site check")];

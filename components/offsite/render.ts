@@ -317,8 +317,9 @@ export function renderOffsiteInstallScript(s: OffsiteInstallSpec): string {
         min_version: MIN_RESTIC_VERSION,
         subdir: OFFSITE_DIR,
         ...scheduleVars(schedule, "weekly, Sun *-*-* 05:00"),
-        known_hosts: s.knownHosts,
-        ca_certificate: s.caCertificate,
+        // Written with one final newline (printf '%s\n'), as drift.ts's digest expects.
+        known_hosts: s.knownHosts.trim(),
+        ca_certificate: s.caCertificate.trim(),
       },
     },
     sh`

@@ -3,9 +3,13 @@
  * where the secrets go (stdin only, secret in state), the outputs, and restoreFrom offsite:.
  */
 import { execFileSync } from "child_process";
+import { createHash } from "crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { listen } from "../helpers/fakeSshd";
 import { waitsFor } from "../helpers/dependencyOrder";
+import { ScriptSandbox } from "../helpers/scriptSandbox";
+import { offsiteDrift } from "../../components/offsite/drift";
+import { OffsiteInstallSpec } from "../../components/offsite/render";
 import { isSecretValue, leaksOutsideSecrets, ProgramRun, runExpectingError, runWithMocks } from "../helpers/pulumiMocks";
 
 const PASSWORD = "correct horse battery staple";
@@ -85,8 +89,21 @@ describe("the server stack with an off-site repository", () => {
   it("takes the repository's CA as a PEM of several lines (read raw, as tlsCertificate is) and installs it", async () => {
     const ca = execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "/dev/null", "-days", "30", "-subj", "/CN=Bucket CA"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
     const withCa = await runWithMocks({ ...BASE, port: String(sshd.port), offsiteCaCertificate: ca }, program, { secretKeys: SECRET_KEYS });
-    const script = withCa.byName("gitea-backup-offsite-repository").script!;
-    expect(script).toContain(`ca_certificate='${ca.trim()}`);
+    const offsite = withCa.byName("gitea-backup-offsite-repository");
+    expect(offsite.script).toContain(`ca_certificate='${ca.trim()}`);
+    // What the install writes is what the drift check expects: no drift right after an up.
+    const box = new ScriptSandbox();
+    try {
+      box.runBash(offsite.script!, offsite.payload ?? "");
+      const installed = box.takeInstalled();
+      const written = Object.entries(installed).find(([path]) => path.endsWith("/offsite/ca.pem"))?.[1];
+      expect(written).toBe(`${ca.trim()}\n`);
+      const spec: OffsiteInstallSpec = { init: "systemd", packageManager: "dnf", user: "rootless", tool: "/t", backend: "s3", check: "weekly", knownHosts: "", caCertificate: ca };
+      const facts = { restic: "installed", known_hosts: "missing", ca: createHash("sha256").update(written!).digest("hex") };
+      expect(offsiteDrift(spec, { environment: true, sshKey: false }, facts).filter((d) => d.includes("CA"))).toEqual([]);
+    } finally {
+      box.dispose();
+    }
   });
 
   it("registers no off-site command without a repository", async () => {
