@@ -20,6 +20,7 @@
  * (the suite prints which).
  */
 import { spawnSync } from "child_process";
+import { randomBytes } from "crypto";
 import { mkdtempSync, readFileSync, rmSync } from "fs";
 import { tmpdir } from "os";
 import { join } from "path";
@@ -361,24 +362,34 @@ describe.runIf(rundir)("the core lifecycle with the real Pulumi CLI", () => {
     expect(server.lastOutputs().lastBackup).toMatch(new RegExp(`^${names[0]} at \\d{4}-\\d\\d-\\d\\dT`));
   });
 
-  it("off-site: every backup is copied to the bucket; an unchanged forge adds almost nothing; forget keeps offsiteKeep; a failed push keeps the backup, is drift, and up copies it", async () => {
+  it("off-site: every backup is copied to the bucket; an unchanged forge's push adds only what changed, not its repositories; forget keeps offsiteKeep; a failed push keeps the backup, is drift, and up copies it", async () => {
     // The repository was made by the fresh up; the scheduled backup just before was copied.
     const [scheduled] = await backups();
     const first = await offsiteRecord();
     expect([first.push, first.pushed]).toEqual(["ok", scheduled]);
     expect(await vm.root(`ls /tmp/offsite-canary 2>&1 || true`)).toMatch(/No such file/);
     expect(await vm.root(`stat -c '%a %U' /home/${USER}/.config/gitea-homelab/offsite/password /home/${USER}/.config/gitea-homelab/offsite/environment`)).toBe(`600 ${USER}\n600 ${USER}`);
-    // A second backup of the unchanged forge: restic stores what differs, a sliver of the backup.
+    // 4 MB of random data (incompressible, like packed git objects) in a repository of its own;
+    // the next push carries it, and a push of the unchanged forge after it does not again: only
+    // what changed (restic's chunks are about 1 MB, so Gitea's database, rewritten at each
+    // start, costs a chunk or two).
+    const data = randomBytes(4 * 1024 * 1024);
+    expect((await giteaApi(web(), "/user/repos", { auth: admin(), method: "POST", body: { name: "offsite-data", auto_init: true } })).status).toBe(201);
+    expect((await giteaApi(web(), "/repos/gitea-admin/offsite-data/contents/random.bin", { auth: admin(), method: "POST", body: { content: data.toString("base64"), message: "4 MB" } })).status).toBe(201);
     await timings.time("scheduled backup with its push", () => vm.asUser(USER, "systemctl --user start gitea-backup.service"));
-    const second = await offsiteRecord();
-    expect(second.pushed).not.toBe(scheduled);
-    console.log(`  off-site push of an unchanged forge: ${second.data_added} bytes added of a ${second.backup_bytes}-byte backup (first push: ${first.data_added})`);
-    expect(Number(second.data_added)).toBeLessThan(Number(second.backup_bytes) / 20);
+    const grown = await offsiteRecord();
     await vm.asUser(USER, "systemctl --user start gitea-backup.service");
+    const unchanged = await offsiteRecord();
+    expect(unchanged.pushed).not.toBe(grown.pushed);
+    console.log(
+      `  off-site pushes: the first ${first.data_added} bytes added of a ${first.backup_bytes}-byte backup; after 4 MB of new data ${grown.data_added} of ${grown.backup_bytes}; unchanged ${unchanged.data_added} of ${unchanged.backup_bytes}`,
+    );
+    expect(Number(grown.data_added)).toBeGreaterThan(data.length);
+    expect(Number(unchanged.data_added)).toBeLessThan(data.length / 2);
     const snapshots = JSON.parse(await resticOnVm("snapshots --json")) as Array<{ short_id: string; tags: string[] }>;
     // offsiteKeep "2 last": of the three pushes, the newest two.
-    expect(snapshots.map((x) => x.short_id)).toEqual([second.snapshot, (await offsiteRecord()).snapshot]);
-    expect(snapshots[1].tags).toEqual(expect.arrayContaining(["gitea-homelab", "reason=scheduled", `backup=${(await offsiteRecord()).pushed}`]));
+    expect(snapshots.map((x) => x.short_id)).toEqual([grown.snapshot, unchanged.snapshot]);
+    expect(snapshots[1].tags).toEqual(expect.arrayContaining(["gitea-homelab", "reason=scheduled", `backup=${unchanged.pushed}`]));
     expect((await server.preview(config)).steps).toEqual([]);
 
     // The bucket is down: the backup is made and kept, the push recorded as failed.
