@@ -7,7 +7,15 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 rundir=${GITEA_HOMELAB_E2E_RUNDIR:-$root/.e2e/vm}
 
-trap '"$here/vm/stop-vm.sh" "$rundir" || true' EXIT
+# Also any VM a suite booted itself beside this one (RUNDIR-NAME, e.g. offsite.e2e.test.ts's
+# second machine), should the suite have been stopped before its own cleanup.
+stop_vms() {
+	local d
+	for d in "$rundir" "$rundir"-*; do
+		if [[ -d $d ]]; then "$here/vm/stop-vm.sh" "$d" || true; fi
+	done
+}
+trap stop_vms EXIT
 mkdir -p "$rundir"
 # A fresh VM gets a fresh Pulumi workspace (backend, PULUMI_HOME, stacks): test/e2e/harness/pulumiCli.ts.
 rm -rf "$rundir"/pulumi-*
